@@ -1,0 +1,58 @@
+//! Builds the pingora server: proxy listener and background services.
+
+use crate::cli::Cli;
+use crate::config::file::ServerConfig;
+use crate::proxy::Gateway;
+use crate::reload::ConfigReloader;
+use crate::routing::Snapshot;
+use crate::state::Shared;
+use pingora::proxy::http_proxy_service_with_name;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Starts serving `snapshot`; returns only if the server exits.
+pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
+    let file = std::sync::Arc::clone(&snapshot.file);
+    let opt = Opt {
+        upgrade: cli.upgrade,
+        daemon: cli.daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&file.server, cli.daemon));
+    server.bootstrap();
+
+    let shared = Shared::new(snapshot, config_path);
+    let reloader = server.add_service(background_service(
+        "config reload",
+        ConfigReloader::new(shared.clone()),
+    ));
+
+    let mut proxy =
+        http_proxy_service_with_name(&server.configuration, Gateway::new(shared), "gateway proxy");
+    proxy.add_tcp(&file.listen.proxy);
+    let proxy = server.add_service(proxy);
+    proxy.add_dependency(&reloader);
+
+    tracing::info!(proxy = %file.listen.proxy, "gateway starting");
+    server.run_forever();
+}
+
+fn server_conf(cfg: &ServerConfig, daemon: bool) -> ServerConf {
+    ServerConf {
+        daemon,
+        threads: cfg.threads,
+        pid_file: cfg.pid_file.clone(),
+        upgrade_sock: cfg.upgrade_sock.clone(),
+        grace_period_seconds: Some(whole_seconds(cfg.grace_period.0)),
+        graceful_shutdown_timeout_seconds: Some(whole_seconds(cfg.graceful_shutdown_timeout.0)),
+        ..ServerConf::default()
+    }
+}
+
+/// Pingora takes whole seconds; round up so a grace period is never cut short.
+fn whole_seconds(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}

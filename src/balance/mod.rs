@@ -1,0 +1,5 @@
+//! Upstream pools and backend selection.
+
+mod upstream;
+
+pub use upstream::{resolve, Upstream, MAX_RETRIES};

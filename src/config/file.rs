@@ -1,0 +1,430 @@
+//! Serde types that mirror the YAML file one to one. Every struct rejects unknown keys.
+//! Runtime types are built from these by `routing::compile`; nothing here is used per request.
+
+use super::units::{ByteSize, HumanDuration, Rate};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub listen: ListenConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+    #[serde(default)]
+    pub cache: Option<CacheConfig>,
+    #[serde(default)]
+    pub security: SecurityConfig,
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupConfig>,
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Worker threads of the proxy service.
+    pub threads: usize,
+    pub pid_file: String,
+    pub upgrade_sock: String,
+    /// How long an old process keeps serving after an upgrade or SIGTERM.
+    pub grace_period: HumanDuration,
+    pub graceful_shutdown_timeout: HumanDuration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pid_file: "/tmp/gateway.pid".into(),
+            upgrade_sock: "/tmp/gateway_upgrade.sock".into(),
+            grace_period: HumanDuration(std::time::Duration::from_secs(5)),
+            graceful_shutdown_timeout: HumanDuration(std::time::Duration::from_secs(10)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    pub proxy: String,
+    pub metrics: String,
+    pub admin: String,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            proxy: "0.0.0.0:8080".into(),
+            metrics: "0.0.0.0:9090".into(),
+            admin: "127.0.0.1:9080".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub level: LogLevel,
+    pub format: LogFormat,
+    pub access_log: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: LogLevel::Info,
+            format: LogFormat::Json,
+            access_log: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub dashboard_dir: Option<String>,
+    pub prometheus_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    pub url: Option<String>,
+    pub cluster: Vec<String>,
+    pub timeout: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub jwt: Option<JwtConfig>,
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+    #[serde(default)]
+    pub revocation_store: StoreKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl JwtAlgorithm {
+    /// True for the HMAC family, which takes a shared `secret`.
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    pub algorithm: JwtAlgorithm,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub private_key_file: Option<String>,
+    #[serde(default)]
+    pub public_key_file: Option<String>,
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default)]
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub access_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    pub refresh_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    pub leeway: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub username: String,
+    pub password_hash: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    pub name: String,
+    pub key_hash: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitAlgorithm {
+    TokenBucket,
+    SlidingWindow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStoreError {
+    Allow,
+    Deny,
+}
+
+/// Used globally, per group and per route; a lower level overrides field by field.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub store: Option<StoreKind>,
+    #[serde(default)]
+    pub algorithm: Option<RateLimitAlgorithm>,
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    #[serde(default)]
+    pub burst: Option<u64>,
+    #[serde(default)]
+    pub key: Option<Vec<String>>,
+    #[serde(default)]
+    pub on_store_error: Option<OnStoreError>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    #[serde(default)]
+    pub store: StoreKind,
+    #[serde(default)]
+    pub memory_size: Option<ByteSize>,
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+    #[serde(default)]
+    pub default_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    pub max_object_size: Option<ByteSize>,
+    #[serde(default)]
+    pub lock_timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub stale_while_revalidate: Option<HumanDuration>,
+    #[serde(default)]
+    pub stale_if_error: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    #[serde(default)]
+    pub headers: Option<SecurityHeadersConfig>,
+    #[serde(default)]
+    pub cors: Option<CorsConfig>,
+    #[serde(default)]
+    pub max_body_size: Option<ByteSize>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub ip_allow: Vec<String>,
+    #[serde(default)]
+    pub ip_deny: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityHeadersConfig {
+    #[serde(default)]
+    pub strict_transport_security: Option<String>,
+    #[serde(default)]
+    pub content_security_policy: Option<String>,
+    #[serde(default)]
+    pub x_frame_options: Option<String>,
+    #[serde(default)]
+    pub x_content_type_options: Option<String>,
+    #[serde(default)]
+    pub referrer_policy: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    #[serde(default)]
+    pub max_age: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    #[default]
+    RoundRobin,
+    WeightedRound,
+    LeastConn,
+    IpHash,
+    Random,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    pub addr: String,
+    #[serde(default = "one")]
+    pub weight: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheckKind {
+    Http,
+    Tcp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    pub kind: HealthCheckKind,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub interval: Option<HumanDuration>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub healthy_threshold: Option<usize>,
+    #[serde(default)]
+    pub unhealthy_threshold: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    #[serde(default)]
+    pub strategy: Strategy,
+    pub backends: Vec<BackendConfig>,
+    #[serde(default)]
+    pub health_check: Option<HealthCheckConfig>,
+    #[serde(default)]
+    pub connect_timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub read_timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub retries: Option<usize>,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub sni: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthPolicyConfig {
+    #[serde(default)]
+    pub required: Option<bool>,
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub auth: Option<AuthPolicyConfig>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCacheConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub ttl: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    #[serde(default)]
+    pub group: Option<String>,
+    pub path: String,
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    pub upstream: String,
+    #[serde(default)]
+    pub strip_prefix: bool,
+    #[serde(default)]
+    pub auth: Option<AuthPolicyConfig>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+    #[serde(default)]
+    pub cache: Option<RouteCacheConfig>,
+    #[serde(default)]
+    pub timeout: Option<HumanDuration>,
+}

@@ -1,0 +1,253 @@
+//! Reading the file: environment substitution, YAML, and per-section deserialization so that a
+//! broken route does not hide the problems of the next one.
+
+use super::env::substitute;
+use super::error::ConfigErrors;
+use super::file::FileConfig;
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+const SECTIONS: &[&str] = &[
+    "server",
+    "listen",
+    "log",
+    "admin",
+    "redis",
+    "auth",
+    "rate_limit",
+    "cache",
+    "security",
+    "upstreams",
+    "groups",
+    "routes",
+];
+
+/// The result of reading a file: what parsed, the names declared even where their bodies did not
+/// parse (so references to them are not reported twice), and the problems found so far.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub file: FileConfig,
+    pub declared_upstreams: BTreeSet<String>,
+    pub declared_groups: BTreeSet<String>,
+    pub errors: ConfigErrors,
+}
+
+/// Reads and parses the config file at `path`.
+pub fn load_file(path: &Path) -> Parsed {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_str(&text, |name| std::env::var(name).ok()),
+        Err(e) => {
+            let mut parsed = Parsed::default();
+            parsed
+                .errors
+                .push(path.display().to_string(), format!("cannot read file: {e}"));
+            parsed
+        }
+    }
+}
+
+/// Parses config text, looking environment variables up with `env`.
+pub fn parse_str<F>(text: &str, env: F) -> Parsed
+where
+    F: Fn(&str) -> Option<String>,
+{
+    let mut parsed = Parsed::default();
+    let text = match substitute(text, env) {
+        Ok(text) => text,
+        Err(missing) => {
+            for m in missing {
+                parsed.errors.push("(environment)", m);
+            }
+            return parsed;
+        }
+    };
+    let root: Value = match serde_yaml::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            parsed.errors.push("(yaml)", e.to_string());
+            return parsed;
+        }
+    };
+    let Value::Mapping(root) = root else {
+        parsed
+            .errors
+            .push(".", "the config must be a mapping of sections");
+        return parsed;
+    };
+    let mut seen_upstreams = false;
+    let mut seen_routes = false;
+    for (key, value) in root {
+        let Some(section) = key.as_str().map(str::to_owned) else {
+            parsed
+                .errors
+                .push(".", format!("section key {key:?} is not a string"));
+            continue;
+        };
+        let errors = &mut parsed.errors;
+        let file = &mut parsed.file;
+        match section.as_str() {
+            "server" => set(&mut file.server, section_value(&section, value, errors)),
+            "listen" => set(&mut file.listen, section_value(&section, value, errors)),
+            "log" => set(&mut file.log, section_value(&section, value, errors)),
+            "admin" => file.admin = section_value(&section, value, errors),
+            "redis" => file.redis = section_value(&section, value, errors),
+            "auth" => file.auth = section_value(&section, value, errors),
+            "rate_limit" => file.rate_limit = section_value(&section, value, errors),
+            "cache" => file.cache = section_value(&section, value, errors),
+            "security" => set(&mut file.security, section_value(&section, value, errors)),
+            "upstreams" => {
+                seen_upstreams = true;
+                for (name, v) in named_entries(&section, value, errors) {
+                    parsed.declared_upstreams.insert(name.clone());
+                    if let Some(u) = section_value(&format!("upstreams.{name}"), v, errors) {
+                        file.upstreams.insert(name, u);
+                    }
+                }
+            }
+            "groups" => {
+                for (name, v) in named_entries(&section, value, errors) {
+                    parsed.declared_groups.insert(name.clone());
+                    if let Some(g) = section_value(&format!("groups.{name}"), v, errors) {
+                        file.groups.insert(name, g);
+                    }
+                }
+            }
+            "routes" => {
+                seen_routes = true;
+                match value {
+                    Value::Sequence(items) => {
+                        for (i, v) in items.into_iter().enumerate() {
+                            if let Some(r) = section_value(&format!("routes[{i}]"), v, errors) {
+                                file.routes.push(r);
+                            }
+                        }
+                    }
+                    Value::Null => {}
+                    _ => errors.push("routes", "expected a list of routes"),
+                }
+            }
+            other => errors.push(
+                other,
+                format!("unknown section, expected one of: {}", SECTIONS.join(", ")),
+            ),
+        }
+    }
+    if !seen_upstreams {
+        parsed
+            .errors
+            .push("upstreams", "missing: at least one upstream is required");
+    }
+    if !seen_routes {
+        parsed
+            .errors
+            .push("routes", "missing: at least one route is required");
+    }
+    parsed
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+/// Deserializes one section, recording a failure under `path` plus the path inside the section.
+fn section_value<T: DeserializeOwned>(
+    path: &str,
+    value: Value,
+    errors: &mut ConfigErrors,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let full = if inner == "." {
+                path.to_owned()
+            } else if inner.starts_with('[') {
+                format!("{path}{inner}")
+            } else {
+                format!("{path}.{inner}")
+            };
+            errors.push(full, e.into_inner().to_string());
+            None
+        }
+    }
+}
+
+/// The entries of a `name: {...}` mapping, with non-string names reported.
+fn named_entries(path: &str, value: Value, errors: &mut ConfigErrors) -> Vec<(String, Value)> {
+    match value {
+        Value::Mapping(map) => map_entries(path, map, errors),
+        Value::Null => Vec::new(),
+        _ => {
+            errors.push(path, "expected a mapping of name: settings");
+            Vec::new()
+        }
+    }
+}
+
+fn map_entries(path: &str, map: Mapping, errors: &mut ConfigErrors) -> Vec<(String, Value)> {
+    let mut out = Vec::with_capacity(map.len());
+    for (k, v) in map {
+        match k.as_str() {
+            Some(name) => out.push((name.to_owned(), v)),
+            None => errors.push(path, format!("name {k:?} is not a string")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Parsed {
+        parse_str(text, |_| None)
+    }
+
+    #[test]
+    fn minimal_file_parses() {
+        let p = parse(
+            "upstreams:\n  u: {backends: [{addr: 127.0.0.1:1}]}\nroutes:\n  - {name: r, path: /, upstream: u}\n",
+        );
+        assert!(p.errors.is_empty(), "{}", p.errors);
+        assert_eq!(p.file.routes.len(), 1);
+        assert_eq!(p.file.upstreams["u"].backends[0].weight, 1);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let p = parse(
+            "bogus: 1\nserver: {threads: x}\nupstreams:\n  u: {backends: [], colour: red}\nroutes:\n  - {name: a, path: /, upstream: u, timeout: 5}\n  - {name: b, path: /b, upstream: u, methodz: [GET]}\n",
+        );
+        let text = p.errors.to_string();
+        assert_eq!(p.errors.len(), 5, "{text}");
+        for needle in [
+            "bogus: unknown section",
+            "server.threads: invalid type",
+            "upstreams.u",
+            "routes[0].timeout: invalid duration",
+            "routes[1]",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(p.declared_upstreams.contains("u"));
+    }
+
+    #[test]
+    fn missing_required_sections() {
+        let p = parse("log: {level: info}\n");
+        let text = p.errors.to_string();
+        assert!(text.contains("upstreams: missing"), "{text}");
+        assert!(text.contains("routes: missing"), "{text}");
+    }
+
+    #[test]
+    fn yaml_syntax_error() {
+        let p = parse("routes: [\n");
+        assert_eq!(p.errors.len(), 1);
+        assert_eq!(p.errors.0[0].path, "(yaml)");
+    }
+}

@@ -1,0 +1,38 @@
+use api_gateway::cli::Cli;
+use api_gateway::config::load_file;
+use api_gateway::routing::{compile, inactive_settings};
+use api_gateway::{app, logging};
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let path = &cli.config;
+    let snapshot = match compile(&load_file(path), None) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("{}: {} problem(s):", path.display(), errors.len());
+            for e in errors.iter() {
+                eprintln!("  {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.test {
+        println!(
+            "{}: ok ({} routes, {} upstreams)",
+            path.display(),
+            snapshot.routes.len(),
+            snapshot.upstreams.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    logging::init(&snapshot.file.log);
+    for setting in inactive_settings(&snapshot.file) {
+        tracing::warn!(setting, "accepted but not enforced by this version");
+    }
+    // The daemon changes its working directory to /, so the reload path must be absolute.
+    let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+    app::run(&cli, config_path, snapshot);
+    ExitCode::SUCCESS
+}

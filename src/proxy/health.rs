@@ -1,0 +1,31 @@
+//! `GET /health` on the proxy listener.
+
+use crate::routing::Snapshot;
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+
+/// Status and JSON body. `down` (503) when no route could be served or the process is draining;
+/// `degraded` when some backend is unhealthy; `ok` otherwise.
+pub fn report(snap: &Snapshot, draining: bool) -> (u16, Bytes) {
+    let mut upstreams = Map::new();
+    let mut degraded = false;
+    for (name, up) in &snap.upstreams {
+        let (healthy, total) = up.health();
+        degraded |= healthy < total;
+        upstreams.insert(name.clone(), json!({"healthy": healthy, "total": total}));
+    }
+    let servable = snap.routes.iter().any(|r| r.upstream.health().0 > 0);
+    let status = if draining || !servable {
+        "down"
+    } else if degraded {
+        "degraded"
+    } else {
+        "ok"
+    };
+    let body = json!({
+        "status": status,
+        "checks": {"redis": "disabled", "upstreams": Value::Object(upstreams)},
+    });
+    let code = if status == "down" { 503 } else { 200 };
+    (code, Bytes::from(body.to_string()))
+}

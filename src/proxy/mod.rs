@@ -1,0 +1,11 @@
+//! The proxy listener: `ProxyHttp` implementation and the pieces its phases call.
+
+pub mod ctx;
+mod forwarded;
+mod health;
+pub mod request_id;
+pub mod respond;
+mod service;
+
+pub use ctx::RequestCtx;
+pub use service::Gateway;

@@ -1,0 +1,124 @@
+//! Answers the gateway writes itself: always JSON, always with the request id.
+
+use super::ctx::{RequestCtx, Verdict};
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+/// The error codes of the contract, each with its status and message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    RouteNotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    BadGateway,
+    NoHealthyUpstream,
+    UpstreamTimeout,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::RouteNotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::PayloadTooLarge => 413,
+            Self::BadGateway => 502,
+            Self::NoHealthyUpstream => 503,
+            Self::UpstreamTimeout => 504,
+            Self::Internal => 500,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::RouteNotFound => "route_not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::BadGateway => "bad_gateway",
+            Self::NoHealthyUpstream => "no_healthy_upstream",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::BadRequest => "Malformed request",
+            Self::RouteNotFound => "No route matches this path",
+            Self::MethodNotAllowed => "Method not allowed on this route",
+            Self::PayloadTooLarge => "Request body too large",
+            Self::BadGateway => "The backend refused or broke the connection",
+            Self::NoHealthyUpstream => "No healthy backend is available",
+            Self::UpstreamTimeout => "The backend did not answer in time",
+            Self::Internal => "Internal gateway error",
+        }
+    }
+
+    /// The code for a status the gateway decided on (`HTTPStatus` errors).
+    pub fn from_status(status: u16) -> ErrorCode {
+        match status {
+            400 => Self::BadRequest,
+            404 => Self::RouteNotFound,
+            405 => Self::MethodNotAllowed,
+            413 => Self::PayloadTooLarge,
+            502 => Self::BadGateway,
+            503 => Self::NoHealthyUpstream,
+            504 => Self::UpstreamTimeout,
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// The JSON body of an error answer.
+pub fn error_body(code: ErrorCode, request_id: &str) -> Bytes {
+    // Codes and messages are fixed ASCII and request ids are [A-Za-z0-9._-]: nothing to escape.
+    Bytes::from(format!(
+        r#"{{"error":{{"code":"{}","message":"{}","request_id":"{}"}}}}"#,
+        code.code(),
+        code.message(),
+        request_id
+    ))
+}
+
+/// Writes an error answer and records it as the verdict.
+pub async fn error(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    code: ErrorCode,
+    extra: &[(&'static str, &str)],
+) -> Result<()> {
+    ctx.verdict = Verdict::Rejected(code);
+    let body = error_body(code, ctx.request_id.as_str());
+    json(session, ctx, code.status(), body, extra).await
+}
+
+/// Writes a complete JSON answer with the gateway's standard headers.
+pub async fn json(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: u16,
+    body: Bytes,
+    extra: &[(&'static str, &str)],
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    resp.insert_header("content-type", "application/json")?;
+    resp.insert_header("content-length", body.len())?;
+    resp.insert_header("cache-control", "no-store")?;
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    for (name, value) in extra {
+        resp.insert_header(*name, *value)?;
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}

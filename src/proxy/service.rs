@@ -1,0 +1,241 @@
+//! `impl ProxyHttp`: each phase reads the context, calls one module, records the outcome.
+
+use super::ctx::{RequestCtx, Verdict};
+use super::request_id::RequestId;
+use super::respond::{self, ErrorCode};
+use super::{forwarded, health};
+use crate::routing::Lookup;
+use crate::state::Shared;
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long an idle pooled upstream connection is kept.
+const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The gateway's proxy service.
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    pub fn new(shared: Arc<Shared>) -> Gateway {
+        Gateway { shared }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.shared.snapshot.load_full())
+    }
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(id) = session
+            .req_header()
+            .headers
+            .get("x-request-id")
+            .and_then(|v| RequestId::parse(v.as_bytes()))
+        {
+            ctx.request_id = id;
+        }
+        if let Some(peer) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+        {
+            ctx.peer_trusted = ctx.snapshot.is_trusted_proxy(peer);
+            ctx.client_ip = Some(forwarded::client_ip(
+                peer,
+                ctx.peer_trusted,
+                session.req_header(),
+                &ctx.snapshot,
+            ));
+        }
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        let path = req.uri.path();
+        if path == "/health" && matches!(req.method, http::Method::GET | http::Method::HEAD) {
+            let (status, body) = health::report(&ctx.snapshot, session.is_process_shutting_down());
+            ctx.verdict = Verdict::Local;
+            respond::json(session, ctx, status, body, &[]).await?;
+            return Ok(true);
+        }
+        let snapshot = Arc::clone(&ctx.snapshot);
+        match snapshot.table.lookup(path, &req.method) {
+            Lookup::Found(route) => {
+                ctx.route = Some(Arc::clone(route));
+                Ok(false)
+            }
+            Lookup::MethodNotAllowed(allow) => {
+                respond::error(
+                    session,
+                    ctx,
+                    ErrorCode::MethodNotAllowed,
+                    &[("allow", allow)],
+                )
+                .await?;
+                Ok(true)
+            }
+            Lookup::NotFound => {
+                respond::error(session, ctx, ErrorCode::RouteNotFound, &[]).await?;
+                Ok(true)
+            }
+            Lookup::BadPath => {
+                respond::error(session, ctx, ErrorCode::BadRequest, &[]).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .as_ref()
+            .ok_or_else(|| Error::explain(InternalError, "no route selected"))?;
+        let upstream = &route.upstream;
+        let Some(addr) = upstream.select(b"", &ctx.failed) else {
+            // Every backend left was tried and refused: that is the backend's failure.
+            let status = if ctx.failed.is_empty() { 503 } else { 502 };
+            return Err(Error::explain(HTTPStatus(status), "no backend available"));
+        };
+        ctx.attempts += 1;
+        ctx.backend = Some(addr);
+        let mut peer = HttpPeer::new(addr, upstream.tls, upstream.sni.clone());
+        peer.options.connection_timeout = upstream.connect_timeout;
+        peer.options.read_timeout = route.timeout.or(upstream.read_timeout);
+        peer.options.write_timeout = route.timeout.or(upstream.read_timeout);
+        peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(addr) = ctx.backend {
+            ctx.failed.push(addr);
+        }
+        let retries = ctx.route.as_ref().map_or(0, |r| r.upstream.retries);
+        if ctx.attempts <= retries {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(route) = &ctx.route {
+            let rewritten = upstream_request
+                .uri
+                .path_and_query()
+                .and_then(|pq| route.rewrite_path(pq.as_str()));
+            if let Some(path) = rewritten {
+                let uri = http::Uri::try_from(path)
+                    .or_err(InternalError, "rewritten path is not a valid URI")?;
+                upstream_request.set_uri(uri);
+            }
+        }
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        forwarded::apply(upstream_request, ctx, peer)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream_response.insert_header("x-request-id", ctx.request_id.as_str())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = match e.etype() {
+            HTTPStatus(status) => Some(ErrorCode::from_status(*status)),
+            ConnectTimedout | ReadTimedout | WriteTimedout => Some(ErrorCode::UpstreamTimeout),
+            _ => match e.esource() {
+                ErrorSource::Upstream => Some(ErrorCode::BadGateway),
+                ErrorSource::Downstream => match e.etype() {
+                    ReadError | WriteError | ConnectionClosed => None,
+                    _ => Some(ErrorCode::BadRequest),
+                },
+                ErrorSource::Internal | ErrorSource::Unset => Some(ErrorCode::Internal),
+            },
+        };
+        let Some(code) = code else {
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        if session.response_written().is_none() {
+            if let Err(err) = respond::error(session, ctx, code, &[]).await {
+                log::debug!("could not send the error answer: {err}");
+            }
+        } else {
+            ctx.verdict = Verdict::Rejected(code);
+        }
+        FailToProxy {
+            error_code: code.status(),
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if !ctx.snapshot.file.log.access_log {
+            return;
+        }
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let req = session.req_header();
+        let outcome = match ctx.verdict {
+            Verdict::Proxied => "proxied",
+            Verdict::Local => "local",
+            Verdict::Rejected(code) => code.code(),
+        };
+        tracing::info!(
+            target: "access",
+            request_id = ctx.request_id.as_str(),
+            method = req.method.as_str(),
+            path = req.uri.path(),
+            status,
+            route = ctx.route.as_ref().map(|r| r.name.as_str()),
+            backend = ctx.backend.map(tracing::field::display),
+            attempts = ctx.attempts,
+            client_ip = ctx.client_ip.map(tracing::field::display),
+            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            outcome,
+            error = e.map(tracing::field::display),
+        );
+    }
+}

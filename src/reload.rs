@@ -1,0 +1,68 @@
+//! SIGHUP reloads the config file. Runs as a pingora background service, so it starts after a
+//! daemon fork, and the proxy listener waits for it: a SIGHUP never meets the default action.
+
+use crate::state::Shared;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use pingora::services::ServiceReadyNotifier;
+use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
+
+pub struct ConfigReloader {
+    shared: Arc<Shared>,
+}
+
+impl ConfigReloader {
+    pub fn new(shared: Arc<Shared>) -> ConfigReloader {
+        ConfigReloader { shared }
+    }
+
+    fn reload(&self) {
+        let path = self.shared.config_path.display();
+        match self.shared.reload() {
+            Ok(()) => {
+                let snap = self.shared.snapshot.load();
+                tracing::info!(config = %path, routes = snap.routes.len(), "config reloaded");
+            }
+            Err(errors) => {
+                for e in errors.iter() {
+                    tracing::error!(config = %path, problem = %e, "config problem");
+                }
+                tracing::error!(
+                    config = %path,
+                    problems = errors.len(),
+                    "reload rejected, the running config stays"
+                );
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for ConfigReloader {
+    async fn start_with_ready_notifier(
+        &self,
+        mut shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch SIGHUP; reload by signal is off");
+                ready.notify_ready();
+                return;
+            }
+        };
+        ready.notify_ready();
+        loop {
+            tokio::select! {
+                got = hangups.recv() => match got {
+                    Some(()) => self.reload(),
+                    None => break,
+                },
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! `compile`: the one validator and builder. Start-up, `gateway -t` and every reload go through it.
+
+use super::method::MethodSet;
+use super::policy::{check_rate_limit, check_sections, merge_auth, merge_rate_limit, parse_cidr};
+use super::route::{CachePolicy, Route};
+use super::snapshot::Snapshot;
+use super::table::{is_dot_segment, RouteTable};
+use crate::balance::{Upstream, MAX_RETRIES};
+use crate::config::file::{FileConfig, HealthCheckKind, UpstreamConfig};
+use crate::config::{ConfigErrors, Parsed};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Validates the parsed file and builds a snapshot, or returns every problem found (including
+/// those from parsing). Upstreams whose settings equal those in `previous` are carried over as
+/// the same objects, so their state survives a reload.
+pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigErrors> {
+    let mut errors = parsed.errors.clone();
+    let file = &parsed.file;
+    check_sections(file, &mut errors);
+
+    let mut upstreams = BTreeMap::new();
+    for (name, cfg) in &file.upstreams {
+        let path = format!("upstreams.{name}");
+        check_upstream(&path, cfg, &mut errors);
+        let kept = previous
+            .and_then(|p| p.upstreams.get(name))
+            .filter(|u| u.config == *cfg);
+        match kept {
+            Some(u) => {
+                upstreams.insert(name.clone(), Arc::clone(u));
+            }
+            None => match Upstream::build(name, cfg) {
+                Ok(u) => {
+                    upstreams.insert(name.clone(), Arc::new(u));
+                }
+                Err(problems) => {
+                    for (sub, msg) in problems {
+                        errors.push(format!("{path}.{sub}"), msg);
+                    }
+                }
+            },
+        }
+    }
+
+    let mut group_prefixes = HashMap::new();
+    for (name, group) in &file.groups {
+        let path = format!("groups.{name}");
+        match normalize_prefix(&group.prefix) {
+            Ok(prefix) => {
+                group_prefixes.insert(name.as_str(), prefix);
+            }
+            Err(e) => errors.push(format!("{path}.prefix"), e),
+        }
+        if let Some(rl) = &group.rate_limit {
+            check_rate_limit(&format!("{path}.rate_limit"), rl, file, &mut errors);
+        }
+    }
+
+    let routes = compile_routes(parsed, &upstreams, &group_prefixes, &mut errors);
+    let trusted_proxies = file
+        .security
+        .trusted_proxies
+        .iter()
+        .filter_map(|t| parse_cidr(t).ok())
+        .collect();
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Snapshot {
+        table: RouteTable::build(&routes),
+        routes,
+        upstreams,
+        trusted_proxies,
+        file: Arc::new(file.clone()),
+    })
+}
+
+fn compile_routes(
+    parsed: &Parsed,
+    upstreams: &BTreeMap<String, Arc<Upstream>>,
+    group_prefixes: &HashMap<&str, String>,
+    errors: &mut ConfigErrors,
+) -> Vec<Arc<Route>> {
+    let file = &parsed.file;
+    let mut routes = Vec::with_capacity(file.routes.len());
+    let mut names = HashMap::new();
+    let mut by_prefix: HashMap<String, Vec<(usize, Option<MethodSet>)>> = HashMap::new();
+    for (i, r) in file.routes.iter().enumerate() {
+        let path = format!("routes[{i}]");
+        let before = errors.len();
+        // A reference to a declared entry that failed to parse is already reported.
+        let mut skip = false;
+        let mut fail = |field: &str, msg: String| errors.push(format!("{path}.{field}"), msg);
+        if r.name.is_empty() {
+            fail("name", "must not be empty".into());
+        } else if let Some(first) = names.insert(r.name.as_str(), i) {
+            fail(
+                "name",
+                format!("duplicate route name {:?} (also routes[{first}])", r.name),
+            );
+        }
+        let group = match &r.group {
+            Some(g) => match file.groups.get(g) {
+                Some(cfg) => Some(cfg),
+                None => {
+                    if !parsed.declared_groups.contains(g) {
+                        fail("group", format!("unknown group {g:?}"));
+                    }
+                    skip = true;
+                    None
+                }
+            },
+            None => None,
+        };
+        let upstream = upstreams.get(&r.upstream);
+        if upstream.is_none() && !parsed.declared_upstreams.contains(&r.upstream) {
+            fail("upstream", format!("unknown upstream {:?}", r.upstream));
+        }
+        let own = normalize_prefix(&r.path).map_err(|e| fail("path", e)).ok();
+        let methods = match &r.methods {
+            None => None,
+            Some(list) if list.is_empty() => {
+                fail(
+                    "methods",
+                    "must not be empty (omit it to allow every method)".into(),
+                );
+                None
+            }
+            Some(list) => Some(list.iter().enumerate().fold(
+                MethodSet::default(),
+                |set, (j, m)| match MethodSet::bit(m) {
+                    Some(bit) => set.union(bit),
+                    None => {
+                        fail(&format!("methods[{j}]"), format!("unknown method {m:?}"));
+                        set
+                    }
+                },
+            )),
+        };
+        if r.timeout.is_some_and(|t| t.0.is_zero()) {
+            fail("timeout", "must be positive".into());
+        }
+        if r.cache
+            .as_ref()
+            .is_some_and(|c| c.ttl.is_some_and(|t| t.0.is_zero()))
+        {
+            fail("cache.ttl", "must be positive".into());
+        }
+        if let Some(rl) = &r.rate_limit {
+            check_rate_limit(&format!("{path}.rate_limit"), rl, file, errors);
+        }
+        let group_prefix = r.group.as_deref().and_then(|g| group_prefixes.get(g));
+        let ok = !skip && errors.len() == before;
+        let (Some(own), Some(upstream), true) = (own, upstream, ok) else {
+            continue;
+        };
+        let prefix = join_prefix(group_prefix.map_or("/", String::as_str), &own);
+        let same = by_prefix.entry(prefix.clone()).or_default();
+        if let Some((other, _)) = same.iter().find(|(_, m)| match (m, &methods) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.intersects(*b),
+            _ => false,
+        }) {
+            errors.push(
+                format!("{path}.path"),
+                format!("{prefix} with these methods is already served by routes[{other}]"),
+            );
+            continue;
+        }
+        same.push((i, methods));
+        routes.push(Arc::new(Route {
+            name: r.name.clone(),
+            prefix,
+            methods,
+            upstream: Arc::clone(upstream),
+            strip_prefix: r.strip_prefix,
+            timeout: r.timeout.map(|t| t.0),
+            auth: merge_auth(group.and_then(|g| g.auth.as_ref()), r.auth.as_ref()),
+            rate_limit: merge_rate_limit([
+                file.rate_limit.as_ref(),
+                group.and_then(|g| g.rate_limit.as_ref()),
+                r.rate_limit.as_ref(),
+            ]),
+            cache: r.cache.as_ref().filter(|c| c.enabled).map(|c| CachePolicy {
+                ttl: c
+                    .ttl
+                    .or_else(|| file.cache.as_ref().and_then(|cc| cc.default_ttl))
+                    .map_or(DEFAULT_CACHE_TTL, |t| t.0),
+            }),
+        }));
+    }
+    routes
+}
+
+fn check_upstream(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
+    for (i, b) in cfg.backends.iter().enumerate() {
+        if b.weight == 0 {
+            errors.push(format!("{path}.backends[{i}].weight"), "must be at least 1");
+        }
+    }
+    if cfg.retries.is_some_and(|r| r >= MAX_RETRIES) {
+        errors.push(
+            format!("{path}.retries"),
+            format!("must be below {MAX_RETRIES}"),
+        );
+    }
+    for (field, d) in [
+        ("connect_timeout", cfg.connect_timeout),
+        ("read_timeout", cfg.read_timeout),
+    ] {
+        if d.is_some_and(|d| d.0.is_zero()) {
+            errors.push(format!("{path}.{field}"), "must be positive");
+        }
+    }
+    if let Some(hc) = &cfg.health_check {
+        let hp = format!("{path}.health_check");
+        match (hc.kind, &hc.path) {
+            (HealthCheckKind::Http, Some(p)) if !p.starts_with('/') => {
+                errors.push(format!("{hp}.path"), "must start with /")
+            }
+            (HealthCheckKind::Tcp, Some(_)) => {
+                errors.push(format!("{hp}.path"), "only http checks have a path")
+            }
+            _ => {}
+        }
+        for (field, d) in [("interval", hc.interval), ("timeout", hc.timeout)] {
+            if d.is_some_and(|d| d.0.is_zero()) {
+                errors.push(format!("{hp}.{field}"), "must be positive");
+            }
+        }
+        for (field, n) in [
+            ("healthy_threshold", hc.healthy_threshold),
+            ("unhealthy_threshold", hc.unhealthy_threshold),
+        ] {
+            if n == Some(0) {
+                errors.push(format!("{hp}.{field}"), "must be at least 1");
+            }
+        }
+    }
+}
+
+/// `/api/` → `/api`, `` and `/` → `/`; rejects what would not match a request path.
+fn normalize_prefix(p: &str) -> Result<String, String> {
+    if p.is_empty() || p == "/" {
+        return Ok("/".into());
+    }
+    if !p.starts_with('/') {
+        return Err(format!("{p:?} must start with /"));
+    }
+    if p.contains(['?', '#', ' ']) {
+        return Err(format!(
+            "{p:?} must be a plain path (no query, fragment or spaces)"
+        ));
+    }
+    let trimmed = p.trim_end_matches('/');
+    if trimmed[1..]
+        .split('/')
+        .any(|s| s.is_empty() || is_dot_segment(s))
+    {
+        return Err(format!("{p:?} has an empty, . or .. segment"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn join_prefix(group: &str, own: &str) -> String {
+    match (group, own) {
+        ("/", own) => own.to_owned(),
+        (group, "/") => group.to_owned(),
+        (group, own) => format!("{group}{own}"),
+    }
+}
+
+/// Names the settings that parse and validate but have no effect in this build yet, so start-up
+/// can say so in the log.
+pub fn inactive_settings(file: &FileConfig) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let routes_auth = file
+        .routes
+        .iter()
+        .any(|r| r.auth.as_ref().is_some_and(|a| a.required == Some(true)))
+        || file
+            .groups
+            .values()
+            .any(|g| g.auth.as_ref().is_some_and(|a| a.required == Some(true)));
+    if file.auth.is_some() || routes_auth {
+        out.push("auth");
+    }
+    if file.rate_limit.is_some()
+        || file.routes.iter().any(|r| r.rate_limit.is_some())
+        || file.groups.values().any(|g| g.rate_limit.is_some())
+    {
+        out.push("rate_limit");
+    }
+    if file.cache.is_some()
+        || file
+            .routes
+            .iter()
+            .any(|r| r.cache.as_ref().is_some_and(|c| c.enabled))
+    {
+        out.push("cache");
+    }
+    let sec = &file.security;
+    if sec.headers.is_some() || sec.cors.is_some() || sec.max_body_size.is_some() {
+        out.push("security.headers/cors/max_body_size");
+    }
+    if !sec.ip_allow.is_empty() || !sec.ip_deny.is_empty() {
+        out.push("security.ip_allow/ip_deny");
+    }
+    if file
+        .upstreams
+        .values()
+        .any(|u| u.health_check.is_some() || u.strategy != Default::default())
+    {
+        out.push("upstreams.*.strategy (other than round_robin) and health_check");
+    }
+    if file.admin.is_some() || file.redis.is_some() {
+        out.push("admin and redis");
+    }
+    out
+}

@@ -1,0 +1,30 @@
+//! The live, immutable configuration a request runs against.
+
+use super::route::Route;
+use super::table::RouteTable;
+use crate::balance::Upstream;
+use crate::config::FileConfig;
+use ipnet::IpNet;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Routes, upstreams and settings compiled from one file. Swapped whole on reload, so a request
+/// never sees half of an update.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub table: RouteTable,
+    /// Routes in file order.
+    pub routes: Vec<Arc<Route>>,
+    pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    pub trusted_proxies: Vec<IpNet>,
+    /// The file this snapshot was compiled from.
+    pub file: Arc<FileConfig>,
+}
+
+impl Snapshot {
+    /// True when `ip` may set `X-Forwarded-*` headers for the clients behind it.
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}

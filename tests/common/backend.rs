@@ -1,0 +1,151 @@
+//! A real HTTP/1.1 origin on an ephemeral loopback port. Every answer is JSON describing the
+//! request it got: `{"backend","method","path","headers":{..},"body":".."}`.
+//! Knobs in the query string: `delay_ms=N` waits before answering, `status=N` sets the status.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+pub struct Backend {
+    pub name: String,
+    pub addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Backend {
+    pub fn start(name: &str) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        let addr = listener.local_addr().expect("backend addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (n, h, c, s) = (
+            name.to_owned(),
+            hits.clone(),
+            connections.clone(),
+            stop.clone(),
+        );
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                c.fetch_add(1, Ordering::SeqCst);
+                let (n, h) = (n.clone(), h.clone());
+                thread::spawn(move || serve(stream, &n, &h));
+            }
+        });
+        Backend {
+            name: name.to_owned(),
+            addr,
+            hits,
+            connections,
+            stop,
+        }
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Requests answered so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag and closes the listener.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+    }
+}
+
+/// An address where nothing listens: connecting to it is refused.
+pub fn dead_addr() -> SocketAddr {
+    let port = super::free_port();
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn serve(stream: TcpStream, name: &str, hits: &AtomicUsize) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let end = line == b"\r\n" || line == b"\n";
+            head.extend_from_slice(&line);
+            if end {
+                break;
+            }
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        if !matches!(req.parse(&head), Ok(httparse::Status::Complete(_))) {
+            return;
+        }
+        let method = req.method.unwrap_or("").to_owned();
+        let path = req.path.unwrap_or("").to_owned();
+        let mut map = BTreeMap::new();
+        let mut length = 0;
+        for h in req.headers.iter() {
+            let value = String::from_utf8_lossy(h.value).into_owned();
+            if h.name.eq_ignore_ascii_case("content-length") {
+                length = value.parse().unwrap_or(0);
+            }
+            map.entry(h.name.to_ascii_lowercase())
+                .and_modify(|v: &mut String| {
+                    v.push_str(", ");
+                    v.push_str(&value);
+                })
+                .or_insert(value);
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let query = path.split_once('?').map_or("", |(_, q)| q);
+        let knob = |key: &str| -> Option<u64> {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        };
+        if let Some(ms) = knob("delay_ms") {
+            thread::sleep(Duration::from_millis(ms));
+        }
+        let status = knob("status").unwrap_or(200);
+        hits.fetch_add(1, Ordering::SeqCst);
+        let json = serde_json::json!({
+            "backend": name,
+            "method": method,
+            "path": path,
+            "headers": map,
+            "body": String::from_utf8_lossy(&body),
+        })
+        .to_string();
+        let response = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Backend: {name}\r\n\r\n{json}",
+            json.len()
+        );
+        if out.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The real `gateway` binary on a temp config with fresh ports.
+
+use super::{free_port, wait_for};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gateway");
+
+pub struct Gateway {
+    pub child: Child,
+    pub proxy: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    log: PathBuf,
+}
+
+impl Gateway {
+    /// Starts a gateway whose config is `body` (upstreams, routes, ...) after a generated
+    /// `server:` / `listen:` / `log:` header, and waits until it answers.
+    pub fn start(body: &str) -> Gateway {
+        Gateway::start_raw(&format!("{}{body}", header()))
+    }
+
+    /// Starts a gateway on exactly `yaml`, after replacing `{proxy}`, `{metrics}`, `{admin}`
+    /// with fresh loopback addresses and `{dir}` with its temp dir.
+    pub fn start_raw(yaml: &str) -> Gateway {
+        let gw = Gateway::spawn(yaml, &[]);
+        gw.wait_ready();
+        gw
+    }
+
+    /// Spawns without waiting; `args` come after `-c <config>`.
+    pub fn spawn(yaml: &str, args: &[&str]) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let proxy = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let yaml = fill(yaml, dir.path(), proxy);
+        let config = dir.path().join("gateway.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        let log = dir.path().join("gateway.log");
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(BIN)
+            .arg("-c")
+            .arg(&config)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn gateway");
+        Gateway {
+            child,
+            proxy,
+            dir,
+            config,
+            log,
+        }
+    }
+
+    /// Waits until `/health` answers, failing fast if the process exits.
+    pub fn wait_ready(&self) {
+        let child_id = self.child.id();
+        wait_for("gateway to listen", Duration::from_secs(30), || {
+            if !process_alive(child_id) {
+                panic!("gateway exited during start-up:\n{}", self.log());
+            }
+            TcpStream::connect_timeout(&self.proxy, Duration::from_millis(200))
+                .ok()
+                .map(|_| ())
+        });
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.proxy)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`, ...).
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -s {name} failed");
+    }
+
+    /// Rewrites the config file (placeholders filled as at start).
+    pub fn write_config(&self, yaml: &str) {
+        let yaml = fill(yaml, self.dir.path(), self.proxy);
+        std::fs::write(&self.config, yaml).expect("rewrite config");
+    }
+
+    /// Rewrites the config with the standard header and `body`, as `start` does.
+    pub fn reconfigure(&self, body: &str) {
+        self.write_config(&format!("{}{body}", header()));
+    }
+
+    /// Waits for the process to exit and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        wait_for("gateway to exit", timeout, || {
+            self.child.try_wait().ok().flatten()
+        })
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Settings every test gateway gets unless it writes its own.
+pub fn header() -> String {
+    "server:\n  threads: 1\n  pid_file: {dir}/gateway.pid\n  upgrade_sock: {dir}/upgrade.sock\n  grace_period: 1s\n  graceful_shutdown_timeout: 2s\nlisten: {proxy: \"{proxy}\", metrics: \"{metrics}\", admin: \"{admin}\"}\nlog: {level: info, format: json, access_log: true}\n".to_owned()
+}
+
+fn fill(yaml: &str, dir: &Path, proxy: SocketAddr) -> String {
+    yaml.replace("{proxy}", &proxy.to_string())
+        .replace("{metrics}", &format!("127.0.0.1:{}", free_port()))
+        .replace("{admin}", &format!("127.0.0.1:{}", free_port()))
+        .replace("{dir}", &dir.display().to_string())
+}
+
+fn process_alive(pid: u32) -> bool {
+    // A zombie (exited, not yet reaped) still has /proc/<pid>; its state is Z.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
+        .unwrap_or(false)
+}

@@ -1,0 +1,203 @@
+//! `gateway -t`: every problem with its path, exit status 1; a valid file exits 0.
+
+mod common;
+
+use common::gateway::BIN;
+use std::process::Command;
+
+fn check(yaml: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("gw.yaml");
+    std::fs::write(&path, yaml).expect("write");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("-t").arg("-c").arg(&path);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run gateway -t");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn shipped_demo_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/gateway.yaml");
+    let out = Command::new(BIN)
+        .args(["-t", "-c", path])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (3 routes, 2 upstreams)"));
+}
+
+#[test]
+fn every_problem_is_listed_with_its_path() {
+    let yaml = r#"
+listen: {proxy: "nonsense"}
+colour: blue
+upstreams:
+  users:
+    backends: [{addr: 127.0.0.1:9001}, {addr: "not-an-address"}]
+    connect_timeout: 5 seconds
+  empty:
+    backends: []
+groups:
+  api: {prefix: /api}
+routes:
+  - {name: a, path: /a, upstream: billing}
+  - {name: a, path: /b, upstream: users}
+  - {name: c, path: /c, upstream: users, group: nogroup}
+  - {name: d, path: /d, upstream: users, methods: [FETCH]}
+  - {name: e, path: e, upstream: users, timeout: 10x}
+"#;
+    let (code, _, stderr) = check(yaml, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    for expected in [
+        "listen.proxy: invalid address",
+        "colour: unknown section",
+        "upstreams.users.connect_timeout: invalid duration",
+        "upstreams.empty.backends: at least one backend is required",
+        "routes[0].upstream: unknown upstream \"billing\"",
+        "routes[1].name: duplicate route name \"a\"",
+        "routes[2].group: unknown group \"nogroup\"",
+        "routes[3].methods[0]: unknown method \"FETCH\"",
+        "routes[4].timeout: invalid duration",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    // A broken upstream is reported once, not again by every route naming it.
+    assert!(!stderr.contains("unknown upstream \"users\""), "{stderr}");
+}
+
+#[test]
+fn bad_addresses_and_unknown_keys_inside_entries() {
+    let yaml = r#"
+upstreams:
+  u:
+    backends: [{addr: "127.0.0.1"}, {addr: 127.0.0.1:1, wieght: 2}]
+routes:
+  - {name: r, path: /, upstream: u, strip_prefx: true}
+"#;
+    let (code, _, stderr) = check(yaml, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("upstreams.u.backends[1].wieght: unknown field `wieght`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("routes[0].strip_prefx: unknown field `strip_prefx`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn address_problem_is_reported_when_the_entry_parses() {
+    let yaml = "upstreams:\n  u:\n    backends: [{addr: \"127.0.0.1\"}]\nroutes:\n  - {name: r, path: /, upstream: u}\n";
+    let (code, _, stderr) = check(yaml, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("upstreams.u.backends[0].addr: invalid address \"127.0.0.1\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn overlapping_routes_are_rejected() {
+    let yaml = r#"
+upstreams: {u: {backends: [{addr: 127.0.0.1:1}]}}
+groups: {api: {prefix: /api/}}
+routes:
+  - {name: a, path: /users, upstream: u, group: api, methods: [GET, POST]}
+  - {name: b, path: /api/users, upstream: u, methods: [POST]}
+  - {name: c, path: /api/users, upstream: u, methods: [DELETE]}
+  - {name: d, path: /x, upstream: u}
+  - {name: e, path: /x/, upstream: u}
+"#;
+    let (code, _, stderr) = check(yaml, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(
+            "routes[1].path: /api/users with these methods is already served by routes[0]"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("routes[4].path: /x with these methods is already served by routes[3]"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("routes[2]"), "{stderr}");
+}
+
+#[test]
+fn later_sections_are_validated() {
+    let yaml = r#"
+auth:
+  jwt: {algorithm: HS256}
+  users: [{username: admin, password_hash: hunter2}]
+  api_keys: [{name: k, key_hash: "sha256:ABC"}]
+  revocation_store: redis
+rate_limit: {rate: 10/x, burst: 0, key: [client_ip, cookie]}
+cache: {memory_size: 0}
+security:
+  trusted_proxies: [10.0.0.0/33]
+  cors: {allow_origins: ["*"], allow_credentials: true}
+upstreams: {u: {backends: [{addr: 127.0.0.1:1}], health_check: {kind: tcp, path: /h, interval: 0s}}}
+routes: [{name: r, path: /, upstream: u}]
+"#;
+    let (code, _, stderr) = check(yaml, &[]);
+    assert_eq!(code, 1);
+    for expected in [
+        "rate_limit.rate: invalid rate",
+        "auth.jwt.secret: required for HS256",
+        "auth.users[0].password_hash: expected an argon2id hash",
+        "auth.api_keys[0].key_hash: expected sha256:",
+        "redis: required",
+        "cache.memory_size: must be positive",
+        "security.trusted_proxies[0]: invalid CIDR",
+        "security.cors.allow_origins: \"*\" is not allowed with allow_credentials",
+        "upstreams.u.health_check.path: only http checks have a path",
+        "upstreams.u.health_check.interval: must be positive",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn environment_substitution() {
+    let yaml = "upstreams:\n  u: {backends: [{addr: \"${BACKEND}\"}], read_timeout: \"${READ:-5s}\"}\nroutes:\n  - {name: r, path: /, upstream: u}\n";
+    let (code, _, stderr) = check(yaml, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("environment variable BACKEND is not set"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = check(yaml, &[("BACKEND", "127.0.0.1:7000")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ok (1 routes, 1 upstreams)"));
+}
+
+#[test]
+fn missing_file_and_bad_yaml() {
+    let out = Command::new(BIN)
+        .args(["-t", "-c", "/nonexistent/gw.yaml"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read file"));
+    let (code, _, stderr) = check("routes: [\n", &[]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("(yaml)"), "{stderr}");
+}
