@@ -14,6 +14,7 @@ pub struct Backend {
     pub name: String,
     pub addr: SocketAddr,
     hits: Arc<AtomicUsize>,
+    received: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
@@ -23,14 +24,14 @@ impl Backend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
         let addr = listener.local_addr().expect("backend addr");
         let hits = Arc::new(AtomicUsize::new(0));
+        let received = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (n, h, c, s) = (
-            name.to_owned(),
-            hits.clone(),
-            connections.clone(),
-            stop.clone(),
-        );
+        let counters = Counters {
+            hits: hits.clone(),
+            received: received.clone(),
+        };
+        let (n, c, s) = (name.to_owned(), connections.clone(), stop.clone());
         thread::spawn(move || {
             for stream in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
@@ -38,17 +39,23 @@ impl Backend {
                 }
                 let Ok(stream) = stream else { continue };
                 c.fetch_add(1, Ordering::SeqCst);
-                let (n, h) = (n.clone(), h.clone());
-                thread::spawn(move || serve(stream, &n, &h));
+                let (n, counters) = (n.clone(), counters.clone());
+                thread::spawn(move || serve(stream, &n, &counters));
             }
         });
         Backend {
             name: name.to_owned(),
             addr,
             hits,
+            received,
             connections,
             stop,
         }
+    }
+
+    /// Requests whose head has arrived (answered or still being answered).
+    pub fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
     }
 
     /// TCP connections accepted so far.
@@ -76,7 +83,13 @@ pub fn dead_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn serve(stream: TcpStream, name: &str, hits: &AtomicUsize) {
+#[derive(Clone)]
+struct Counters {
+    hits: Arc<AtomicUsize>,
+    received: Arc<AtomicUsize>,
+}
+
+fn serve(stream: TcpStream, name: &str, counters: &Counters) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let Ok(mut out) = stream.try_clone() else {
         return;
@@ -121,6 +134,7 @@ fn serve(stream: TcpStream, name: &str, hits: &AtomicUsize) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
+        counters.received.fetch_add(1, Ordering::SeqCst);
         let query = path.split_once('?').map_or("", |(_, q)| q);
         let knob = |key: &str| -> Option<u64> {
             query
@@ -131,7 +145,7 @@ fn serve(stream: TcpStream, name: &str, hits: &AtomicUsize) {
             thread::sleep(Duration::from_millis(ms));
         }
         let status = knob("status").unwrap_or(200);
-        hits.fetch_add(1, Ordering::SeqCst);
+        counters.hits.fetch_add(1, Ordering::SeqCst);
         let json = serde_json::json!({
             "backend": name,
             "method": method,

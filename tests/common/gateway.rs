@@ -38,17 +38,7 @@ impl Gateway {
         let yaml = fill(yaml, dir.path(), proxy);
         let config = dir.path().join("gateway.yaml");
         std::fs::write(&config, yaml).expect("write config");
-        let log = dir.path().join("gateway.log");
-        let stderr = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(BIN)
-            .arg("-c")
-            .arg(&config)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn gateway");
+        let (child, log) = run(&config, dir.path(), "gateway.log", args);
         Gateway {
             child,
             proxy,
@@ -56,6 +46,12 @@ impl Gateway {
             config,
             log,
         }
+    }
+
+    /// Starts another process on this gateway's config file (e.g. with `-u`), logging to
+    /// `log_name` in the same temp dir. The returned child is killed by the caller.
+    pub fn spawn_sibling(&self, log_name: &str, args: &[&str]) -> (Child, PathBuf) {
+        run(&self.config, self.dir.path(), log_name, args)
     }
 
     /// Waits until `/health` answers, failing fast if the process exits.
@@ -113,6 +109,21 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn run(config: &Path, dir: &Path, log_name: &str, args: &[&str]) -> (Child, PathBuf) {
+    let log = dir.join(log_name);
+    let stderr = std::fs::File::create(&log).expect("log file");
+    let child = Command::new(BIN)
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn gateway");
+    (child, log)
 }
 
 /// Settings every test gateway gets unless it writes its own.

@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` (demo) and `make test` (everything CI checks).
+CARGO ?= cargo
+DEMO_BACKENDS = users-1=127.0.0.1:9001 users-2=127.0.0.1:9002 orders=127.0.0.1:9003
+
+.PHONY: all build run test lint check-config bench clean
+
+all: build
+
+build:
+	$(CARGO) build --bin gateway --example demo_backend
+
+## run: the gateway on conf/gateway.yaml with three demo backends; Ctrl-C stops both.
+run: build
+	@./target/debug/examples/demo_backend $(DEMO_BACKENDS) & \
+	backends=$$!; trap 'kill $$backends 2>/dev/null' EXIT INT TERM; \
+	./target/debug/gateway -c conf/gateway.yaml
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+check-config: build
+	./target/debug/gateway -t -c conf/gateway.yaml
+
+## test: formatting, lints, the demo config, unit and end-to-end tests.
+test: lint check-config
+	$(CARGO) test --all-targets
+
+bench:
+	$(CARGO) bench --bench routing
+
+clean:
+	$(CARGO) clean
