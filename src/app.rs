@@ -2,6 +2,7 @@
 
 use crate::cli::Cli;
 use crate::config::file::ServerConfig;
+use crate::health::HealthChecks;
 use crate::proxy::Gateway;
 use crate::reload::ConfigReloader;
 use crate::routing::Snapshot;
@@ -28,6 +29,11 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     let reloader = server.add_service(background_service(
         "config reload",
         ConfigReloader::new(shared.clone()),
+    ));
+
+    server.add_service(background_service(
+        "health checks",
+        HealthChecks::new(shared.clone()),
     ));
 
     let mut proxy =

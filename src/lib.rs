@@ -1,14 +1,18 @@
 //! API gateway on Cloudflare Pingora.
 //!
 //! Where things live: `config` (the YAML schema and its loading), `routing` (compiling a file into
-//! a [`routing::Snapshot`] and route lookup), `balance` (upstream pools), `proxy` (the
-//! `ProxyHttp` implementation), `state` (the live snapshot behind an `ArcSwap`), `reload`
-//! (SIGHUP), `app` (the pingora server), `cli` and `logging`.
+//! a [`routing::Snapshot`] and route lookup), `balance` (upstream pools and the five selection
+//! strategies), `health` (active health checks), `proxy` (the `ProxyHttp` implementation),
+//! `state` (the live snapshot behind an `ArcSwap`), `reload` (SIGHUP), `app` (the pingora
+//! server), `cli` and `logging`.
+
+#![forbid(unsafe_code)]
 
 pub mod app;
 pub mod balance;
 pub mod cli;
 pub mod config;
+pub mod health;
 pub mod logging;
 pub mod proxy;
 pub mod reload;

@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 use api_gateway::cli::Cli;
 use api_gateway::config::load_file;
 use api_gateway::routing::{compile, inactive_settings};

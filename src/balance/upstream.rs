@@ -1,28 +1,57 @@
-//! An upstream pool: the backends of one `upstreams.<name>` entry behind a pingora
-//! `LoadBalancer`, with the connection settings the proxy applies to every pick.
+//! An upstream pool: the members of one `upstreams.<name>` entry in a pingora `Backends` (which
+//! keeps their health), a selector for the configured strategy, and the connection settings the
+//! proxy applies to every pick.
 
-use crate::config::file::UpstreamConfig;
+use super::selector::{Picked, Selector};
+use super::stats::BackendStats;
+use super::view::{BackendView, UpstreamView};
+use crate::config::file::{Strategy, UpstreamConfig};
+use crate::health::probe;
 use futures::FutureExt;
 use pingora::lb::discovery::Static;
-use pingora::lb::selection::RoundRobin;
-use pingora::lb::{Backend, Backends, LoadBalancer};
+use pingora::lb::{Backend, Backends};
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Hard cap of pingora's proxy retry loop (`ServerConf::max_retries` default).
 pub const MAX_RETRIES: usize = 16;
 
-/// How many selector steps a pick may take before giving up on a pool of down backends.
-const MAX_ITERATIONS: usize = 256;
+struct Member {
+    addr: SocketAddr,
+    backend: Backend,
+    stats: Arc<BackendStats>,
+}
 
-/// A built upstream pool. Shared by every route that names it.
+/// When the next active health check is due.
+struct HealthSchedule {
+    interval: Duration,
+    next_due: Mutex<Instant>,
+    running: AtomicBool,
+}
+
+/// What the health-check loop should do about an upstream now.
+pub enum HealthDue {
+    /// No active checks configured.
+    Never,
+    /// Start a check now (the caller must then call `run_health_check`).
+    Now,
+    /// Not before this instant.
+    At(Instant),
+}
+
+/// A built upstream pool, shared by every route that names it.
 pub struct Upstream {
     pub name: String,
     /// The settings it was built from; an unchanged entry keeps this object across reloads.
     pub config: UpstreamConfig,
-    lb: LoadBalancer<RoundRobin>,
-    backends: Vec<SocketAddr>,
+    backends: Backends,
+    selector: Selector,
+    /// In file order.
+    members: Box<[Member]>,
+    health: Option<HealthSchedule>,
     pub connect_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
     pub retries: usize,
@@ -32,9 +61,10 @@ pub struct Upstream {
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let addrs: Vec<_> = self.members.iter().map(|m| m.addr).collect();
         f.debug_struct("Upstream")
             .field("name", &self.name)
-            .field("backends", &self.backends)
+            .field("backends", &addrs)
             .finish_non_exhaustive()
     }
 }
@@ -54,41 +84,71 @@ pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
 }
 
 impl Upstream {
-    /// Builds the pool. Returns the problems found (path suffix, message) when the settings are
-    /// not usable; `compile` has already checked the simple fields.
-    pub fn build(name: &str, config: &UpstreamConfig) -> Result<Upstream, Vec<(String, String)>> {
+    /// Builds the pool. `previous` is the upstream of the same name in the running snapshot: its
+    /// per-backend counters carry over for addresses that stay. Returns the problems found
+    /// (path suffix, message) when the settings are not usable.
+    pub fn build(
+        name: &str,
+        config: &UpstreamConfig,
+        previous: Option<&Upstream>,
+    ) -> Result<Upstream, Vec<(String, String)>> {
         let mut problems = Vec::new();
-        let mut set = BTreeSet::new();
-        let mut addrs = Vec::with_capacity(config.backends.len());
+        let mut members: Vec<Member> = Vec::with_capacity(config.backends.len());
         for (i, b) in config.backends.iter().enumerate() {
-            match resolve(&b.addr) {
-                Ok(addr) => {
-                    if addrs.contains(&addr) {
-                        problems.push((
-                            format!("backends[{i}].addr"),
-                            format!("duplicate backend {addr}"),
-                        ));
-                        continue;
-                    }
-                    addrs.push(addr);
-                    set.insert(Backend {
-                        addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
-                        weight: b.weight,
-                        ext: Default::default(),
-                    });
+            let addr = match resolve(&b.addr) {
+                Ok(a) => a,
+                Err(e) => {
+                    problems.push((format!("backends[{i}].addr"), e));
+                    continue;
                 }
-                Err(e) => problems.push((format!("backends[{i}].addr"), e)),
+            };
+            if members.iter().any(|m| m.addr == addr) {
+                problems.push((
+                    format!("backends[{i}].addr"),
+                    format!("duplicate backend {addr}"),
+                ));
+                continue;
             }
+            let stats = previous
+                .and_then(|p| p.members.iter().find(|m| m.addr == addr))
+                .map_or_else(Default::default, |m| Arc::clone(&m.stats));
+            let mut backend = Backend {
+                addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
+                weight: b.weight,
+                ext: Default::default(),
+            };
+            backend.ext.insert(Arc::clone(&stats));
+            members.push(Member {
+                addr,
+                backend,
+                stats,
+            });
         }
         if config.backends.is_empty() {
             problems.push(("backends".into(), "at least one backend is required".into()));
         }
+        let tls = config.tls;
+        let sni = config.sni.clone().unwrap_or_default();
+        let probe = match &config.health_check {
+            Some(hc) => match probe::build(hc, tls, &sni) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    problems.push(("health_check".into(), e.to_string()));
+                    None
+                }
+            },
+            None => None,
+        };
         if !problems.is_empty() {
             return Err(problems);
         }
-        let lb = LoadBalancer::<RoundRobin>::from_backends(Backends::new(Static::new(set)));
-        // Static discovery answers at once; this fills the selector before the first request.
-        match lb.update().now_or_never() {
+        let set: BTreeSet<Backend> = members.iter().map(|m| m.backend.clone()).collect();
+        let mut backends = Backends::new(Static::new(set.clone()));
+        if let Some(p) = probe {
+            backends.set_health_check(p);
+        }
+        // Static discovery answers at once; this fills the member list before the first request.
+        match backends.update(|_| {}).now_or_never() {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(vec![("backends".into(), e.to_string())]),
             None => {
@@ -98,40 +158,95 @@ impl Upstream {
                 )])
             }
         }
+        let health = config.health_check.as_ref().map(|hc| HealthSchedule {
+            interval: hc.interval.map_or(probe::DEFAULT_INTERVAL, |d| d.0),
+            next_due: Mutex::new(Instant::now()),
+            running: AtomicBool::new(false),
+        });
         Ok(Upstream {
             name: name.to_owned(),
             config: config.clone(),
-            lb,
-            backends: addrs,
+            selector: Selector::build(config.strategy, &set, None),
+            backends,
+            members: members.into_boxed_slice(),
+            health,
             connect_timeout: config.connect_timeout.map(|d| d.0),
             read_timeout: config.read_timeout.map(|d| d.0),
             retries: config.retries.unwrap_or(0),
-            tls: config.tls,
-            sni: config.sni.clone().unwrap_or_default(),
+            tls,
+            sni,
         })
     }
 
-    /// Picks a healthy backend, skipping those in `exclude` (failed earlier in this request).
-    pub fn select(&self, key: &[u8], exclude: &[SocketAddr]) -> Option<SocketAddr> {
-        let picked = self.lb.select_with(key, MAX_ITERATIONS, |b, ready| {
-            ready && b.as_inet().is_some_and(|a| !exclude.contains(a))
-        })?;
-        picked.as_inet().copied()
+    /// Picks a healthy backend by the upstream's strategy, skipping those in `exclude` (failed
+    /// earlier in this request). `key` is the client address (for `ip_hash`). No allocation.
+    pub fn select(&self, key: &[u8], exclude: &[SocketAddr]) -> Option<Picked> {
+        self.selector.pick(key, |b| {
+            self.backends.ready(b) && b.as_inet().is_some_and(|a| !exclude.contains(a))
+        })
     }
 
-    /// `(healthy, total)` backends.
+    /// `(healthy, total)` members.
     pub fn health(&self) -> (usize, usize) {
-        let members = self.lb.backends().get_backend();
-        let healthy = members
+        let healthy = self
+            .members
             .iter()
-            .filter(|b| self.lb.backends().ready(b))
+            .filter(|m| self.backends.ready(&m.backend))
             .count();
-        (healthy, members.len())
+        (healthy, self.members.len())
     }
 
-    /// The backend addresses in file order.
-    pub fn backends(&self) -> &[SocketAddr] {
-        &self.backends
+    /// Members, health and counters, in file order.
+    pub fn view(&self) -> UpstreamView {
+        UpstreamView {
+            name: self.name.clone(),
+            strategy: strategy_name(self.config.strategy),
+            backends: self
+                .members
+                .iter()
+                .map(|m| BackendView {
+                    addr: m.addr.to_string(),
+                    weight: m.backend.weight,
+                    healthy: self.backends.ready(&m.backend),
+                    active_connections: m.stats.in_flight(),
+                    requests_total: m.stats.requests(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether an active health check should start now; claims it if so.
+    pub fn health_due(&self, now: Instant) -> HealthDue {
+        let Some(h) = &self.health else {
+            return HealthDue::Never;
+        };
+        let Ok(mut next) = h.next_due.lock() else {
+            return HealthDue::Never;
+        };
+        if now < *next || h.running.load(Ordering::Acquire) {
+            return HealthDue::At((*next).max(now + h.interval.min(Duration::from_millis(50))));
+        }
+        *next = now + h.interval;
+        h.running.store(true, Ordering::Release);
+        HealthDue::Now
+    }
+
+    /// Probes every member once (in parallel); call after `health_due` returned `Now`.
+    pub async fn run_health_check(&self) {
+        self.backends.run_health_check(true).await;
+        if let Some(h) = &self.health {
+            h.running.store(false, Ordering::Release);
+        }
+    }
+}
+
+pub fn strategy_name(s: Strategy) -> &'static str {
+    match s {
+        Strategy::RoundRobin => "round_robin",
+        Strategy::WeightedRound => "weighted_round",
+        Strategy::LeastConn => "least_conn",
+        Strategy::IpHash => "ip_hash",
+        Strategy::Random => "random",
     }
 }
 
@@ -139,22 +254,47 @@ impl Upstream {
 mod tests {
     use super::*;
 
-    fn upstream(yaml: &str) -> Upstream {
+    fn upstream(yaml: &str, previous: Option<&Upstream>) -> Upstream {
         let cfg: UpstreamConfig = serde_yaml::from_str(yaml).expect("valid yaml");
-        Upstream::build("u", &cfg).expect("builds")
+        Upstream::build("u", &cfg, previous).expect("builds")
     }
 
     #[test]
     fn round_robin_rotates_and_skips_excluded() {
-        let u = upstream("backends: [{addr: 127.0.0.1:1}, {addr: 127.0.0.1:2}]");
-        let a = u.select(b"", &[]).expect("pick");
-        let b = u.select(b"", &[]).expect("pick");
+        let u = upstream("backends: [{addr: 127.0.0.1:1}, {addr: 127.0.0.1:2}]", None);
+        let a = u.select(b"", &[]).expect("pick").addr;
+        let b = u.select(b"", &[]).expect("pick").addr;
         assert_ne!(a, b);
         for _ in 0..5 {
-            assert_eq!(u.select(b"", &[a]), Some(b));
+            assert_eq!(u.select(b"", &[a]).map(|p| p.addr), Some(b));
         }
-        assert_eq!(u.select(b"", &[a, b]), None);
+        assert!(u.select(b"", &[a, b]).is_none());
         assert_eq!(u.health(), (2, 2));
+    }
+
+    #[test]
+    fn counters_survive_a_rebuild_for_addresses_that_stay() {
+        let old = upstream("backends: [{addr: 127.0.0.1:1}, {addr: 127.0.0.1:2}]", None);
+        let held = crate::balance::InFlight::start(old.select(b"", &[]).expect("pick").stats);
+        let new = upstream(
+            "strategy: least_conn\nbackends: [{addr: 127.0.0.1:1}, {addr: 127.0.0.1:3}]",
+            Some(&old),
+        );
+        let view = new.view();
+        assert_eq!(view.strategy, "least_conn");
+        let busy: Vec<_> = view
+            .backends
+            .iter()
+            .map(|b| (b.addr.as_str(), b.active_connections))
+            .collect();
+        assert_eq!(busy, [("127.0.0.1:1", 1), ("127.0.0.1:3", 0)]);
+        // least_conn on the new pool sees the request still held from before the reload.
+        for _ in 0..4 {
+            assert_eq!(new.select(b"", &[]).map(|p| p.addr.port()), Some(3));
+        }
+        drop(held);
+        assert_eq!(new.view().backends[0].active_connections, 0);
+        assert_eq!(new.view().backends[0].requests_total, 1);
     }
 
     #[test]
@@ -163,7 +303,7 @@ mod tests {
             "backends: [{addr: 127.0.0.1:1}, {addr: 127.0.0.1:1}, {addr: nonsense}]",
         )
         .expect("valid yaml");
-        let problems = Upstream::build("u", &cfg).expect_err("rejected");
+        let problems = Upstream::build("u", &cfg, None).expect_err("rejected");
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].1.contains("duplicate"));
         assert!(problems[1].1.contains("expected host:port"));

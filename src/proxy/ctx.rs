@@ -2,6 +2,7 @@
 
 use super::request_id::RequestId;
 use super::respond::ErrorCode;
+use crate::balance::InFlight;
 use crate::routing::{Route, Snapshot};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct RequestCtx {
     pub backend: Option<SocketAddr>,
     /// Backends that refused a connection during this request; later attempts skip them.
     pub failed: Vec<SocketAddr>,
+    /// Counts this request on its current backend until the context is dropped.
+    pub in_flight: Option<InFlight>,
     pub verdict: Verdict,
 }
 
@@ -51,6 +54,7 @@ impl RequestCtx {
             attempts: 0,
             backend: None,
             failed: Vec::new(),
+            in_flight: None,
             verdict: Verdict::Proxied,
         }
     }

@@ -4,12 +4,14 @@ use super::ctx::{RequestCtx, Verdict};
 use super::request_id::RequestId;
 use super::respond::{self, ErrorCode};
 use super::{forwarded, health};
+use crate::balance::InFlight;
 use crate::routing::Lookup;
 use crate::state::Shared;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,13 +112,18 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .ok_or_else(|| Error::explain(InternalError, "no route selected"))?;
         let upstream = &route.upstream;
-        let Some(addr) = upstream.select(b"", &ctx.failed) else {
+        let mut key = [0; 16];
+        let key = ip_key(ctx.client_ip, &mut key);
+        let Some(picked) = upstream.select(key, &ctx.failed) else {
             // Every backend left was tried and refused: that is the backend's failure.
             let status = if ctx.failed.is_empty() { 503 } else { 502 };
             return Err(Error::explain(HTTPStatus(status), "no backend available"));
         };
+        let addr = picked.addr;
         ctx.attempts += 1;
         ctx.backend = Some(addr);
+        // Replacing the guard of a failed attempt releases that backend's count.
+        ctx.in_flight = Some(InFlight::start(picked.stats));
         let mut peer = HttpPeer::new(addr, upstream.tls, upstream.sni.clone());
         peer.options.connection_timeout = upstream.connect_timeout;
         peer.options.read_timeout = route.timeout.or(upstream.read_timeout);
@@ -237,5 +244,20 @@ impl ProxyHttp for Gateway {
             outcome,
             error = e.map(tracing::field::display),
         );
+    }
+}
+
+/// The client address as hash key bytes (for `ip_hash`), written into `buf`.
+fn ip_key(ip: Option<IpAddr>, buf: &mut [u8; 16]) -> &[u8] {
+    match ip {
+        Some(IpAddr::V4(v4)) => {
+            buf[..4].copy_from_slice(&v4.octets());
+            &buf[..4]
+        }
+        Some(IpAddr::V6(v6)) => {
+            *buf = v6.octets();
+            &buf[..]
+        }
+        None => &[],
     }
 }

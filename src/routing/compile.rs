@@ -33,7 +33,13 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
             Some(u) => {
                 upstreams.insert(name.clone(), Arc::clone(u));
             }
-            None => match Upstream::build(name, cfg) {
+            None => match Upstream::build(
+                name,
+                cfg,
+                previous
+                    .and_then(|p| p.upstreams.get(name))
+                    .map(Arc::as_ref),
+            ) {
                 Ok(u) => {
                     upstreams.insert(name.clone(), Arc::new(u));
                 }
@@ -310,13 +316,6 @@ pub fn inactive_settings(file: &FileConfig) -> Vec<&'static str> {
     }
     if !sec.ip_allow.is_empty() || !sec.ip_deny.is_empty() {
         out.push("security.ip_allow/ip_deny");
-    }
-    if file
-        .upstreams
-        .values()
-        .any(|u| u.health_check.is_some() || u.strategy != Default::default())
-    {
-        out.push("upstreams.*.strategy (other than round_robin) and health_check");
     }
     if file.admin.is_some() || file.redis.is_some() {
         out.push("admin and redis");

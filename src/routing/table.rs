@@ -143,7 +143,7 @@ mod tests {
     fn upstream() -> Arc<Upstream> {
         let cfg: UpstreamConfig =
             serde_yaml::from_str("backends: [{addr: 127.0.0.1:9}]").expect("valid upstream");
-        Arc::new(Upstream::build("u", &cfg).expect("upstream builds"))
+        Arc::new(Upstream::build("u", &cfg, None).expect("upstream builds"))
     }
 
     fn route(name: &str, prefix: &str, methods: &[&str], up: &Arc<Upstream>) -> Arc<Route> {

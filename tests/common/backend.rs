@@ -1,6 +1,7 @@
 //! A real HTTP/1.1 origin on an ephemeral loopback port. Every answer is JSON describing the
 //! request it got: `{"backend","method","path","headers":{..},"body":".."}`.
 //! Knobs in the query string: `delay_ms=N` waits before answering, `status=N` sets the status.
+//! `GET /health` answers 200 or 503 as set by `set_healthy`, and is not counted as a request.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,6 +17,7 @@ pub struct Backend {
     hits: Arc<AtomicUsize>,
     received: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
+    healthy: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
 
@@ -27,9 +29,11 @@ impl Backend {
         let received = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
+        let healthy = Arc::new(AtomicBool::new(true));
         let counters = Counters {
             hits: hits.clone(),
             received: received.clone(),
+            healthy: healthy.clone(),
         };
         let (n, c, s) = (name.to_owned(), connections.clone(), stop.clone());
         thread::spawn(move || {
@@ -49,8 +53,14 @@ impl Backend {
             hits,
             received,
             connections,
+            healthy,
             stop,
         }
+    }
+
+    /// What `GET /health` answers from now on: 200 when true, 503 when false.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::SeqCst);
     }
 
     /// Requests whose head has arrived (answered or still being answered).
@@ -87,6 +97,7 @@ pub fn dead_addr() -> SocketAddr {
 struct Counters {
     hits: Arc<AtomicUsize>,
     received: Arc<AtomicUsize>,
+    healthy: Arc<AtomicBool>,
 }
 
 fn serve(stream: TcpStream, name: &str, counters: &Counters) {
@@ -133,6 +144,18 @@ fn serve(stream: TcpStream, name: &str, counters: &Counters) {
         let mut body = vec![0; length];
         if reader.read_exact(&mut body).is_err() {
             return;
+        }
+        if path == "/health" {
+            let status = if counters.healthy.load(Ordering::SeqCst) {
+                200
+            } else {
+                503
+            };
+            let reply = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n");
+            if out.write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+            continue;
         }
         counters.received.fetch_add(1, Ordering::SeqCst);
         let query = path.split_once('?').map_or("", |(_, q)| q);
