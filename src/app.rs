@@ -3,6 +3,7 @@
 use crate::cli::Cli;
 use crate::config::file::ServerConfig;
 use crate::health::HealthChecks;
+use crate::metrics::MetricsApp;
 use crate::proxy::Gateway;
 use crate::reload::ConfigReloader;
 use crate::routing::Snapshot;
@@ -11,12 +12,14 @@ use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Starts serving `snapshot`; returns only if the server exits.
 pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
-    let file = std::sync::Arc::clone(&snapshot.file);
+    let file = Arc::clone(&snapshot.file);
     let opt = Opt {
         upgrade: cli.upgrade,
         daemon: cli.daemon,
@@ -26,6 +29,19 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     server.bootstrap();
 
     let shared = Shared::new(snapshot, config_path);
+    if crate::metrics::get().is_some() {
+        let source = shared.clone();
+        crate::metrics::set_health_source(Arc::new(move || {
+            let snapshot = source.snapshot.load();
+            let mut out = Vec::new();
+            for up in snapshot.upstreams.values() {
+                for b in up.view().backends {
+                    out.push((up.name.clone(), b.addr, b.healthy));
+                }
+            }
+            out
+        }));
+    }
     let reloader = server.add_service(background_service(
         "config reload",
         ConfigReloader::new(shared.clone()),
@@ -42,7 +58,15 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     let proxy = server.add_service(proxy);
     proxy.add_dependency(&reloader);
 
-    tracing::info!(proxy = %file.listen.proxy, "gateway starting");
+    let mut metrics = Service::new("metrics".to_owned(), MetricsApp);
+    metrics.add_tcp(&file.listen.metrics);
+    server.add_service(metrics);
+
+    log::info!(
+        "gateway starting: proxy on {}, metrics on {}",
+        file.listen.proxy,
+        file.listen.metrics
+    );
     server.run_forever();
 }
 

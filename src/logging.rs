@@ -1,30 +1,163 @@
-//! Structured logs (JSON or text) on stderr. `RUST_LOG` overrides the configured level.
-//! Pingora's own `log` records are captured too.
+//! Logs on the `log` crate with a small formatter of ours: one JSON object (or one text line) per
+//! record on stderr, written with a single `write` so lines from different threads never mix.
+//! `RUST_LOG` (a level name) overrides the configured level. Pingora's records come through too.
 
 use crate::config::file::{LogConfig, LogFormat, LogLevel};
-use tracing_subscriber::EnvFilter;
+use log::{LevelFilter, Log, Metadata, Record};
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+struct Logger;
+
+static LOGGER: Logger = Logger;
+
+static JSON: AtomicBool = AtomicBool::new(true);
+
+thread_local! {
+    static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+}
+
+/// Installs the logger; a second call (tests, reloads) changes nothing.
 pub fn init(cfg: &LogConfig) {
-    let level = match cfg.level {
-        LogLevel::Trace => "trace",
-        LogLevel::Debug => "debug",
-        LogLevel::Info => "info",
-        LogLevel::Warn => "warn",
-        LogLevel::Error => "error",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match cfg.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-    };
-    if let Err(e) = result {
-        eprintln!("logging already initialised: {e}");
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<LevelFilter>().ok())
+        .unwrap_or(match cfg.level {
+            LogLevel::Trace => LevelFilter::Trace,
+            LogLevel::Debug => LevelFilter::Debug,
+            LogLevel::Info => LevelFilter::Info,
+            LogLevel::Warn => LevelFilter::Warn,
+            LogLevel::Error => LevelFilter::Error,
+        });
+    JSON.store(cfg.format == LogFormat::Json, Ordering::Relaxed);
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// True when lines are JSON (else text).
+pub fn json_format() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// Builds one line in a reused per-thread buffer and writes it to stderr in one call.
+pub fn emit(build: impl FnOnce(&mut String)) {
+    LINE.with(|cell| {
+        let Ok(mut line) = cell.try_borrow_mut() else {
+            return;
+        };
+        line.clear();
+        build(&mut line);
+        line.push('\n');
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    });
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        emit(|line| {
+            if json_format() {
+                line.push_str("{\"timestamp\":\"");
+                timestamp(line);
+                let _ = write!(line, "\",\"level\":\"{}\",\"target\":", record.level());
+                json_str(line, record.target());
+                line.push_str(",\"message\":");
+                json_str(line, &record.args().to_string());
+                line.push('}');
+            } else {
+                timestamp(line);
+                let _ = write!(
+                    line,
+                    " {:5} {}: {}",
+                    record.level(),
+                    record.target(),
+                    record.args()
+                );
+            }
+        });
+    }
+
+    fn flush(&self) {}
+}
+
+/// Appends `s` as a JSON string (quoted and escaped).
+pub fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Appends the current UTC time as RFC 3339 with milliseconds.
+pub fn timestamp(out: &mut String) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    let _ = write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        now.subsec_millis()
+    );
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn json_escaping() {
+        let mut s = String::new();
+        json_str(&mut s, "a\"b\\c\nd\u{1}é");
+        assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
+        let v: String = serde_json::from_str(&s).expect("valid JSON string");
+        assert_eq!(v, "a\"b\\c\nd\u{1}é");
     }
 }

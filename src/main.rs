@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     }
     logging::init(&snapshot.file.log);
     for setting in inactive_settings(&snapshot.file) {
-        tracing::warn!(setting, "accepted but not enforced by this version");
+        log::warn!("{setting}: accepted but not enforced by this version");
     }
     // The daemon changes its working directory to /, so the reload path must be absolute.
     let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());

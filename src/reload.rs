@@ -22,17 +22,18 @@ impl ConfigReloader {
         let path = self.shared.config_path.display();
         match self.shared.reload() {
             Ok(()) => {
+                crate::metrics::reload(true);
                 let snap = self.shared.snapshot.load();
-                tracing::info!(config = %path, routes = snap.routes.len(), "config reloaded");
+                log::info!("config reloaded from {path}: {} routes", snap.routes.len());
             }
             Err(errors) => {
+                crate::metrics::reload(false);
                 for e in errors.iter() {
-                    tracing::error!(config = %path, problem = %e, "config problem");
+                    log::error!("config problem in {path}: {e}");
                 }
-                tracing::error!(
-                    config = %path,
-                    problems = errors.len(),
-                    "reload rejected, the running config stays"
+                log::error!(
+                    "reload rejected, the running config stays ({} problems in {path})",
+                    errors.len()
                 );
             }
         }
@@ -49,7 +50,7 @@ impl BackgroundService for ConfigReloader {
         let mut hangups = match signal(SignalKind::hangup()) {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(error = %e, "cannot watch SIGHUP; reload by signal is off");
+                log::error!("cannot watch SIGHUP, reload by signal is off: {e}");
                 ready.notify_ready();
                 return;
             }

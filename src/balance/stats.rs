@@ -1,5 +1,6 @@
 //! Per-backend counters that outlive selectors and reloads.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -9,9 +10,22 @@ use std::sync::Arc;
 pub struct BackendStats {
     in_flight: AtomicUsize,
     requests: AtomicU64,
+    label: Box<str>,
 }
 
 impl BackendStats {
+    pub fn new(addr: SocketAddr) -> BackendStats {
+        BackendStats {
+            label: addr.to_string().into_boxed_str(),
+            ..Default::default()
+        }
+    }
+
+    /// The address as text, for metric labels (made once, not per request).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
     /// Requests sent to the backend and not finished yet.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
@@ -33,6 +47,10 @@ impl InFlight {
         stats.requests.fetch_add(1, Ordering::Relaxed);
         stats.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(stats)
+    }
+
+    pub fn stats(&self) -> &BackendStats {
+        &self.0
     }
 }
 

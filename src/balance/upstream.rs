@@ -111,7 +111,10 @@ impl Upstream {
             }
             let stats = previous
                 .and_then(|p| p.members.iter().find(|m| m.addr == addr))
-                .map_or_else(Default::default, |m| Arc::clone(&m.stats));
+                .map_or_else(
+                    || Arc::new(BackendStats::new(addr)),
+                    |m| Arc::clone(&m.stats),
+                );
             let mut backend = Backend {
                 addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
                 weight: b.weight,

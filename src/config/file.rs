@@ -280,7 +280,7 @@ pub struct SecurityConfig {
     pub ip_deny: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityHeadersConfig {
     #[serde(default)]
@@ -396,6 +396,21 @@ pub struct GroupConfig {
     pub auth: Option<AuthPolicyConfig>,
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
+    /// CIDRs allowed for the group's routes (replaces the global list when set).
+    #[serde(default)]
+    pub ip_allow: Vec<String>,
+    /// CIDRs denied for the group's routes (added to the global list).
+    #[serde(default)]
+    pub ip_deny: Vec<String>,
+}
+
+/// A route's `security_headers`: `false` sends none, a mapping overrides single headers (an empty
+/// string removes that one).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RouteSecurityHeaders {
+    Enabled(bool),
+    Override(SecurityHeadersConfig),
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -427,4 +442,10 @@ pub struct RouteConfig {
     pub cache: Option<RouteCacheConfig>,
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub ip_allow: Vec<String>,
+    #[serde(default)]
+    pub ip_deny: Vec<String>,
+    #[serde(default)]
+    pub security_headers: Option<RouteSecurityHeaders>,
 }

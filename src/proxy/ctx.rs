@@ -39,6 +39,12 @@ pub struct RequestCtx {
     pub failed: Vec<SocketAddr>,
     /// Counts this request on its current backend until the context is dropped.
     pub in_flight: Option<InFlight>,
+    /// Status of the backend's answer, when one came.
+    pub upstream_status: Option<u16>,
+    /// Request body bytes seen so far (for `max_body_size` on unframed bodies).
+    pub body_bytes: u64,
+    /// Counts the request in `active_connections` until the context is dropped.
+    _active: Option<ActiveRequest>,
     pub verdict: Verdict,
 }
 
@@ -55,7 +61,27 @@ impl RequestCtx {
             backend: None,
             failed: Vec::new(),
             in_flight: None,
+            upstream_status: None,
+            body_bytes: 0,
+            _active: ActiveRequest::start(),
             verdict: Verdict::Proxied,
         }
+    }
+}
+
+/// One request in the `active_connections` gauge, for as long as it lives.
+struct ActiveRequest(&'static prometheus::IntGauge);
+
+impl ActiveRequest {
+    fn start() -> Option<ActiveRequest> {
+        let gauge = &crate::metrics::get()?.active_connections;
+        gauge.inc();
+        Some(ActiveRequest(gauge))
+    }
+}
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

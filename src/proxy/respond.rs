@@ -10,6 +10,7 @@ use pingora::proxy::Session;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     BadRequest,
+    Forbidden,
     RouteNotFound,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -23,6 +24,7 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             Self::BadRequest => 400,
+            Self::Forbidden => 403,
             Self::RouteNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::PayloadTooLarge => 413,
@@ -36,6 +38,7 @@ impl ErrorCode {
     pub fn code(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
+            Self::Forbidden => "forbidden",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
@@ -49,6 +52,7 @@ impl ErrorCode {
     pub fn message(self) -> &'static str {
         match self {
             Self::BadRequest => "Malformed request",
+            Self::Forbidden => "Access to this route is not allowed",
             Self::RouteNotFound => "No route matches this path",
             Self::MethodNotAllowed => "Method not allowed on this route",
             Self::PayloadTooLarge => "Request body too large",
@@ -63,6 +67,7 @@ impl ErrorCode {
     pub fn from_status(status: u16) -> ErrorCode {
         match status {
             400 => Self::BadRequest,
+            403 => Self::Forbidden,
             404 => Self::RouteNotFound,
             405 => Self::MethodNotAllowed,
             413 => Self::PayloadTooLarge,
@@ -113,6 +118,7 @@ pub async fn json(
     for (name, value) in extra {
         resp.insert_header(*name, *value)?;
     }
+    decorate(session, ctx, &mut resp)?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(resp), head_only)
@@ -121,4 +127,36 @@ pub async fn json(
         session.write_response_body(Some(body), true).await?;
     }
     Ok(())
+}
+
+/// Answers a CORS preflight: 204, with the CORS headers when the origin is allowed.
+pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+    ctx.verdict = Verdict::Local;
+    let mut resp = ResponseHeader::build(204, Some(8))?;
+    resp.insert_header("content-length", "0")?;
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if let Some(cors) = &ctx.snapshot.cors {
+        cors.preflight(
+            session.req_header().headers.get(http::header::ORIGIN),
+            &mut resp,
+        )?;
+    }
+    headers_of(ctx).apply(&mut resp)?;
+    session.write_response_header(Box::new(resp), true).await
+}
+
+/// Security and CORS headers for any answer to this request (the backend's or ours).
+pub fn decorate(session: &Session, ctx: &RequestCtx, resp: &mut ResponseHeader) -> Result<()> {
+    headers_of(ctx).apply(resp)?;
+    if let Some(cors) = &ctx.snapshot.cors {
+        cors.apply(session.req_header().headers.get(http::header::ORIGIN), resp)?;
+    }
+    Ok(())
+}
+
+fn headers_of(ctx: &RequestCtx) -> &crate::security::SecurityHeaders {
+    match &ctx.route {
+        Some(route) => &route.headers,
+        None => &ctx.snapshot.headers,
+    }
 }

@@ -3,9 +3,10 @@
 use super::ctx::{RequestCtx, Verdict};
 use super::request_id::RequestId;
 use super::respond::{self, ErrorCode};
-use super::{forwarded, health};
+use super::{forwarded, health, observe};
 use crate::balance::InFlight;
 use crate::routing::Lookup;
+use crate::security::cors::is_preflight;
 use crate::state::Shared;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -76,10 +77,21 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         let snapshot = Arc::clone(&ctx.snapshot);
-        match snapshot.table.lookup(path, &req.method) {
+        let preflight = snapshot.cors.is_some() && is_preflight(req);
+        // A preflight is matched by the method it asks about.
+        let requested = preflight
+            .then(|| req.headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD))
+            .flatten()
+            .and_then(|m| http::Method::from_bytes(m.as_bytes()).ok());
+        let method = requested.as_ref().unwrap_or(&req.method);
+        match snapshot.table.lookup(path, method) {
             Lookup::Found(route) => {
                 ctx.route = Some(Arc::clone(route));
-                Ok(false)
+                self.admit(session, ctx, preflight).await
+            }
+            Lookup::MethodNotAllowed(_) if preflight => {
+                respond::preflight(session, ctx).await?;
+                Ok(true)
             }
             Lookup::MethodNotAllowed(allow) => {
                 respond::error(
@@ -100,6 +112,25 @@ impl ProxyHttp for Gateway {
                 Ok(true)
             }
         }
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(limit), Some(chunk)) = (ctx.snapshot.max_body_size, body.as_ref()) {
+            ctx.body_bytes += chunk.len() as u64;
+            if ctx.body_bytes > limit {
+                return Err(Error::explain(
+                    HTTPStatus(413),
+                    "request body over max_body_size",
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn upstream_peer(
@@ -142,6 +173,7 @@ impl ProxyHttp for Gateway {
         if let Some(addr) = ctx.backend {
             ctx.failed.push(addr);
         }
+        observe::connect_failed(ctx);
         let retries = ctx.route.as_ref().map_or(0, |r| r.upstream.retries);
         if ctx.attempts <= retries {
             e.set_retry(true);
@@ -173,13 +205,24 @@ impl ProxyHttp for Gateway {
         forwarded::apply(upstream_request, ctx, peer)
     }
 
-    async fn response_filter(
+    async fn upstream_response_filter(
         &self,
         _session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        upstream_response.insert_header("x-request-id", ctx.request_id.as_str())
+        ctx.upstream_status = Some(upstream_response.status.as_u16());
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        respond::decorate(session, ctx, upstream_response)
     }
 
     async fn fail_to_proxy(
@@ -220,30 +263,43 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        if !ctx.snapshot.file.log.access_log {
-            return;
-        }
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let req = session.req_header();
-        let outcome = match ctx.verdict {
-            Verdict::Proxied => "proxied",
-            Verdict::Local => "local",
-            Verdict::Rejected(code) => code.code(),
+        observe::record(session, e, ctx);
+    }
+}
+
+impl Gateway {
+    /// Checks of a matched route before proxying: client IP rules, CORS preflight, body size.
+    /// `Ok(true)` when an answer was written.
+    async fn admit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        preflight: bool,
+    ) -> Result<bool> {
+        let Some(route) = ctx.route.clone() else {
+            return Ok(false);
         };
-        tracing::info!(
-            target: "access",
-            request_id = ctx.request_id.as_str(),
-            method = req.method.as_str(),
-            path = req.uri.path(),
-            status,
-            route = ctx.route.as_ref().map(|r| r.name.as_str()),
-            backend = ctx.backend.map(tracing::field::display),
-            attempts = ctx.attempts,
-            client_ip = ctx.client_ip.map(tracing::field::display),
-            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-            outcome,
-            error = e.map(tracing::field::display),
-        );
+        if !route.ip_rules.is_empty() && !ctx.client_ip.is_some_and(|ip| route.ip_rules.permits(ip))
+        {
+            respond::error(session, ctx, ErrorCode::Forbidden, &[]).await?;
+            return Ok(true);
+        }
+        if preflight {
+            respond::preflight(session, ctx).await?;
+            return Ok(true);
+        }
+        if let Some(limit) = ctx.snapshot.max_body_size {
+            let declared = session
+                .req_header()
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if declared.is_some_and(|len| len > limit) {
+                respond::error(session, ctx, ErrorCode::PayloadTooLarge, &[]).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 

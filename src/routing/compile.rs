@@ -8,6 +8,7 @@ use super::table::{is_dot_segment, RouteTable};
 use crate::balance::{Upstream, MAX_RETRIES};
 use crate::config::file::{FileConfig, HealthCheckKind, UpstreamConfig};
 use crate::config::{ConfigErrors, Parsed};
+use crate::security::{Cors, IpRules, SecurityHeaders};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,9 +53,21 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         }
     }
 
+    let global_ip = ip_rules(
+        "security",
+        &file.security.ip_allow,
+        &file.security.ip_deny,
+        &mut errors,
+        false,
+    );
+    let mut group_ip = HashMap::new();
     let mut group_prefixes = HashMap::new();
     for (name, group) in &file.groups {
         let path = format!("groups.{name}");
+        group_ip.insert(
+            name.as_str(),
+            ip_rules(&path, &group.ip_allow, &group.ip_deny, &mut errors, true),
+        );
         match normalize_prefix(&group.prefix) {
             Ok(prefix) => {
                 group_prefixes.insert(name.as_str(), prefix);
@@ -66,7 +79,28 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         }
     }
 
-    let routes = compile_routes(parsed, &upstreams, &group_prefixes, &mut errors);
+    let edge = Edge {
+        global_ip,
+        group_ip,
+        group_prefixes,
+    };
+    let routes = compile_routes(parsed, &upstreams, &edge, &mut errors);
+    let headers =
+        SecurityHeaders::build(file.security.headers.as_ref(), None).unwrap_or_else(|problems| {
+            for (field, msg) in problems {
+                errors.push(format!("security.headers.{field}"), msg);
+            }
+            SecurityHeaders::default()
+        });
+    let cors = file.security.cors.as_ref().and_then(|c| {
+        Cors::build(c)
+            .map_err(|problems| {
+                for (field, msg) in problems {
+                    errors.push(format!("security.cors.{field}"), msg);
+                }
+            })
+            .ok()
+    });
     let trusted_proxies = file
         .security
         .trusted_proxies
@@ -82,14 +116,24 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         routes,
         upstreams,
         trusted_proxies,
+        headers: Arc::new(headers),
+        cors,
+        max_body_size: file.security.max_body_size.map(|s| s.0),
         file: Arc::new(file.clone()),
     })
+}
+
+/// Group-level settings routes inherit.
+struct Edge<'a> {
+    global_ip: IpRules,
+    group_ip: HashMap<&'a str, IpRules>,
+    group_prefixes: HashMap<&'a str, String>,
 }
 
 fn compile_routes(
     parsed: &Parsed,
     upstreams: &BTreeMap<String, Arc<Upstream>>,
-    group_prefixes: &HashMap<&str, String>,
+    edge: &Edge<'_>,
     errors: &mut ConfigErrors,
 ) -> Vec<Arc<Route>> {
     let file = &parsed.file;
@@ -160,7 +204,22 @@ fn compile_routes(
         if let Some(rl) = &r.rate_limit {
             check_rate_limit(&format!("{path}.rate_limit"), rl, file, errors);
         }
-        let group_prefix = r.group.as_deref().and_then(|g| group_prefixes.get(g));
+        let route_ip = ip_rules(&path, &r.ip_allow, &r.ip_deny, errors, true);
+        let headers =
+            SecurityHeaders::build(file.security.headers.as_ref(), r.security_headers.as_ref())
+                .unwrap_or_else(|problems| {
+                    for (field, msg) in problems {
+                        errors.push(format!("{path}.security_headers.{field}"), msg);
+                    }
+                    SecurityHeaders::default()
+                });
+        let group_prefix = r.group.as_deref().and_then(|g| edge.group_prefixes.get(g));
+        let empty = IpRules::default();
+        let group_ip = r
+            .group
+            .as_deref()
+            .and_then(|g| edge.group_ip.get(g))
+            .unwrap_or(&empty);
         let ok = !skip && errors.len() == before;
         let (Some(own), Some(upstream), true) = (own, upstream, ok) else {
             continue;
@@ -198,6 +257,8 @@ fn compile_routes(
                     .or_else(|| file.cache.as_ref().and_then(|cc| cc.default_ttl))
                     .map_or(DEFAULT_CACHE_TTL, |t| t.0),
             }),
+            headers: Arc::new(headers),
+            ip_rules: IpRules::combine([&edge.global_ip, group_ip, &route_ip]),
         }));
     }
     routes
@@ -247,6 +308,34 @@ fn check_upstream(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
                 errors.push(format!("{hp}.{field}"), "must be at least 1");
             }
         }
+    }
+}
+
+/// Parses allow/deny CIDR lists under `path` (`report` false: already checked elsewhere).
+fn ip_rules(
+    path: &str,
+    allow: &[String],
+    deny: &[String],
+    errors: &mut ConfigErrors,
+    report: bool,
+) -> IpRules {
+    let mut parse = |field: &str, list: &[String]| -> Vec<ipnet::IpNet> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, text)| {
+                parse_cidr(text)
+                    .map_err(|e| {
+                        if report {
+                            errors.push(format!("{path}.{field}[{i}]"), e);
+                        }
+                    })
+                    .ok()
+            })
+            .collect()
+    };
+    IpRules {
+        allow: parse("ip_allow", allow),
+        deny: parse("ip_deny", deny),
     }
 }
 
@@ -309,13 +398,6 @@ pub fn inactive_settings(file: &FileConfig) -> Vec<&'static str> {
             .any(|r| r.cache.as_ref().is_some_and(|c| c.enabled))
     {
         out.push("cache");
-    }
-    let sec = &file.security;
-    if sec.headers.is_some() || sec.cors.is_some() || sec.max_body_size.is_some() {
-        out.push("security.headers/cors/max_body_size");
-    }
-    if !sec.ip_allow.is_empty() || !sec.ip_deny.is_empty() {
-        out.push("security.ip_allow/ip_deny");
     }
     if file.admin.is_some() || file.redis.is_some() {
         out.push("admin and redis");

@@ -3,6 +3,7 @@
 use super::method::MethodSet;
 use crate::balance::Upstream;
 use crate::config::file::RateLimitConfig;
+use crate::security::{IpRules, SecurityHeaders};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,10 @@ pub struct Route {
     /// Global, group and route settings merged field by field; `None` when no level sets a limit.
     pub rate_limit: Option<RateLimitConfig>,
     pub cache: Option<CachePolicy>,
+    /// Hardening headers for this route's answers (global set with the route's override).
+    pub headers: Arc<SecurityHeaders>,
+    /// Effective client IP rules (global, group and route combined); empty when none apply.
+    pub ip_rules: IpRules,
 }
 
 impl Route {

@@ -4,6 +4,7 @@ use super::route::Route;
 use super::table::RouteTable;
 use crate::balance::Upstream;
 use crate::config::FileConfig;
+use crate::security::{Cors, SecurityHeaders};
 use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -18,6 +19,11 @@ pub struct Snapshot {
     pub routes: Vec<Arc<Route>>,
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     pub trusted_proxies: Vec<IpNet>,
+    /// Global hardening headers, for answers given before a route is known.
+    pub headers: Arc<SecurityHeaders>,
+    pub cors: Option<Cors>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_size: Option<u64>,
     /// The file this snapshot was compiled from.
     pub file: Arc<FileConfig>,
 }

@@ -163,6 +163,8 @@ mod tests {
             auth: Default::default(),
             rate_limit: None,
             cache: None,
+            headers: Default::default(),
+            ip_rules: Default::default(),
         })
     }
 

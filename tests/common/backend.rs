@@ -1,6 +1,7 @@
 //! A real HTTP/1.1 origin on an ephemeral loopback port. Every answer is JSON describing the
 //! request it got: `{"backend","method","path","headers":{..},"body":".."}`.
-//! Knobs in the query string: `delay_ms=N` waits before answering, `status=N` sets the status.
+//! Knobs in the query string: `delay_ms=N` waits before answering, `status=N` sets the status,
+//! `set_header=name:value` adds a response header.
 //! `GET /health` answers 200 or 503 as set by `set_healthy`, and is not counted as a request.
 
 use std::collections::BTreeMap;
@@ -168,6 +169,11 @@ fn serve(stream: TcpStream, name: &str, counters: &Counters) {
             thread::sleep(Duration::from_millis(ms));
         }
         let status = knob("status").unwrap_or(200);
+        let extra = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("set_header="))
+            .and_then(|h| h.split_once(':'))
+            .map_or(String::new(), |(k, v)| format!("{k}: {v}\r\n"));
         counters.hits.fetch_add(1, Ordering::SeqCst);
         let json = serde_json::json!({
             "backend": name,
@@ -178,7 +184,7 @@ fn serve(stream: TcpStream, name: &str, counters: &Counters) {
         })
         .to_string();
         let response = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Backend: {name}\r\n\r\n{json}",
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Backend: {name}\r\n{extra}\r\n{json}",
             json.len()
         );
         if out.write_all(response.as_bytes()).is_err() {

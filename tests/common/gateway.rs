@@ -11,6 +11,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_gateway");
 pub struct Gateway {
     pub child: Child,
     pub proxy: SocketAddr,
+    pub metrics: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     log: PathBuf,
@@ -35,13 +36,15 @@ impl Gateway {
     pub fn spawn(yaml: &str, args: &[&str]) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let proxy = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let yaml = fill(yaml, dir.path(), proxy);
+        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let yaml = fill(yaml, dir.path(), proxy, metrics);
         let config = dir.path().join("gateway.yaml");
         std::fs::write(&config, yaml).expect("write config");
         let (child, log) = run(&config, dir.path(), "gateway.log", args);
         Gateway {
             child,
             proxy,
+            metrics,
             dir,
             config,
             log,
@@ -71,6 +74,22 @@ impl Gateway {
         format!("http://{}{path}", self.proxy)
     }
 
+    /// The metrics listener's `/metrics` text.
+    pub fn scrape(&self) -> String {
+        let r = super::get(&format!("http://{}/metrics", self.metrics));
+        assert_eq!(r.status, 200, "metrics: {}", r.body);
+        r.body
+    }
+
+    /// The log lines that are JSON objects with `"target":"access"`.
+    pub fn access_lines(&self) -> Vec<serde_json::Value> {
+        self.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"] == "access")
+            .collect()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -87,7 +106,7 @@ impl Gateway {
 
     /// Rewrites the config file (placeholders filled as at start).
     pub fn write_config(&self, yaml: &str) {
-        let yaml = fill(yaml, self.dir.path(), self.proxy);
+        let yaml = fill(yaml, self.dir.path(), self.proxy, self.metrics);
         std::fs::write(&self.config, yaml).expect("rewrite config");
     }
 
@@ -131,9 +150,9 @@ pub fn header() -> String {
     "server:\n  threads: 1\n  pid_file: {dir}/gateway.pid\n  upgrade_sock: {dir}/upgrade.sock\n  grace_period: 1s\n  graceful_shutdown_timeout: 2s\nlisten: {proxy: \"{proxy}\", metrics: \"{metrics}\", admin: \"{admin}\"}\nlog: {level: info, format: json, access_log: true}\n".to_owned()
 }
 
-fn fill(yaml: &str, dir: &Path, proxy: SocketAddr) -> String {
+fn fill(yaml: &str, dir: &Path, proxy: SocketAddr, metrics: SocketAddr) -> String {
     yaml.replace("{proxy}", &proxy.to_string())
-        .replace("{metrics}", &format!("127.0.0.1:{}", free_port()))
+        .replace("{metrics}", &metrics.to_string())
         .replace("{admin}", &format!("127.0.0.1:{}", free_port()))
         .replace("{dir}", &dir.display().to_string())
 }

@@ -1,0 +1,172 @@
+//! The contract's Prometheus metrics, registered once in prometheus' default registry (the one
+//! pingora-prometheus serves), and the metrics listener.
+
+mod server;
+
+pub use server::MetricsApp;
+
+use prometheus::{
+    register_histogram_vec, register_int_counter_vec, register_int_gauge, HistogramVec,
+    IntCounterVec, IntGauge,
+};
+use std::sync::LazyLock;
+
+/// Every metric of the contract. Labels are bounded: route and upstream names, backend
+/// addresses from the config, status codes, fixed reason words; never raw paths.
+pub struct Metrics {
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub backend_requests: IntCounterVec,
+    pub rate_limit_requests: IntCounterVec,
+    pub cache_requests: IntCounterVec,
+    pub active_connections: IntGauge,
+    pub auth_requests: IntCounterVec,
+    pub config_reloads: IntCounterVec,
+}
+
+static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match register() {
+    Ok(m) => Some(m),
+    Err(e) => {
+        log::error!("metrics registration failed, metrics are off: {e}");
+        None
+    }
+});
+
+/// The registered metrics; `None` only if registration failed (logged once).
+pub fn get() -> Option<&'static Metrics> {
+    METRICS.as_ref()
+}
+
+fn register() -> prometheus::Result<Metrics> {
+    let m = Metrics {
+        http_requests: register_int_counter_vec!(
+            "http_requests_total",
+            "Requests answered, by route, method and status",
+            &["route", "method", "status"]
+        )?,
+        http_duration: register_histogram_vec!(
+            "http_request_duration_seconds",
+            "Time from request head to the end of the answer",
+            &["route", "method"]
+        )?,
+        backend_requests: register_int_counter_vec!(
+            "backend_requests_total",
+            "Requests sent to backends, by upstream, backend and status (connect_error when refused)",
+            &["upstream", "backend", "status"]
+        )?,
+        rate_limit_requests: register_int_counter_vec!(
+            "rate_limit_requests_total",
+            "Rate limit decisions, by route and result",
+            &["route", "result"]
+        )?,
+        cache_requests: register_int_counter_vec!(
+            "cache_requests_total",
+            "Cache lookups, by route and result",
+            &["route", "result"]
+        )?,
+        active_connections: register_int_gauge!(
+            "active_connections",
+            "Requests in flight in the gateway"
+        )?,
+        auth_requests: register_int_counter_vec!(
+            "auth_requests_total",
+            "Authentication outcomes, by result and reason",
+            &["result", "reason"]
+        )?,
+        config_reloads: register_int_counter_vec!(
+            "config_reloads_total",
+            "Config reloads, by result",
+            &["result"]
+        )?,
+    };
+    prometheus::register(Box::new(health::BackendHealth))?;
+    Ok(m)
+}
+
+/// Counts a config reload.
+pub fn reload(ok: bool) {
+    if let Some(m) = get() {
+        m.config_reloads
+            .with_label_values(&[if ok { "success" } else { "failure" }])
+            .inc();
+    }
+}
+
+/// The method label: standard methods by name, anything else as `OTHER` (bounded).
+pub fn method_label(m: &http::Method) -> &'static str {
+    match *m {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        http::Method::PATCH => "PATCH",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::CONNECT => "CONNECT",
+        http::Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+/// A status code as a label without allocating.
+pub fn status_label(code: u16) -> &'static str {
+    static LABELS: LazyLock<Vec<String>> =
+        LazyLock::new(|| (0..600).map(|c| c.to_string()).collect());
+    LABELS
+        .get(usize::from(code))
+        .map_or("other", String::as_str)
+}
+
+mod health {
+    //! `backend_health_status`, read from the live snapshot at scrape time.
+
+    use prometheus::core::{Collector, Desc};
+    use prometheus::proto::MetricFamily;
+    use prometheus::{IntGaugeVec, Opts};
+    use std::sync::{Arc, OnceLock};
+
+    type Source = Arc<dyn Fn() -> Vec<(String, String, bool)> + Send + Sync>;
+
+    static SOURCE: OnceLock<Source> = OnceLock::new();
+
+    /// Sets where the collector reads `(upstream, backend, healthy)` from.
+    pub fn set_source(source: Source) {
+        let _ = SOURCE.set(source);
+    }
+
+    pub struct BackendHealth;
+
+    fn vec() -> IntGaugeVec {
+        IntGaugeVec::new(
+            Opts::new(
+                "backend_health_status",
+                "1 when the backend takes traffic, 0 when not",
+            ),
+            &["upstream", "backend"],
+        )
+        .expect("static metric definition is valid")
+    }
+
+    static DESC: std::sync::LazyLock<Vec<Desc>> =
+        std::sync::LazyLock::new(|| vec().desc().into_iter().cloned().collect());
+
+    impl Collector for BackendHealth {
+        fn desc(&self) -> Vec<&Desc> {
+            DESC.iter().collect()
+        }
+
+        fn collect(&self) -> Vec<MetricFamily> {
+            let gauges = vec();
+            if let Some(source) = SOURCE.get() {
+                for (upstream, backend, healthy) in source() {
+                    gauges
+                        .with_label_values(&[upstream.as_str(), backend.as_str()])
+                        .set(i64::from(healthy));
+                }
+            }
+            gauges.collect()
+        }
+    }
+}
+
+pub use health::set_source as set_health_source;
