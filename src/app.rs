@@ -1,5 +1,7 @@
 //! Builds the pingora server: proxy listener and background services.
 
+use crate::auth::jwks::JwksRefresher;
+use crate::auth::sync::RevocationSync;
 use crate::cli::Cli;
 use crate::config::file::ServerConfig;
 use crate::health::HealthChecks;
@@ -51,6 +53,11 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
         "health checks",
         HealthChecks::new(shared.clone()),
     ));
+    server.add_service(background_service(
+        "revocation sync",
+        RevocationSync::new(shared.clone()),
+    ));
+    server.add_service(background_service("jwks refresh", JwksRefresher));
 
     let mut proxy =
         http_proxy_service_with_name(&server.configuration, Gateway::new(shared), "gateway proxy");

@@ -27,4 +27,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Read a password on stdin (one trailing newline dropped) and print an argon2id hash for
+    /// `auth.users[].password_hash`.
+    HashPassword,
+}

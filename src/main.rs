@@ -1,6 +1,6 @@
 #![forbid(unsafe_code)]
 
-use api_gateway::cli::Cli;
+use api_gateway::cli::{Cli, Command};
 use api_gateway::config::load_file;
 use api_gateway::routing::{compile, inactive_settings};
 use api_gateway::{app, logging};
@@ -9,6 +9,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::HashPassword) = cli.command {
+        return hash_password();
+    }
     let path = &cli.config;
     let snapshot = match compile(&load_file(path), None) {
         Ok(s) => s,
@@ -37,4 +40,32 @@ fn main() -> ExitCode {
     let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
     app::run(&cli, config_path, snapshot);
     ExitCode::SUCCESS
+}
+
+fn hash_password() -> ExitCode {
+    let mut input = Vec::new();
+    if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut input) {
+        eprintln!("cannot read stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    if input.last() == Some(&b'\n') {
+        input.pop();
+        if input.last() == Some(&b'\r') {
+            input.pop();
+        }
+    }
+    if input.is_empty() {
+        eprintln!("empty password");
+        return ExitCode::FAILURE;
+    }
+    match api_gateway::auth::users::hash_password(&input) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hashing failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 use super::request_id::RequestId;
 use super::respond::ErrorCode;
+use crate::auth::claims::Caller;
 use crate::balance::InFlight;
 use crate::routing::{Route, Snapshot};
 use std::net::{IpAddr, SocketAddr};
@@ -31,6 +32,8 @@ pub struct RequestCtx {
     /// The client as resolved through trusted proxies.
     pub client_ip: Option<IpAddr>,
     pub route: Option<Arc<Route>>,
+    /// Who the request authenticated as (routes with `auth.required`).
+    pub caller: Option<Caller>,
     /// Attempts made by `upstream_peer` so far.
     pub attempts: usize,
     /// The backend of the current attempt.
@@ -57,6 +60,7 @@ impl RequestCtx {
             peer_trusted: false,
             client_ip: None,
             route: None,
+            caller: None,
             attempts: 0,
             backend: None,
             failed: Vec::new(),

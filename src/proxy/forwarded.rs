@@ -55,6 +55,10 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
         }
     }
     req.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if let Some(caller) = &ctx.caller {
+        req.insert_header("x-user-id", caller.subject.as_str())?;
+        req.insert_header("x-user-roles", caller.roles_header.as_str())?;
+    }
     Ok(())
 }
 

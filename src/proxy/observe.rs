@@ -52,7 +52,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         bytes_sent: session.body_bytes_sent(),
         cache: "-",
-        user: None,
+        user: ctx.caller.as_ref().map(|c| c.subject.as_str()),
         outcome,
     });
 }

@@ -10,6 +10,12 @@ use pingora::proxy::Session;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     BadRequest,
+    Unauthorized,
+    InvalidToken,
+    TokenExpired,
+    InvalidCredentials,
+    RateLimited,
+    StoreUnavailable,
     Forbidden,
     RouteNotFound,
     MethodNotAllowed,
@@ -24,6 +30,12 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             Self::BadRequest => 400,
+            Self::Unauthorized
+            | Self::InvalidToken
+            | Self::TokenExpired
+            | Self::InvalidCredentials => 401,
+            Self::RateLimited => 429,
+            Self::StoreUnavailable => 503,
             Self::Forbidden => 403,
             Self::RouteNotFound => 404,
             Self::MethodNotAllowed => 405,
@@ -38,6 +50,12 @@ impl ErrorCode {
     pub fn code(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenExpired => "token_expired",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::RateLimited => "rate_limited",
+            Self::StoreUnavailable => "store_unavailable",
             Self::Forbidden => "forbidden",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -52,6 +70,12 @@ impl ErrorCode {
     pub fn message(self) -> &'static str {
         match self {
             Self::BadRequest => "Malformed request",
+            Self::Unauthorized => "Authentication required",
+            Self::InvalidToken => "The token is invalid or revoked",
+            Self::TokenExpired => "The token has expired",
+            Self::InvalidCredentials => "Invalid credentials",
+            Self::RateLimited => "Too many requests",
+            Self::StoreUnavailable => "The token store is unavailable, try again",
             Self::Forbidden => "Access to this route is not allowed",
             Self::RouteNotFound => "No route matches this path",
             Self::MethodNotAllowed => "Method not allowed on this route",
@@ -63,6 +87,20 @@ impl ErrorCode {
         }
     }
 
+    /// The `WWW-Authenticate` challenge (RFC 6750) that goes with a 401 or a role refusal.
+    pub fn challenge(self) -> Option<&'static str> {
+        match self {
+            Self::Unauthorized | Self::InvalidCredentials => Some(r#"Bearer realm="api-gateway""#),
+            Self::InvalidToken => Some(
+                r#"Bearer realm="api-gateway", error="invalid_token", error_description="The token is invalid or revoked""#,
+            ),
+            Self::TokenExpired => Some(
+                r#"Bearer realm="api-gateway", error="invalid_token", error_description="The token has expired""#,
+            ),
+            _ => None,
+        }
+    }
+
     /// The code for a status the gateway decided on (`HTTPStatus` errors).
     pub fn from_status(status: u16) -> ErrorCode {
         match status {
@@ -70,6 +108,7 @@ impl ErrorCode {
             403 => Self::Forbidden,
             404 => Self::RouteNotFound,
             405 => Self::MethodNotAllowed,
+            429 => Self::RateLimited,
             413 => Self::PayloadTooLarge,
             502 => Self::BadGateway,
             503 => Self::NoHealthyUpstream,
@@ -99,7 +138,15 @@ pub async fn error(
 ) -> Result<()> {
     ctx.verdict = Verdict::Rejected(code);
     let body = error_body(code, ctx.request_id.as_str());
-    json(session, ctx, code.status(), body, extra).await
+    match code.challenge() {
+        Some(challenge) => {
+            let mut with = Vec::with_capacity(extra.len() + 1);
+            with.extend_from_slice(extra);
+            with.push(("www-authenticate", challenge));
+            json(session, ctx, code.status(), body, &with).await
+        }
+        None => json(session, ctx, code.status(), body, extra).await,
+    }
 }
 
 /// Writes a complete JSON answer with the gateway's standard headers.
@@ -111,15 +158,17 @@ pub async fn json(
     extra: &[(&'static str, &str)],
 ) -> Result<()> {
     let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
-    resp.insert_header("content-type", "application/json")?;
-    resp.insert_header("content-length", body.len())?;
+    if status != 204 {
+        resp.insert_header("content-type", "application/json")?;
+        resp.insert_header("content-length", body.len())?;
+    }
     resp.insert_header("cache-control", "no-store")?;
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
     for (name, value) in extra {
         resp.insert_header(*name, *value)?;
     }
     decorate(session, ctx, &mut resp)?;
-    let head_only = session.req_header().method == http::Method::HEAD;
+    let head_only = session.req_header().method == http::Method::HEAD || body.is_empty();
     session
         .write_response_header(Box::new(resp), head_only)
         .await?;

@@ -4,8 +4,10 @@ use super::ctx::{RequestCtx, Verdict};
 use super::request_id::RequestId;
 use super::respond::{self, ErrorCode};
 use super::{forwarded, health, observe};
+use crate::auth::endpoints;
 use crate::balance::InFlight;
 use crate::routing::Lookup;
+use crate::routing::Route;
 use crate::security::cors::is_preflight;
 use crate::state::Shared;
 use async_trait::async_trait;
@@ -77,6 +79,13 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         let snapshot = Arc::clone(&ctx.snapshot);
+        if let Some(auth) = snapshot.auth.as_ref().filter(|a| a.issues_tokens()) {
+            if path.starts_with("/auth/") && endpoints::handle(session, ctx, auth).await? {
+                return Ok(true);
+            }
+        }
+        let req = session.req_header();
+        let path = req.uri.path();
         let preflight = snapshot.cors.is_some() && is_preflight(req);
         // A preflight is matched by the method it asks about.
         let requested = preflight
@@ -268,6 +277,42 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// Authenticates for a route with `auth.required` and checks its roles. `Ok(false)` when
+    /// a refusal was written.
+    async fn authenticate(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+    ) -> Result<bool> {
+        let Some(auth) = ctx.snapshot.auth.clone() else {
+            respond::error(session, ctx, ErrorCode::Unauthorized, &[]).await?;
+            return Ok(false);
+        };
+        let (caller, how) = match auth.authenticate(session.req_header()) {
+            Ok(found) => found,
+            Err(denied) => {
+                endpoints::deny(session, ctx, denied).await?;
+                return Ok(false);
+            }
+        };
+        if !caller.has_any(&route.auth.roles) {
+            auth_metric("failure", "forbidden");
+            let challenge = r#"Bearer realm="api-gateway", error="insufficient_scope""#;
+            respond::error(
+                session,
+                ctx,
+                ErrorCode::Forbidden,
+                &[("www-authenticate", challenge)],
+            )
+            .await?;
+            return Ok(false);
+        }
+        auth_metric("success", how);
+        ctx.caller = Some(caller);
+        Ok(true)
+    }
+
     /// Checks of a matched route before proxying: client IP rules, CORS preflight, body size.
     /// `Ok(true)` when an answer was written.
     async fn admit(
@@ -286,6 +331,9 @@ impl Gateway {
         }
         if preflight {
             respond::preflight(session, ctx).await?;
+            return Ok(true);
+        }
+        if route.auth.required && !self.authenticate(session, ctx, &route).await? {
             return Ok(true);
         }
         if let Some(limit) = ctx.snapshot.max_body_size {
@@ -315,5 +363,11 @@ fn ip_key(ip: Option<IpAddr>, buf: &mut [u8; 16]) -> &[u8] {
             &buf[..]
         }
         None => &[],
+    }
+}
+
+fn auth_metric(result: &str, reason: &str) {
+    if let Some(m) = crate::metrics::get() {
+        m.auth_requests.with_label_values(&[result, reason]).inc();
     }
 }

@@ -5,6 +5,7 @@ use super::policy::{check_rate_limit, check_sections, merge_auth, merge_rate_lim
 use super::route::{CachePolicy, Route};
 use super::snapshot::Snapshot;
 use super::table::{is_dot_segment, RouteTable};
+use crate::auth::Auth;
 use crate::balance::{Upstream, MAX_RETRIES};
 use crate::config::file::{FileConfig, HealthCheckKind, UpstreamConfig};
 use crate::config::{ConfigErrors, Parsed};
@@ -108,10 +109,30 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         .filter_map(|t| parse_cidr(t).ok())
         .collect();
 
+    let auth = match Auth::build(file, previous.and_then(|p| p.auth.as_deref())) {
+        Ok(a) => a.map(Arc::new),
+        Err(problems) => {
+            for (field, msg) in problems {
+                errors.push(format!("auth.{field}"), msg);
+            }
+            None
+        }
+    };
+    if file.auth.is_none() {
+        for (i, r) in routes.iter().enumerate() {
+            if r.auth.required {
+                errors.push(
+                    format!("routes[{i}].auth"),
+                    "auth is required but there is no auth section",
+                );
+            }
+        }
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
     Ok(Snapshot {
+        auth,
         table: RouteTable::build(&routes),
         routes,
         upstreams,
@@ -374,17 +395,6 @@ fn join_prefix(group: &str, own: &str) -> String {
 /// can say so in the log.
 pub fn inactive_settings(file: &FileConfig) -> Vec<&'static str> {
     let mut out = Vec::new();
-    let routes_auth = file
-        .routes
-        .iter()
-        .any(|r| r.auth.as_ref().is_some_and(|a| a.required == Some(true)))
-        || file
-            .groups
-            .values()
-            .any(|g| g.auth.as_ref().is_some_and(|a| a.required == Some(true)));
-    if file.auth.is_some() || routes_auth {
-        out.push("auth");
-    }
     if file.rate_limit.is_some()
         || file.routes.iter().any(|r| r.rate_limit.is_some())
         || file.groups.values().any(|g| g.rate_limit.is_some())

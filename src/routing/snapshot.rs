@@ -2,6 +2,7 @@
 
 use super::route::Route;
 use super::table::RouteTable;
+use crate::auth::Auth;
 use crate::balance::Upstream;
 use crate::config::FileConfig;
 use crate::security::{Cors, SecurityHeaders};
@@ -22,6 +23,8 @@ pub struct Snapshot {
     /// Global hardening headers, for answers given before a route is known.
     pub headers: Arc<SecurityHeaders>,
     pub cors: Option<Cors>,
+    /// The `auth` section, when present.
+    pub auth: Option<Arc<Auth>>,
     /// Largest request body accepted, in bytes.
     pub max_body_size: Option<u64>,
     /// The file this snapshot was compiled from.

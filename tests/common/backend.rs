@@ -24,6 +24,15 @@ pub struct Backend {
 
 impl Backend {
     pub fn start(name: &str) -> Backend {
+        Backend::spawn(name, None)
+    }
+
+    /// A backend answering every request with `body` as JSON (e.g. a JWK set).
+    pub fn serving(name: &str, body: String) -> Backend {
+        Backend::spawn(name, Some(Arc::new(body)))
+    }
+
+    fn spawn(name: &str, fixed: Option<Arc<String>>) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
         let addr = listener.local_addr().expect("backend addr");
         let hits = Arc::new(AtomicUsize::new(0));
@@ -32,6 +41,7 @@ impl Backend {
         let stop = Arc::new(AtomicBool::new(false));
         let healthy = Arc::new(AtomicBool::new(true));
         let counters = Counters {
+            fixed,
             hits: hits.clone(),
             received: received.clone(),
             healthy: healthy.clone(),
@@ -96,6 +106,7 @@ pub fn dead_addr() -> SocketAddr {
 
 #[derive(Clone)]
 struct Counters {
+    fixed: Option<Arc<String>>,
     hits: Arc<AtomicUsize>,
     received: Arc<AtomicUsize>,
     healthy: Arc<AtomicBool>,
@@ -175,14 +186,17 @@ fn serve(stream: TcpStream, name: &str, counters: &Counters) {
             .and_then(|h| h.split_once(':'))
             .map_or(String::new(), |(k, v)| format!("{k}: {v}\r\n"));
         counters.hits.fetch_add(1, Ordering::SeqCst);
-        let json = serde_json::json!({
+        let json = match &counters.fixed {
+            Some(body) => body.to_string(),
+            None => serde_json::json!({
             "backend": name,
             "method": method,
             "path": path,
             "headers": map,
             "body": String::from_utf8_lossy(&body),
-        })
-        .to_string();
+            })
+            .to_string(),
+        };
         let response = format!(
             "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Backend: {name}\r\n{extra}\r\n{json}",
             json.len()

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod client;
 pub mod gateway;
+pub mod redis;
 
 pub use backend::{dead_addr, Backend};
 pub use client::{get, raw, request, Resp};

@@ -1,0 +1,84 @@
+//! `X-API-Key` authentication against SHA-256 hashes, compared in constant time.
+
+use crate::config::file::ApiKeyConfig;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, Clone)]
+struct ApiKey {
+    name: String,
+    hash: [u8; 32],
+    roles: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ApiKeys(Vec<ApiKey>);
+
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 {
+        return None;
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl ApiKeys {
+    /// `compile` has checked the `sha256:<hex>` format.
+    pub fn build(list: &[ApiKeyConfig]) -> ApiKeys {
+        ApiKeys(
+            list.iter()
+                .filter_map(|k| {
+                    Some(ApiKey {
+                        name: k.name.clone(),
+                        hash: unhex(k.key_hash.strip_prefix("sha256:")?)?,
+                        roles: k.roles.clone(),
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The key's `(name, roles)` when `key` matches one. Every configured hash is compared, in
+    /// constant time, so the answer time does not tell which one came close.
+    pub fn check(&self, key: &[u8]) -> Option<(&str, &[String])> {
+        let digest: [u8; 32] = Sha256::digest(key).into();
+        let mut found = None;
+        for k in &self.0 {
+            if bool::from(k.hash.ct_eq(&digest)) {
+                found = Some((k.name.as_str(), k.roles.as_slice()));
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_by_hash_only() {
+        let hex: String = Sha256::digest(b"k-123")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let keys = ApiKeys::build(&[ApiKeyConfig {
+            name: "ci".into(),
+            key_hash: format!("sha256:{hex}"),
+            roles: vec!["user".into()],
+        }]);
+        assert_eq!(keys.check(b"k-123").map(|(n, _)| n), Some("ci"));
+        assert!(keys.check(b"k-124").is_none());
+        assert!(
+            keys.check(hex.as_bytes()).is_none(),
+            "the hash itself is not a key"
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! Revoked tokens (`jti`) and token families (`fam`), and refresh tokens already used.
+//!
+//! Checks on the request path read a local map only. With `store: redis` every revocation is
+//! also written to Redis (a sorted set ordered by a Redis-side counter) and each instance pulls
+//! the entries it has not seen every `SYNC_EVERY`, so a logout on one instance reaches the others
+//! within that time. If Redis is unreachable, checks go on with the revocations known locally,
+//! while refresh and logout answer 503, since they need the shared store.
+
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{Mutex, OnceCell};
+
+pub const SYNC_EVERY: Duration = Duration::from_millis(250);
+const PREFIX: &str = "gw:auth";
+
+/// The shared store could not be reached in time.
+#[derive(Debug, thiserror::Error)]
+#[error("revocation store unavailable: {0}")]
+pub struct StoreError(String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Token,
+    Family,
+}
+
+pub struct RedisStore {
+    client: redis::Client,
+    timeout: Duration,
+    conn: OnceCell<ConnectionManager>,
+    /// Highest sequence number pulled so far.
+    seen: Mutex<i64>,
+}
+
+enum Backend {
+    Memory,
+    Redis(Box<RedisStore>),
+}
+
+pub struct Revocations {
+    tokens: RwLock<HashMap<String, u64>>,
+    families: RwLock<HashMap<String, u64>>,
+    used: std::sync::Mutex<HashMap<String, u64>>,
+    backend: Backend,
+    /// What this store was built from, so a reload with the same settings keeps it.
+    pub settings: String,
+}
+
+static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, 500)
+if #expired > 0 then
+  redis.call('ZREM', KEYS[1], unpack(expired))
+  redis.call('ZREM', KEYS[2], unpack(expired))
+end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[1], seq, ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return seq
+",
+    )
+});
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Revocations {
+    pub fn memory() -> Revocations {
+        Revocations::with(Backend::Memory, "memory".into())
+    }
+
+    pub fn redis(url: &str, timeout: Duration) -> Result<Revocations, String> {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let store = RedisStore {
+            client,
+            timeout,
+            conn: OnceCell::new(),
+            seen: Mutex::new(0),
+        };
+        Ok(Revocations::with(
+            Backend::Redis(Box::new(store)),
+            format!("redis {url} {timeout:?}"),
+        ))
+    }
+
+    fn with(backend: Backend, settings: String) -> Revocations {
+        Revocations {
+            tokens: Default::default(),
+            families: Default::default(),
+            used: Default::default(),
+            backend,
+            settings,
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Redis(_))
+    }
+
+    /// True when the token or its family was revoked. Local read only; no I/O.
+    pub fn is_revoked(&self, jti: &str, fam: &str) -> bool {
+        let hit = |map: &RwLock<HashMap<String, u64>>, key: &str| {
+            !key.is_empty()
+                && map
+                    .read()
+                    .is_ok_and(|m| m.get(key).is_some_and(|exp| *exp >= now()))
+        };
+        hit(&self.tokens, jti) || hit(&self.families, fam)
+    }
+
+    /// Revokes a token or a family until `exp` (unix seconds): locally at once, then in Redis.
+    pub async fn revoke(&self, kind: Kind, id: &str, exp: u64) -> Result<(), StoreError> {
+        if let Backend::Redis(store) = &self.backend {
+            let member = format!("{}:{id}:{exp}", if kind == Kind::Token { "j" } else { "f" });
+            let mut conn = store.connection().await?;
+            let mut call = REVOKE.prepare_invoke();
+            call.key(format!("{PREFIX}:revoked"))
+                .key(format!("{PREFIX}:revoked:exp"))
+                .key(format!("{PREFIX}:revoked:seq"))
+                .arg(&member)
+                .arg(exp)
+                .arg(now());
+            store.run(call.invoke_async::<i64>(&mut conn)).await?;
+        }
+        self.remember(kind, id, exp);
+        Ok(())
+    }
+
+    /// Marks a refresh token used; `false` when it had been used before (reuse).
+    pub async fn consume_refresh(&self, jti: &str, exp: u64) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Memory => {
+                let Ok(mut used) = self.used.lock() else {
+                    return Err(StoreError("lock poisoned".into()));
+                };
+                let t = now();
+                used.retain(|_, e| *e >= t);
+                Ok(used.insert(jti.to_owned(), exp).is_none())
+            }
+            Backend::Redis(store) => {
+                let mut conn = store.connection().await?;
+                let key = format!("{PREFIX}:used:{jti}");
+                let opts = redis::SetOptions::default()
+                    .conditional_set(redis::ExistenceCheck::NX)
+                    .with_expiration(redis::SetExpiry::EXAT(exp.max(now() + 1)));
+                let set: Option<String> = store.run(conn.set_options(&key, 1, opts)).await?;
+                Ok(set.is_some())
+            }
+        }
+    }
+
+    /// Pulls revocations made by other instances (Redis only) and drops expired local entries.
+    pub async fn sync(&self) -> Result<usize, StoreError> {
+        let t = now();
+        for map in [&self.tokens, &self.families] {
+            if let Ok(mut m) = map.write() {
+                m.retain(|_, exp| *exp >= t);
+            }
+        }
+        let Backend::Redis(store) = &self.backend else {
+            return Ok(0);
+        };
+        let mut seen = store.seen.lock().await;
+        let mut conn = store.connection().await?;
+        let entries: Vec<(String, i64)> = store
+            .run(conn.zrangebyscore_withscores(
+                format!("{PREFIX}:revoked"),
+                format!("({}", *seen),
+                "+inf",
+            ))
+            .await?;
+        for (member, seq) in &entries {
+            *seen = (*seen).max(*seq);
+            let mut parts = member.splitn(2, ':');
+            let kind = match parts.next() {
+                Some("j") => Kind::Token,
+                Some("f") => Kind::Family,
+                _ => continue,
+            };
+            let Some((id, exp)) = parts.next().and_then(|rest| rest.rsplit_once(':')) else {
+                continue;
+            };
+            if let Ok(exp) = exp.parse() {
+                self.remember(kind, id, exp);
+            }
+        }
+        Ok(entries.len())
+    }
+
+    fn remember(&self, kind: Kind, id: &str, exp: u64) {
+        let map = if kind == Kind::Token {
+            &self.tokens
+        } else {
+            &self.families
+        };
+        if let Ok(mut m) = map.write() {
+            m.insert(id.to_owned(), exp);
+        }
+    }
+}
+
+impl RedisStore {
+    /// The shared connection, made on first use (on a pingora runtime, after any daemon fork).
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let conn = self
+            .run(self.conn.get_or_try_init(|| async {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1);
+                ConnectionManager::new_with_config(self.client.clone(), config).await
+            }))
+            .await?;
+        Ok(conn.clone())
+    }
+
+    async fn run<T, E: std::fmt::Display>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(StoreError(e.to_string())),
+            Err(_) => Err(StoreError(format!("no answer within {:?}", self.timeout))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_store() {
+        let r = Revocations::memory();
+        assert!(!r.is_revoked("t1", "f1"));
+        r.revoke(Kind::Token, "t1", now() + 60)
+            .await
+            .expect("memory never fails");
+        assert!(r.is_revoked("t1", "other"));
+        r.revoke(Kind::Family, "f2", now() + 60)
+            .await
+            .expect("memory never fails");
+        assert!(r.is_revoked("t9", "f2"));
+        r.revoke(Kind::Token, "old", now() - 5)
+            .await
+            .expect("memory never fails");
+        assert!(!r.is_revoked("old", ""), "expired entries no longer count");
+        assert!(r.consume_refresh("r1", now() + 60).await.expect("ok"));
+        assert!(
+            !r.consume_refresh("r1", now() + 60).await.expect("ok"),
+            "second use is reuse"
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! Built-in identities: argon2id password hashes only. Unknown users are checked against a
+//! dummy hash so they cost the same time as a wrong password.
+
+use crate::config::file::UserConfig;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+/// A hash of a random password, made once, for unknown users.
+static DUMMY: LazyLock<Option<String>> = LazyLock::new(|| {
+    let random: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+    hash_password(&random).ok()
+});
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub username: String,
+    pub password_hash: String,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Users(Arc<HashMap<String, User>>);
+
+impl Users {
+    pub fn build(list: &[UserConfig]) -> Result<Users, Vec<(String, String)>> {
+        let mut map = HashMap::new();
+        let mut problems = Vec::new();
+        for (i, u) in list.iter().enumerate() {
+            if let Err(e) = PasswordHash::new(&u.password_hash) {
+                problems.push((
+                    format!("users[{i}].password_hash"),
+                    format!("not a valid hash: {e}"),
+                ));
+                continue;
+            }
+            map.insert(
+                u.username.clone(),
+                User {
+                    username: u.username.clone(),
+                    password_hash: u.password_hash.clone(),
+                    roles: u.roles.clone(),
+                },
+            );
+        }
+        if problems.is_empty() {
+            Ok(Users(Arc::new(map)))
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Checks a password. Blocking (argon2 takes tens of milliseconds): run it off the async
+    /// threads. Unknown user and wrong password take the same path and the same time.
+    pub fn check(&self, username: &str, password: &str) -> Option<User> {
+        let user = self.0.get(username);
+        let hash = match user {
+            Some(u) => u.password_hash.as_str(),
+            None => DUMMY.as_deref()?,
+        };
+        let ok = PasswordHash::new(hash)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        user.filter(|_| ok).cloned()
+    }
+}
+
+/// An argon2id hash (default parameters, random salt) for `auth.users[].password_hash`.
+pub fn hash_password(password: &[u8]) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_and_check() {
+        let hash = hash_password(b"s3cret").expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        let users = Users::build(&[UserConfig {
+            username: "ann".into(),
+            password_hash: hash,
+            roles: vec!["user".into()],
+        }])
+        .expect("valid");
+        assert_eq!(
+            users.check("ann", "s3cret").map(|u| u.roles),
+            Some(vec!["user".to_owned()])
+        );
+        assert!(users.check("ann", "wrong").is_none());
+        assert!(users.check("bob", "s3cret").is_none());
+    }
+}
