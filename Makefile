@@ -27,7 +27,7 @@ test: lint check-config
 	$(CARGO) test --all-targets
 
 bench:
-	$(CARGO) bench --bench routing --bench balance
+	$(CARGO) bench --bench routing --bench balance --bench auth
 
 clean:
 	$(CARGO) clean

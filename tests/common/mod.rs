@@ -2,6 +2,7 @@
 //! one allocator, readiness polled with a deadline, children killed on drop.
 #![allow(dead_code, unused_imports)]
 
+pub mod auth;
 pub mod backend;
 pub mod client;
 pub mod gateway;

@@ -1,0 +1,114 @@
+//! Token verification cost per algorithm, and the whole per-request auth check (header parse,
+//! verify, revocation lookup, caller) against the verification alone.
+
+use api_gateway::auth::Auth;
+use api_gateway::config::parse_str;
+use criterion::{criterion_group, criterion_main, Criterion};
+use jsonwebtoken::{encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use pingora::http::RequestHeader;
+use serde_json::json;
+use std::hint::black_box;
+use std::process::Command;
+
+fn pem(args: &[&str], dir: &std::path::Path, name: &str) -> Vec<u8> {
+    let path = dir.join(name);
+    let ok = Command::new("openssl")
+        .args(args)
+        .arg("-out")
+        .arg(&path)
+        .status()
+        .expect("openssl for bench keys");
+    assert!(ok.success());
+    std::fs::read(path).expect("pem")
+}
+
+fn public(private: &[u8], dir: &std::path::Path, name: &str) -> Vec<u8> {
+    let src = dir.join(format!("{name}.src"));
+    std::fs::write(&src, private).expect("write");
+    let ok = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&src)
+        .arg("-out")
+        .arg(dir.join(name))
+        .status()
+        .expect("openssl");
+    assert!(ok.success());
+    std::fs::read(dir.join(name)).expect("pem")
+}
+
+fn claims() -> serde_json::Value {
+    json!({"sub": "bench", "roles": ["user"], "iss": "gw", "aud": "api", "exp": 4_000_000_000u64, "iat": 1, "typ": "access", "jti": "j", "fam": "f"})
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("dir");
+    let rsa = pem(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ],
+        dir.path(),
+        "rsa.pem",
+    );
+    let ec = pem(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ],
+        dir.path(),
+        "ec.pem",
+    );
+    let cases = [
+        (
+            "HS256",
+            Algorithm::HS256,
+            EncodingKey::from_secret(b"bench-secret-0123456789abcdef"),
+            DecodingKey::from_secret(b"bench-secret-0123456789abcdef"),
+        ),
+        (
+            "RS256",
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(&rsa).expect("rsa"),
+            DecodingKey::from_rsa_pem(&public(&rsa, dir.path(), "rsa.pub")).expect("rsa pub"),
+        ),
+        (
+            "ES256",
+            Algorithm::ES256,
+            EncodingKey::from_ec_pem(&ec).expect("ec"),
+            DecodingKey::from_ec_pem(&public(&ec, dir.path(), "ec.pub")).expect("ec pub"),
+        ),
+    ];
+    let mut group = c.benchmark_group("jwt_verify");
+    for (name, alg, enc, dec) in &cases {
+        let token = encode(&Header::new(*alg), &claims(), enc).expect("encode");
+        let mut validation = Validation::new(*alg);
+        validation.set_audience(&["api"]);
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<serde_json::Value>(black_box(&token), dec, &validation)
+                    .is_ok()
+            })
+        });
+    }
+    group.finish();
+
+    let yaml = "auth:\n  jwt: {algorithm: HS256, secret: bench-secret-0123456789abcdef, issuer: gw, audience: api}\nupstreams: {u: {backends: [{addr: 127.0.0.1:9}]}}\nroutes: [{name: r, path: /, upstream: u, auth: {required: true}}]\n";
+    let snapshot = api_gateway::routing::compile(&parse_str(yaml, |_| None), None).expect("config");
+    let auth: &Auth = snapshot.auth.as_deref().expect("auth");
+    let token = encode(&Header::new(Algorithm::HS256), &claims(), &cases[0].2).expect("encode");
+    let mut req = RequestHeader::build("GET", b"/orders", None).expect("request");
+    req.insert_header("authorization", format!("Bearer {token}"))
+        .expect("header");
+    c.bench_function("auth_check_per_request/HS256", |b| {
+        b.iter(|| auth.authenticate(black_box(&req)).is_ok())
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,206 @@
+//! Revocation shared by two gateways through a real `redis-server`, behaviour with Redis gone,
+//! asymmetric keys from PEM files, and verify-only mode from a JWKS URL.
+
+mod common;
+
+use common::redis::Redis;
+use common::{request, wait_for, Backend, Gateway, Resp};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::json;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::auth::{auth_section, login, routes, tokens, with_token};
+
+fn shared(redis: &Redis, backend: &Backend) -> String {
+    format!(
+        "redis: {{url: \"{}\", timeout: 300ms}}\n{}{}",
+        redis.url(),
+        auth_section("redis"),
+        routes(backend)
+    )
+}
+
+fn post(gw: &Gateway, path: &str, headers: &[(&str, &str)], body: serde_json::Value) -> Resp {
+    request("POST", &gw.url(path), headers, Some(&body.to_string()))
+}
+
+#[test]
+fn two_gateways_share_revocations_through_redis() {
+    let redis = Redis::start();
+    let b = Backend::start("b");
+    let a = Gateway::start(&shared(&redis, &b));
+    let c = Gateway::start(&shared(&redis, &b));
+    let (access, refresh) = tokens(&a, "alice", "alice-pass");
+    assert_eq!(with_token(&c, "/me", &access).status, 200);
+
+    // Rotation is shared: a refresh token used on one instance is spent on the other.
+    let r = post(&a, "/auth/refresh", &[], json!({"refresh_token": refresh}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let access2 = r.json()["access_token"]
+        .as_str()
+        .expect("access")
+        .to_owned();
+    let r = post(&c, "/auth/refresh", &[], json!({"refresh_token": refresh}));
+    assert_eq!(r.status, 401, "reuse on the other instance: {}", r.body);
+    // ...and the reuse revoked the family everywhere.
+    wait_for(
+        "the family revocation to reach the first instance",
+        Duration::from_secs(5),
+        || (with_token(&a, "/me", &access2).status == 401).then_some(()),
+    );
+
+    let (access3, _) = tokens(&c, "admin", "admin-pass");
+    assert_eq!(with_token(&a, "/me", &access3).status, 200);
+    let auth = format!("Bearer {access3}");
+    assert_eq!(
+        post(&c, "/auth/logout", &[("authorization", &auth)], json!({})).status,
+        204
+    );
+    wait_for(
+        "the logout to reach the other instance",
+        Duration::from_secs(5),
+        || (with_token(&a, "/me", &access3).status == 401).then_some(()),
+    );
+}
+
+#[test]
+fn without_redis_checks_go_on_and_refresh_and_logout_say_503() {
+    let mut redis = Redis::start();
+    let b = Backend::start("b");
+    let gw = Gateway::start(&shared(&redis, &b));
+    let (revoked, _) = tokens(&gw, "admin", "admin-pass");
+    let auth = format!("Bearer {revoked}");
+    assert_eq!(
+        post(&gw, "/auth/logout", &[("authorization", &auth)], json!({})).status,
+        204
+    );
+    let (access, refresh) = tokens(&gw, "alice", "alice-pass");
+
+    redis.kill();
+    assert!(!redis.ping());
+    // Access tokens are still checked, with the revocations known so far.
+    assert_eq!(with_token(&gw, "/me", &access).status, 200);
+    assert_eq!(with_token(&gw, "/me", &revoked).status, 401);
+    // Refresh and logout need the shared store: a clear 503, quickly.
+    let started = std::time::Instant::now();
+    let r = post(&gw, "/auth/refresh", &[], json!({"refresh_token": refresh}));
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.error_code(), "store_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a dead Redis must not hang the request"
+    );
+    let auth = format!("Bearer {access}");
+    assert_eq!(
+        post(&gw, "/auth/logout", &[("authorization", &auth)], json!({})).status,
+        503
+    );
+    // Login needs no store.
+    assert_eq!(login(&gw, "alice", "alice-pass").status, 200);
+}
+
+fn openssl(args: &[&str]) {
+    let ok = Command::new("openssl")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(ok.success(), "openssl {args:?}");
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+#[test]
+fn es256_keys_from_pem_files() {
+    let b = Backend::start("b");
+    let keys = tempfile::tempdir().expect("dir");
+    let private = keys.path().join("es256.pem");
+    let public = keys.path().join("es256.pub.pem");
+    let (private, public) = (
+        private.to_str().expect("path"),
+        public.to_str().expect("path"),
+    );
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        private,
+    ]);
+    openssl(&["pkey", "-in", private, "-pubout", "-out", public]);
+    let section = auth_section("memory").replace(
+        "{algorithm: HS256, secret: \"test-secret-0123456789-abcdefghijklmnop\",",
+        &format!(
+            "{{algorithm: ES256, private_key_file: \"{private}\", public_key_file: \"{public}\","
+        ),
+    );
+    assert!(section.contains("ES256"));
+    let gw = Gateway::start(&format!("{section}{}", routes(&b)));
+    let (access, _) = tokens(&gw, "alice", "alice-pass");
+    let header = jsonwebtoken::decode_header(&access).expect("header");
+    assert_eq!(header.alg, Algorithm::ES256);
+    assert_eq!(with_token(&gw, "/me", &access).status, 200);
+    // The HS secret of the other tests means nothing here.
+    let forged = encode(
+        &Header::new(Algorithm::HS256),
+        &json!({"sub": "x", "exp": now() + 60, "iss": "gw-test", "aud": "api"}),
+        &EncodingKey::from_secret(b"test-secret-0123456789-abcdefghijklmnop"),
+    )
+    .expect("encode");
+    assert_eq!(with_token(&gw, "/me", &forged).status, 401);
+}
+
+#[test]
+fn verify_only_mode_from_a_jwks_url() {
+    let keys = tempfile::tempdir().expect("dir");
+    let pem = keys.path().join("rsa.pem");
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        pem.to_str().expect("path"),
+    ]);
+    let key = EncodingKey::from_rsa_pem(&std::fs::read(&pem).expect("pem")).expect("rsa");
+    let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).expect("jwk");
+    jwk.common.key_id = Some("k1".into());
+    let set = serde_json::to_string(&JwkSet { keys: vec![jwk] }).expect("json");
+    let idp = Backend::serving("idp", set);
+    let b = Backend::start("b");
+    let yaml = format!(
+        "auth:\n  jwt: {{algorithm: RS256, jwks_url: \"http://{}/.well-known/jwks.json\", issuer: idp, audience: api}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: me, path: /me, upstream: u, auth: {{required: true}}}}\n",
+        idp.addr, b.addr
+    );
+    let gw = Gateway::start(&yaml);
+    let token = |kid: &str| {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.into());
+        let claims = json!({"sub": "carol", "roles": ["user"], "iss": "idp", "aud": "api", "exp": now() + 300});
+        encode(&header, &claims, &key).expect("encode")
+    };
+    let good = token("k1");
+    wait_for("the key set to load", Duration::from_secs(10), || {
+        (with_token(&gw, "/me", &good).status == 200).then_some(())
+    });
+    assert_eq!(
+        with_token(&gw, "/me", &good).json()["headers"]["x-user-id"],
+        "carol"
+    );
+    assert_eq!(with_token(&gw, "/me", &token("unknown-kid")).status, 401);
+    // Verify-only: the gateway issues no tokens, so /auth/login is an ordinary (unknown) path.
+    assert_eq!(
+        request("POST", &gw.url("/auth/login"), &[], Some("{}")).status,
+        404
+    );
+}
