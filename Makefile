@@ -27,7 +27,7 @@ test: lint check-config
 	$(CARGO) test --all-targets
 
 bench:
-	$(CARGO) bench --bench routing --bench balance --bench auth
+	$(CARGO) bench --bench routing --bench balance --bench auth --bench ratelimit
 
 clean:
 	$(CARGO) clean

@@ -17,6 +17,8 @@ pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
+pub mod ratelimit;
+pub mod redis;
 pub mod reload;
 pub mod routing;
 pub mod security;

@@ -6,12 +6,12 @@
 //! within that time. If Redis is unreachable, checks go on with the revocations known locally,
 //! while refresh and logout answer 503, since they need the shared store.
 
-use redis::aio::ConnectionManager;
+use crate::redis::{RedisError, RedisHandle};
 use redis::{AsyncCommands, Script};
 use std::collections::HashMap;
-use std::sync::{LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
 
 pub const SYNC_EVERY: Duration = Duration::from_millis(250);
 const PREFIX: &str = "gw:auth";
@@ -21,6 +21,12 @@ const PREFIX: &str = "gw:auth";
 #[error("revocation store unavailable: {0}")]
 pub struct StoreError(String);
 
+impl From<RedisError> for StoreError {
+    fn from(e: RedisError) -> Self {
+        StoreError(e.0)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Token,
@@ -28,9 +34,7 @@ pub enum Kind {
 }
 
 pub struct RedisStore {
-    client: redis::Client,
-    timeout: Duration,
-    conn: OnceCell<ConnectionManager>,
+    redis: Arc<RedisHandle>,
     /// Highest sequence number pulled so far.
     seen: Mutex<i64>,
 }
@@ -77,11 +81,8 @@ impl Revocations {
     }
 
     pub fn redis(url: &str, timeout: Duration) -> Result<Revocations, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
         let store = RedisStore {
-            client,
-            timeout,
-            conn: OnceCell::new(),
+            redis: crate::redis::handle(url, timeout)?,
             seen: Mutex::new(0),
         };
         Ok(Revocations::with(
@@ -207,29 +208,15 @@ impl Revocations {
 }
 
 impl RedisStore {
-    /// The shared connection, made on first use (on a pingora runtime, after any daemon fork).
-    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
-        let conn = self
-            .run(self.conn.get_or_try_init(|| async {
-                let config = redis::aio::ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1);
-                ConnectionManager::new_with_config(self.client.clone(), config).await
-            }))
-            .await?;
-        Ok(conn.clone())
+    async fn connection(&self) -> Result<redis::aio::ConnectionManager, StoreError> {
+        Ok(self.redis.connection().await?)
     }
 
     async fn run<T, E: std::fmt::Display>(
         &self,
         fut: impl std::future::Future<Output = Result<T, E>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(StoreError(e.to_string())),
-            Err(_) => Err(StoreError(format!("no answer within {:?}", self.timeout))),
-        }
+        Ok(self.redis.run(fut).await?)
     }
 }
 

@@ -223,7 +223,7 @@ pub enum OnStoreError {
 }
 
 /// Used globally, per group and per route; a lower level overrides field by field.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     #[serde(default)]

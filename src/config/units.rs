@@ -17,7 +17,7 @@ pub struct HumanDuration(pub Duration);
 pub struct ByteSize(pub u64);
 
 /// A rate such as `100/s`: `count` events per `per`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Rate {
     pub count: u64,
     pub per: Duration,

@@ -42,6 +42,8 @@ pub struct RequestCtx {
     pub failed: Vec<SocketAddr>,
     /// Counts this request on its current backend until the context is dropped.
     pub in_flight: Option<InFlight>,
+    /// The rate-limit decision, for the `RateLimit-*` headers.
+    pub rate_limit: Option<crate::ratelimit::Decision>,
     /// Status of the backend's answer, when one came.
     pub upstream_status: Option<u16>,
     /// Request body bytes seen so far (for `max_body_size` on unframed bodies).
@@ -66,6 +68,7 @@ impl RequestCtx {
             failed: Vec::new(),
             in_flight: None,
             upstream_status: None,
+            rate_limit: None,
             body_bytes: 0,
             _active: ActiveRequest::start(),
             verdict: Verdict::Proxied,

@@ -15,6 +15,14 @@ pub fn report(snap: &Snapshot, draining: bool) -> (u16, Bytes) {
         upstreams.insert(name.clone(), json!({"healthy": healthy, "total": total}));
     }
     let servable = snap.routes.iter().any(|r| r.upstream.health().0 > 0);
+    let redis_check = match crate::redis::status() {
+        None => "disabled",
+        Some(true) => "ok",
+        Some(false) => {
+            degraded = true;
+            "down"
+        }
+    };
     let status = if draining || !servable {
         "down"
     } else if degraded {
@@ -24,7 +32,7 @@ pub fn report(snap: &Snapshot, draining: bool) -> (u16, Bytes) {
     };
     let body = json!({
         "status": status,
-        "checks": {"redis": "disabled", "upstreams": Value::Object(upstreams)},
+        "checks": {"redis": redis_check, "upstreams": Value::Object(upstreams)},
     });
     let code = if status == "down" { 503 } else { 200 };
     (code, Bytes::from(body.to_string()))

@@ -200,6 +200,11 @@ pub fn decorate(session: &Session, ctx: &RequestCtx, resp: &mut ResponseHeader) 
     if let Some(cors) = &ctx.snapshot.cors {
         cors.apply(session.req_header().headers.get(http::header::ORIGIN), resp)?;
     }
+    if let Some(d) = &ctx.rate_limit {
+        resp.insert_header("ratelimit-limit", d.limit)?;
+        resp.insert_header("ratelimit-remaining", d.remaining)?;
+        resp.insert_header("ratelimit-reset", d.reset)?;
+    }
     Ok(())
 }
 

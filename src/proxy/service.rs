@@ -6,6 +6,7 @@ use super::respond::{self, ErrorCode};
 use super::{forwarded, health, observe};
 use crate::auth::endpoints;
 use crate::balance::InFlight;
+use crate::ratelimit::{KeyInputs, Limiter};
 use crate::routing::Lookup;
 use crate::routing::Route;
 use crate::security::cors::is_preflight;
@@ -313,6 +314,45 @@ impl Gateway {
         Ok(true)
     }
 
+    /// Applies the route's rate limit. `Ok(false)` when the 429 was written.
+    async fn limit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+        limiter: &Limiter,
+    ) -> Result<bool> {
+        let req = session.req_header();
+        let inputs = KeyInputs {
+            client_ip: ctx.client_ip,
+            user: ctx.caller.as_ref().map(|c| c.subject.as_str()),
+            path: req.uri.path(),
+            route: &route.name,
+            headers: &req.headers,
+        };
+        let decision = limiter.check(&inputs).await;
+        let allowed = decision.is_none_or(|d| d.allowed);
+        if let Some(m) = crate::metrics::get() {
+            let result = if allowed { "allowed" } else { "limited" };
+            m.rate_limit_requests
+                .with_label_values(&[route.name.as_str(), result])
+                .inc();
+        }
+        ctx.rate_limit = decision.filter(|d| d.limit > 0);
+        if allowed {
+            return Ok(true);
+        }
+        let retry_after = decision.map_or(1, |d| d.retry_after).to_string();
+        respond::error(
+            session,
+            ctx,
+            ErrorCode::RateLimited,
+            &[("retry-after", &retry_after)],
+        )
+        .await?;
+        Ok(false)
+    }
+
     /// Checks of a matched route before proxying: client IP rules, CORS preflight, body size.
     /// `Ok(true)` when an answer was written.
     async fn admit(
@@ -335,6 +375,11 @@ impl Gateway {
         }
         if route.auth.required && !self.authenticate(session, ctx, &route).await? {
             return Ok(true);
+        }
+        if let Some(limiter) = &route.limiter {
+            if !self.limit(session, ctx, &route, limiter).await? {
+                return Ok(true);
+            }
         }
         if let Some(limit) = ctx.snapshot.max_body_size {
             let declared = session

@@ -9,6 +9,7 @@ use crate::auth::Auth;
 use crate::balance::{Upstream, MAX_RETRIES};
 use crate::config::file::{FileConfig, HealthCheckKind, UpstreamConfig};
 use crate::config::{ConfigErrors, Parsed};
+use crate::ratelimit::Limiter;
 use crate::security::{Cors, IpRules, SecurityHeaders};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -85,7 +86,8 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         group_ip,
         group_prefixes,
     };
-    let routes = compile_routes(parsed, &upstreams, &edge, &mut errors);
+    let mut routes = compile_routes(parsed, &upstreams, &edge, &mut errors);
+    attach_limiters(&mut routes, file, previous, &mut errors);
     let headers =
         SecurityHeaders::build(file.security.headers.as_ref(), None).unwrap_or_else(|problems| {
             for (field, msg) in problems {
@@ -280,6 +282,7 @@ fn compile_routes(
             }),
             headers: Arc::new(headers),
             ip_rules: IpRules::combine([&edge.global_ip, group_ip, &route_ip]),
+            limiter: None,
         }));
     }
     routes
@@ -328,6 +331,46 @@ fn check_upstream(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
             if n == Some(0) {
                 errors.push(format!("{hp}.{field}"), "must be at least 1");
             }
+        }
+    }
+}
+
+/// Builds each route's limiter from its merged policy, keeping the running limiter (and its
+/// buckets) when the route and its policy are unchanged.
+fn attach_limiters(
+    routes: &mut [Arc<Route>],
+    file: &FileConfig,
+    previous: Option<&Snapshot>,
+    errors: &mut ConfigErrors,
+) {
+    let redis = file.redis.as_ref().and_then(|r| {
+        let timeout = r.timeout.map_or(crate::redis::DEFAULT_TIMEOUT, |t| t.0);
+        r.url.as_deref().map(|url| (url, timeout))
+    });
+    for (i, route) in routes.iter_mut().enumerate() {
+        let Some(policy) = &route.rate_limit else {
+            continue;
+        };
+        let kept = previous
+            .and_then(|p| p.routes.iter().find(|r| r.name == route.name))
+            .and_then(|r| r.limiter.clone())
+            .filter(|l| l.policy == *policy);
+        let limiter = match kept {
+            Some(l) => l,
+            None => match Limiter::build(&route.name, policy, redis) {
+                Ok(l) => Arc::new(l),
+                Err(e) => {
+                    errors.push(format!("routes[{i}].rate_limit"), e);
+                    continue;
+                }
+            },
+        };
+        match Arc::get_mut(route) {
+            Some(r) => r.limiter = Some(limiter),
+            None => errors.push(
+                format!("routes[{i}].rate_limit"),
+                "internal: route already shared",
+            ),
         }
     }
 }
@@ -395,12 +438,6 @@ fn join_prefix(group: &str, own: &str) -> String {
 /// can say so in the log.
 pub fn inactive_settings(file: &FileConfig) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if file.rate_limit.is_some()
-        || file.routes.iter().any(|r| r.rate_limit.is_some())
-        || file.groups.values().any(|g| g.rate_limit.is_some())
-    {
-        out.push("rate_limit");
-    }
     if file.cache.is_some()
         || file
             .routes

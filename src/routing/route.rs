@@ -3,6 +3,7 @@
 use super::method::MethodSet;
 use crate::balance::Upstream;
 use crate::config::file::RateLimitConfig;
+use crate::ratelimit::Limiter;
 use crate::security::{IpRules, SecurityHeaders};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,8 @@ pub struct Route {
     pub headers: Arc<SecurityHeaders>,
     /// Effective client IP rules (global, group and route combined); empty when none apply.
     pub ip_rules: IpRules,
+    /// The route's limiter, when a rate limit applies.
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 impl Route {

@@ -165,6 +165,7 @@ mod tests {
             cache: None,
             headers: Default::default(),
             ip_rules: Default::default(),
+            limiter: None,
         })
     }
 

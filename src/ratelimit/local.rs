@@ -1,0 +1,259 @@
+//! In-process limiter state: a sharded map (no global lock) of per-key states with a bound on
+//! the number of keys. When a shard is full, states that have gone idle (a full bucket, an old
+//! window: the same as no state at all) are dropped first; if that frees nothing, an eighth of
+//! the shard goes, so a flood of distinct keys costs bounded memory and amortised O(1) time.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const SHARDS: usize = 64;
+/// Keys kept per limiter before eviction starts.
+pub const MAX_KEYS: usize = 200_000;
+
+/// What one decision tells the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// `RateLimit-Limit`: the bucket size, or the requests per window.
+    pub limit: u64,
+    pub remaining: u64,
+    /// Seconds until the quota is whole again.
+    pub reset: u64,
+    /// Seconds until a request can pass (for `Retry-After`).
+    pub retry_after: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Algorithm {
+    /// `rate` tokens a second into a bucket of `burst`.
+    TokenBucket { rate: f64, burst: f64 },
+    /// `limit` requests per `window`, the previous window weighted by how much of it still
+    /// overlaps the last `window`.
+    SlidingWindow { limit: u64, window: Duration },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    Bucket { tokens: f64, last: Instant },
+    Window { index: u64, prev: u64, curr: u64 },
+}
+
+/// Key bytes → state, for one shard.
+type Shard = HashMap<Box<[u8]>, State>;
+
+pub struct LocalStore {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    per_shard: usize,
+    epoch: Instant,
+}
+
+impl LocalStore {
+    pub fn new(max_keys: usize) -> LocalStore {
+        LocalStore {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            per_shard: (max_keys / SHARDS).max(1),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Keys held now.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |m| m.len()))
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Counts one request for `key` and decides. Allocates only when the key is new.
+    pub fn check(&self, algorithm: Algorithm, key: &[u8], now: Instant) -> Decision {
+        let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
+        let Ok(mut map) = shard.lock() else {
+            // A poisoned shard means a panic elsewhere; do not turn it into an outage.
+            return decide(algorithm, None, now, self.epoch).0;
+        };
+        if let Some(state) = map.get_mut(key) {
+            let (decision, next) = decide(algorithm, Some(*state), now, self.epoch);
+            *state = next;
+            return decision;
+        }
+        if map.len() >= self.per_shard {
+            evict(&mut map, algorithm, now, self.epoch);
+        }
+        let (decision, state) = decide(algorithm, None, now, self.epoch);
+        map.insert(key.into(), state);
+        decision
+    }
+}
+
+fn evict(map: &mut Shard, algorithm: Algorithm, now: Instant, epoch: Instant) {
+    let before = map.len();
+    map.retain(|_, s| !idle(algorithm, *s, now, epoch));
+    if map.len() == before {
+        let drop: Vec<Box<[u8]>> = map.keys().take(before / 8 + 1).cloned().collect();
+        for k in drop {
+            map.remove(&k);
+        }
+    }
+}
+
+/// True when the state carries no information any more (equal to a fresh key).
+fn idle(algorithm: Algorithm, state: State, now: Instant, epoch: Instant) -> bool {
+    match (algorithm, state) {
+        (Algorithm::TokenBucket { rate, burst }, State::Bucket { tokens, last }) => {
+            tokens + now.duration_since(last).as_secs_f64() * rate >= burst
+        }
+        (Algorithm::SlidingWindow { window, .. }, State::Window { index, .. }) => {
+            window_index(now, epoch, window).0 > index + 1
+        }
+        _ => true,
+    }
+}
+
+fn window_index(now: Instant, epoch: Instant, window: Duration) -> (u64, f64) {
+    let elapsed = now.duration_since(epoch).as_nanos();
+    let w = window.as_nanos().max(1);
+    ((elapsed / w) as u64, (elapsed % w) as f64 / w as f64)
+}
+
+fn ceil_secs(secs: f64) -> u64 {
+    secs.max(0.0).ceil() as u64
+}
+
+fn decide(
+    algorithm: Algorithm,
+    state: Option<State>,
+    now: Instant,
+    epoch: Instant,
+) -> (Decision, State) {
+    match algorithm {
+        Algorithm::TokenBucket { rate, burst } => {
+            let mut tokens = match state {
+                Some(State::Bucket { tokens, last }) => {
+                    (tokens + now.duration_since(last).as_secs_f64() * rate).min(burst)
+                }
+                _ => burst,
+            };
+            let allowed = tokens >= 1.0;
+            if allowed {
+                tokens -= 1.0;
+            }
+            let decision = Decision {
+                allowed,
+                limit: burst as u64,
+                remaining: tokens.floor() as u64,
+                reset: ceil_secs((burst - tokens) / rate),
+                retry_after: if allowed {
+                    0
+                } else {
+                    ceil_secs((1.0 - tokens) / rate).max(1)
+                },
+            };
+            (decision, State::Bucket { tokens, last: now })
+        }
+        Algorithm::SlidingWindow { limit, window } => {
+            let (index, frac) = window_index(now, epoch, window);
+            let (prev, curr) = match state {
+                Some(State::Window {
+                    index: i,
+                    prev,
+                    curr,
+                }) if i == index => (prev, curr),
+                Some(State::Window { index: i, curr, .. }) if i + 1 == index => (curr, 0),
+                _ => (0, 0),
+            };
+            let weighted = prev as f64 * (1.0 - frac);
+            let allowed = weighted + curr as f64 + 1.0 <= limit as f64;
+            let curr = curr + u64::from(allowed);
+            let used = (weighted + curr as f64).ceil() as u64;
+            let left_in_window = window.as_secs_f64() * (1.0 - frac);
+            let decision = Decision {
+                allowed,
+                limit,
+                remaining: limit.saturating_sub(used),
+                reset: ceil_secs(left_in_window),
+                retry_after: if allowed {
+                    0
+                } else {
+                    ceil_secs(left_in_window).max(1)
+                },
+            };
+            (decision, State::Window { index, prev, curr })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUCKET: Algorithm = Algorithm::TokenBucket {
+        rate: 5.0,
+        burst: 10.0,
+    };
+
+    #[test]
+    fn token_bucket_burst_then_refill() {
+        let store = LocalStore::new(1000);
+        let t0 = Instant::now();
+        let passed = (0..20)
+            .filter(|_| store.check(BUCKET, b"k", t0).allowed)
+            .count();
+        assert_eq!(passed, 10);
+        let d = store.check(BUCKET, b"k", t0);
+        assert_eq!((d.allowed, d.remaining, d.retry_after), (false, 0, 1));
+        // One second later five tokens are back.
+        let t1 = t0 + Duration::from_secs(1);
+        let passed = (0..20)
+            .filter(|_| store.check(BUCKET, b"k", t1).allowed)
+            .count();
+        assert_eq!(passed, 5);
+        // Other keys have their own bucket.
+        assert!(store.check(BUCKET, b"other", t1).allowed);
+    }
+
+    #[test]
+    fn sliding_window_weighs_the_previous_window() {
+        let store = LocalStore::new(1000);
+        let alg = Algorithm::SlidingWindow {
+            limit: 10,
+            window: Duration::from_secs(1),
+        };
+        let start = store.epoch + Duration::from_secs(5);
+        assert_eq!(
+            (0..30)
+                .filter(|_| store.check(alg, b"k", start).allowed)
+                .count(),
+            10
+        );
+        // Three quarters into the next window, a quarter of the last window's 10 still counts.
+        let later = start + Duration::from_millis(1750);
+        let passed = (0..30)
+            .filter(|_| store.check(alg, b"k", later).allowed)
+            .count();
+        assert_eq!(passed, 7);
+    }
+
+    #[test]
+    fn a_flood_of_distinct_keys_stays_bounded() {
+        let store = LocalStore::new(10_000);
+        let now = Instant::now();
+        for i in 0u32..1_000_000 {
+            store.check(BUCKET, &i.to_le_bytes(), now);
+        }
+        assert!(store.len() <= 10_000, "{} keys held", store.len());
+        assert!(
+            store.len() > 5_000,
+            "eviction is not wholesale: {}",
+            store.len()
+        );
+    }
+}

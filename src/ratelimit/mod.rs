@@ -1,0 +1,192 @@
+//! Rate limits per route: token bucket or sliding window, per key, in this process or shared
+//! through Redis. The effective policy of a route is the global `rate_limit` overridden field by
+//! field by its group's, then its own. Each route has its own buckets.
+
+mod local;
+mod redis;
+
+pub use local::{Algorithm, Decision, LocalStore, MAX_KEYS};
+
+use crate::config::file::{OnStoreError, RateLimitAlgorithm, RateLimitConfig, StoreKind};
+use crate::config::units::Rate;
+use redis::RedisLimiter;
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// The defaults of the contract for fields no level sets.
+const DEFAULT_RATE: Rate = Rate {
+    count: 100,
+    per: Duration::from_secs(1),
+};
+const DEFAULT_BURST: u64 = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyPart {
+    ClientIp,
+    User,
+    Path,
+    Route,
+    Header(http::HeaderName),
+}
+
+/// What a key can be made of, for one request.
+pub struct KeyInputs<'a> {
+    pub client_ip: Option<IpAddr>,
+    pub user: Option<&'a str>,
+    pub path: &'a str,
+    pub route: &'a str,
+    pub headers: &'a http::HeaderMap,
+}
+
+enum Store {
+    Local(LocalStore),
+    Redis(RedisLimiter),
+}
+
+pub struct Limiter {
+    /// The merged policy it was built from; an unchanged policy keeps the limiter on reload.
+    pub policy: RateLimitConfig,
+    algorithm: Algorithm,
+    key: Vec<KeyPart>,
+    store: Store,
+    deny_on_error: bool,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    static KEY: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(128));
+}
+
+impl Limiter {
+    /// Builds the limiter of `route`; `redis` is `(url, timeout)` when the file has one.
+    pub fn build(
+        route: &str,
+        policy: &RateLimitConfig,
+        redis: Option<(&str, Duration)>,
+    ) -> Result<Limiter, String> {
+        let rate = policy.rate.unwrap_or(DEFAULT_RATE);
+        let per_sec = rate.count as f64 / rate.per.as_secs_f64();
+        let algorithm = match policy.algorithm.unwrap_or(RateLimitAlgorithm::TokenBucket) {
+            RateLimitAlgorithm::TokenBucket => Algorithm::TokenBucket {
+                rate: per_sec,
+                burst: policy.burst.unwrap_or(DEFAULT_BURST) as f64,
+            },
+            RateLimitAlgorithm::SlidingWindow => Algorithm::SlidingWindow {
+                limit: rate.count,
+                window: rate.per,
+            },
+        };
+        let names = policy
+            .key
+            .clone()
+            .unwrap_or_else(|| vec!["client_ip".into(), "user".into(), "path".into()]);
+        let mut key = Vec::with_capacity(names.len());
+        for name in &names {
+            key.push(match name.as_str() {
+                "client_ip" => KeyPart::ClientIp,
+                "user" => KeyPart::User,
+                "path" => KeyPart::Path,
+                "route" => KeyPart::Route,
+                other => {
+                    let header = other
+                        .strip_prefix("header:")
+                        .ok_or_else(|| format!("unknown key part {other:?}"))?;
+                    KeyPart::Header(
+                        http::HeaderName::from_bytes(header.as_bytes())
+                            .map_err(|e| e.to_string())?,
+                    )
+                }
+            });
+        }
+        let store = match policy.store.unwrap_or_default() {
+            StoreKind::Memory => Store::Local(LocalStore::new(MAX_KEYS)),
+            StoreKind::Redis => {
+                let (url, timeout) = redis.ok_or("the redis store needs redis.url")?;
+                Store::Redis(RedisLimiter {
+                    redis: crate::redis::handle(url, timeout)?,
+                    prefix: format!("gw:rl:{route}:"),
+                })
+            }
+        };
+        Ok(Limiter {
+            policy: policy.clone(),
+            algorithm,
+            key,
+            store,
+            deny_on_error: policy.on_store_error == Some(OnStoreError::Deny),
+        })
+    }
+
+    /// Counts the request and decides. `None` when the shared store failed and the policy is
+    /// `allow` (no headers then); a failed store with `deny` refuses.
+    pub async fn check(&self, inputs: &KeyInputs<'_>) -> Option<Decision> {
+        match &self.store {
+            Store::Local(store) => KEY.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                self.write_key(inputs, &mut buf);
+                Some(store.check(self.algorithm, &buf, Instant::now()))
+            }),
+            Store::Redis(store) => {
+                let mut key = Vec::with_capacity(64);
+                self.write_key(inputs, &mut key);
+                match store.check(self.algorithm, &key).await {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        log::warn!(
+                            "rate limit store: {e}; {}",
+                            if self.deny_on_error {
+                                "denying"
+                            } else {
+                                "allowing"
+                            }
+                        );
+                        self.deny_on_error.then_some(Decision {
+                            allowed: false,
+                            limit: 0,
+                            remaining: 0,
+                            reset: 1,
+                            retry_after: 1,
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// The key: each part prefixed with its length, so no two different inputs give one key
+    /// (`("ab", "c")` and `("a", "bc")` differ, whatever bytes the parts hold).
+    fn write_key(&self, inputs: &KeyInputs<'_>, out: &mut Vec<u8>) {
+        use std::io::Write;
+        out.clear();
+        for part in &self.key {
+            let start = out.len();
+            out.extend_from_slice(&[0; 4]);
+            match part {
+                KeyPart::ClientIp => {
+                    if let Some(ip) = inputs.client_ip {
+                        let _ = write!(out, "{ip}");
+                    }
+                }
+                KeyPart::User => out.extend_from_slice(inputs.user.unwrap_or("").as_bytes()),
+                KeyPart::Path => out.extend_from_slice(inputs.path.as_bytes()),
+                KeyPart::Route => out.extend_from_slice(inputs.route.as_bytes()),
+                KeyPart::Header(name) => {
+                    for v in inputs.headers.get_all(name) {
+                        out.extend_from_slice(v.as_bytes());
+                        out.push(b',');
+                    }
+                }
+            }
+            let len = (out.len() - start - 4) as u32;
+            out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Shared limits: one Lua script per decision, run atomically by Redis with Redis' own clock,
+//! so every instance on the same Redis draws from the same bucket or window. Keys expire once
+//! their state is idle.
+
+use super::local::{Algorithm, Decision};
+use crate::redis::{RedisError, RedisHandle};
+use redis::Script;
+use std::sync::{Arc, LazyLock};
+
+static TOKEN_BUCKET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local s = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(s[1])
+local ts = tonumber(s[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+local full_ms = math.ceil((burst - tokens) / rate)
+redis.call('PEXPIRE', KEYS[1], full_ms + 1000)
+return {allowed, math.floor(tokens), full_ms, math.ceil(math.max(0, 1 - tokens) / rate)}
+",
+    )
+});
+
+static SLIDING_WINDOW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local index = math.floor(now / window)
+local frac = (now % window) / window
+local c = redis.call('HMGET', KEYS[1], tostring(index - 1), tostring(index))
+local prev = tonumber(c[1]) or 0
+local curr = tonumber(c[2]) or 0
+local weighted = prev * (1 - frac)
+local allowed = 0
+if weighted + curr + 1 <= limit then
+  curr = redis.call('HINCRBY', KEYS[1], tostring(index), 1)
+  allowed = 1
+end
+redis.call('HDEL', KEYS[1], tostring(index - 2))
+redis.call('PEXPIRE', KEYS[1], window * 2)
+local left = math.ceil(window * (1 - frac))
+return {allowed, math.max(0, limit - math.ceil(weighted + curr)), left, left}
+",
+    )
+});
+
+pub struct RedisLimiter {
+    pub redis: Arc<RedisHandle>,
+    /// `gw:rl:<route>:`
+    pub prefix: String,
+}
+
+impl RedisLimiter {
+    pub async fn check(&self, algorithm: Algorithm, key: &[u8]) -> Result<Decision, RedisError> {
+        let mut full = Vec::with_capacity(self.prefix.len() + key.len());
+        full.extend_from_slice(self.prefix.as_bytes());
+        full.extend_from_slice(key);
+        let mut conn = self.redis.connection().await?;
+        let (script, a, b, limit) = match algorithm {
+            Algorithm::TokenBucket { rate, burst } => {
+                (&*TOKEN_BUCKET, rate / 1000.0, burst, burst as u64)
+            }
+            Algorithm::SlidingWindow { limit, window } => (
+                &*SLIDING_WINDOW,
+                window.as_millis() as f64,
+                limit as f64,
+                limit,
+            ),
+        };
+        let mut call = script.prepare_invoke();
+        call.key(full).arg(a).arg(b);
+        let r: Vec<i64> = self.redis.run(call.invoke_async(&mut conn)).await?;
+        let at = |i: usize| r.get(i).copied().unwrap_or(0).max(0) as u64;
+        let secs = |ms: u64| ms.div_ceil(1000);
+        Ok(Decision {
+            allowed: at(0) == 1,
+            limit,
+            remaining: at(1),
+            reset: secs(at(2)),
+            retry_after: if at(0) == 1 { 0 } else { secs(at(3)).max(1) },
+        })
+    }
+}

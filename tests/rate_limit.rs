@@ -1,0 +1,179 @@
+//! Rate limits end to end: burst exactness, refill, per-key isolation, overrides, sliding window,
+//! one limit shared by two gateways through Redis, and Redis going away.
+
+mod common;
+
+use common::auth::{auth_section, tokens, with_token};
+use common::redis::Redis;
+use common::{request, Backend, Gateway, Resp};
+use std::time::{Duration, Instant};
+
+fn from(gw: &Gateway, path: &str, ip: &str) -> Resp {
+    request("GET", &gw.url(path), &[("x-forwarded-for", ip)], None)
+}
+
+fn passed(gw: &Gateway, path: &str, ip: &str, n: usize) -> usize {
+    (0..n).filter(|_| from(gw, path, ip).status == 200).count()
+}
+
+fn config(backend: &Backend, head: &str, routes: &str) -> String {
+    format!(
+        "security: {{trusted_proxies: [127.0.0.1/32]}}\n{head}upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n{routes}",
+        backend.addr
+    )
+}
+
+#[test]
+fn burst_is_exact_refill_follows_the_rate_and_headers_agree() {
+    let b = Backend::start("b");
+    let gw = Gateway::start(&config(&b, "", "  - {name: r, path: /, upstream: u, rate_limit: {rate: 5/s, burst: 10, key: [client_ip]}}\n"));
+    let answers: Vec<Resp> = (0..20).map(|_| from(&gw, "/x", "198.51.100.1")).collect();
+    assert_eq!(answers.iter().filter(|r| r.status == 200).count(), 10);
+    assert_eq!(answers[0].header("ratelimit-limit"), Some("10"));
+    let remaining: Vec<u64> = answers[..10]
+        .iter()
+        .map(|r| {
+            r.header("ratelimit-remaining")
+                .and_then(|v| v.parse().ok())
+                .expect("remaining")
+        })
+        .collect();
+    assert_eq!(remaining, [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+    assert!(answers[0]
+        .header("ratelimit-reset")
+        .is_some_and(|v| v != "0"));
+    let limited = &answers[15];
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.error_code(), "rate_limited");
+    assert_eq!(limited.header("retry-after"), Some("1"));
+    assert_eq!(limited.header("ratelimit-remaining"), Some("0"));
+    assert_eq!(b.hits(), 10);
+
+    // Refill is a matter of time: after one second, five more tokens.
+    std::thread::sleep(Duration::from_millis(1000));
+    let again = passed(&gw, "/x", "198.51.100.1", 20);
+    assert!(
+        (5..=6).contains(&again),
+        "{again} passed after one second at 5/s"
+    );
+}
+
+#[test]
+fn keys_are_isolated_by_client_and_by_user() {
+    let b = Backend::start("b");
+    let routes = "  - {name: ip, path: /ip, upstream: u, rate_limit: {rate: 1/m, burst: 2, key: [client_ip]}}\n  - {name: me, path: /me, upstream: u, auth: {required: true}, rate_limit: {rate: 1/m, burst: 2, key: [user]}}\n";
+    let gw = Gateway::start(&config(&b, &auth_section("memory"), routes));
+    assert_eq!(passed(&gw, "/ip", "203.0.113.1", 4), 2);
+    assert_eq!(passed(&gw, "/ip", "203.0.113.2", 4), 2);
+    let (alice, _) = tokens(&gw, "alice", "alice-pass");
+    let (admin, _) = tokens(&gw, "admin", "admin-pass");
+    let ok = |t: &str| {
+        (0..4)
+            .filter(|_| with_token(&gw, "/me", t).status == 200)
+            .count()
+    };
+    assert_eq!(ok(&alice), 2);
+    assert_eq!(ok(&admin), 2);
+}
+
+#[test]
+fn group_and_route_override_the_global_policy_field_by_field() {
+    let b = Backend::start("b");
+    let head = "rate_limit: {rate: 1/m, burst: 2, key: [client_ip]}\ngroups:\n  api: {prefix: /api, rate_limit: {burst: 4}}\n";
+    let routes = "  - {name: plain, path: /plain, upstream: u}\n  - {name: grouped, group: api, path: /g, upstream: u}\n  - {name: own, group: api, path: /own, upstream: u, rate_limit: {burst: 6}}\n  - {name: off, group: api, path: /off, upstream: u, rate_limit: {enabled: false}}\n";
+    let gw = Gateway::start(&config(&b, head, routes));
+    assert_eq!(passed(&gw, "/plain", "192.0.2.1", 10), 2);
+    assert_eq!(passed(&gw, "/api/g", "192.0.2.1", 10), 4);
+    assert_eq!(passed(&gw, "/api/own", "192.0.2.1", 10), 6);
+    assert_eq!(passed(&gw, "/api/off", "192.0.2.1", 10), 10);
+    assert!(from(&gw, "/api/off", "192.0.2.1")
+        .header("ratelimit-limit")
+        .is_none());
+}
+
+#[test]
+fn sliding_window_stays_at_its_rate() {
+    let b = Backend::start("b");
+    let gw = Gateway::start(&config(&b, "", "  - {name: r, path: /, upstream: u, rate_limit: {algorithm: sliding_window, rate: 10/m, key: [client_ip]}}\n"));
+    assert_eq!(passed(&gw, "/", "198.51.100.7", 25), 10);
+    let r = from(&gw, "/", "198.51.100.7");
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("ratelimit-limit"), Some("10"));
+    assert!(r
+        .header("retry-after")
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|s| (1..=60).contains(&s)));
+    assert_eq!(
+        passed(&gw, "/", "198.51.100.8", 3),
+        3,
+        "another client has its own window"
+    );
+}
+
+fn redis_config(redis: &Redis, backend: &Backend, on_error: &str) -> String {
+    config(
+        backend,
+        &format!("redis: {{url: \"{}\", timeout: 200ms}}\n", redis.url()),
+        &format!("  - {{name: shared, path: /, upstream: u, rate_limit: {{store: redis, rate: 1/m, burst: 5, key: [client_ip], on_store_error: {on_error}}}}}\n"),
+    )
+}
+
+#[test]
+fn two_gateways_share_one_limit_through_redis() {
+    let redis = Redis::start();
+    let b = Backend::start("b");
+    let one = Gateway::start(&redis_config(&redis, &b, "allow"));
+    let two = Gateway::start(&redis_config(&redis, &b, "allow"));
+    let total: usize = (0..12)
+        .map(|i| if i % 2 == 0 { &one } else { &two })
+        .filter(|gw| from(gw, "/", "203.0.113.50").status == 200)
+        .count();
+    assert!(
+        (5..=6).contains(&total),
+        "{total} passed a shared burst of 5"
+    );
+    assert_eq!(
+        passed(&one, "/", "203.0.113.51", 3),
+        3,
+        "another client is not affected"
+    );
+}
+
+#[test]
+fn redis_gone_follows_on_store_error() {
+    let mut redis = Redis::start();
+    let b = Backend::start("b");
+    let allow = Gateway::start(&redis_config(&redis, &b, "allow"));
+    let deny = Gateway::start(&redis_config(&redis, &b, "deny"));
+    assert_eq!(from(&allow, "/", "192.0.2.9").status, 200);
+    redis.kill();
+    let started = Instant::now();
+    for _ in 0..3 {
+        let r = from(&allow, "/", "192.0.2.9");
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.header("ratelimit-limit").is_none());
+        let r = from(&deny, "/", "192.0.2.9");
+        assert_eq!(r.status, 429, "{}", r.body);
+        assert_eq!(r.error_code(), "rate_limited");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a dead Redis must not hang requests"
+    );
+    let health = request("GET", &allow.url("/health"), &[], None).json();
+    assert_eq!(health["checks"]["redis"], "down");
+    assert_eq!(health["status"], "degraded");
+}
+
+#[test]
+fn decisions_are_counted() {
+    let b = Backend::start("b");
+    let gw = Gateway::start(&config(&b, "", "  - {name: r, path: /, upstream: u, rate_limit: {rate: 1/m, burst: 3, key: [client_ip]}}\n"));
+    passed(&gw, "/", "192.0.2.44", 5);
+    common::wait_for("the counters", Duration::from_secs(5), || {
+        let text = gw.scrape();
+        (text.contains(r#"rate_limit_requests_total{result="allowed",route="r"} 3"#)
+            && text.contains(r#"rate_limit_requests_total{result="limited",route="r"} 2"#))
+        .then_some(())
+    });
+}
