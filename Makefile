@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_BACKENDS = users-1=127.0.0.1:9001 users-2=127.0.0.1:9002 orders=127.0.0.1:9003
 
-.PHONY: all build run test lint check-config bench clean
+.PHONY: all build run test lint check-config bench bench-load bench-micro clean
 
 all: build
 
@@ -26,7 +26,14 @@ check-config: build
 test: lint check-config
 	$(CARGO) test --all-targets
 
-bench:
+## bench: release build, load scenarios against a direct connection and nginx, then criterion.
+bench: bench-load bench-micro
+
+bench-load:
+	$(CARGO) build --release --bin gateway --example demo_backend
+	./benches/load/run.sh
+
+bench-micro:
 	$(CARGO) bench --bench routing --bench balance --bench auth --bench ratelimit
 
 clean:

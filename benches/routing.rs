@@ -1,4 +1,4 @@
-//! Route lookup with many routes: the segment trie against a linear longest-prefix scan.
+//! Route lookup with 10, 1 000 and 10 000 routes: the segment trie against a linear longest-prefix scan.
 
 use api_gateway::config::parse_str;
 use api_gateway::routing::{compile, Lookup, Route, Snapshot};
@@ -32,7 +32,7 @@ fn linear<'a>(routes: &'a [Arc<Route>], path: &str) -> Option<&'a Arc<Route>> {
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("route_lookup");
-    for n in [10usize, 1000, 5000] {
+    for n in [10usize, 1000, 10_000] {
         let snap = snapshot(n);
         let path = format!(
             "/svc{}/v{}/res{}/items/42",

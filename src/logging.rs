@@ -1,6 +1,7 @@
 //! Logs on the `log` crate with a small formatter of ours: one JSON object (or one text line) per
-//! record on stderr, written with a single `write` so lines from different threads never mix.
-//! `RUST_LOG` (a level name) overrides the configured level. Pingora's records come through too.
+//! record on stderr. Application records are written at once, each with a single `write`.
+//! Access lines are batched (see [`emit_batched`]) so the request path makes no system call for
+//! them. `RUST_LOG` (a level name) overrides the configured level. Pingora's records come too.
 
 use crate::config::file::{LogConfig, LogFormat, LogLevel};
 use log::{LevelFilter, Log, Metadata, Record};
@@ -8,7 +9,16 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Batched access lines are written once this many bytes are waiting...
+const BATCH_BYTES: usize = 32 * 1024;
+/// ...or after this long, whichever comes first.
+const BATCH_EVERY: Duration = Duration::from_millis(100);
+
+static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+static FLUSHER: Once = Once::new();
 
 struct Logger;
 
@@ -43,7 +53,8 @@ pub fn json_format() -> bool {
     JSON.load(Ordering::Relaxed)
 }
 
-/// Builds one line in a reused per-thread buffer and writes it to stderr in one call.
+/// Builds one line in a reused per-thread buffer and writes it to stderr in one call (after any
+/// batched lines, so the order holds).
 pub fn emit(build: impl FnOnce(&mut String)) {
     LINE.with(|cell| {
         let Ok(mut line) = cell.try_borrow_mut() else {
@@ -52,8 +63,55 @@ pub fn emit(build: impl FnOnce(&mut String)) {
         line.clear();
         build(&mut line);
         line.push('\n');
+        let mut pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
+        write_out(&mut pending);
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     });
+}
+
+/// Like [`emit`], but the line joins a batch written when it reaches 32 KiB or 100 ms old (as
+/// nginx's `access_log ... buffer= flush=`). A process killed outright loses at most the last
+/// 100 ms of batched lines.
+pub fn emit_batched(build: impl FnOnce(&mut String)) {
+    FLUSHER.call_once(|| {
+        // Started on first use, so after any daemon fork.
+        let spawned = std::thread::Builder::new()
+            .name("log-flush".into())
+            .spawn(|| loop {
+                std::thread::sleep(BATCH_EVERY);
+                flush();
+            });
+        if let Err(e) = spawned {
+            eprintln!("cannot start the log flusher, access lines are written one by one: {e}");
+        }
+    });
+    LINE.with(|cell| {
+        let Ok(mut line) = cell.try_borrow_mut() else {
+            return;
+        };
+        line.clear();
+        build(&mut line);
+        line.push('\n');
+        let mut pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
+        pending.extend_from_slice(line.as_bytes());
+        if pending.len() >= BATCH_BYTES {
+            write_out(&mut pending);
+        }
+    });
+}
+
+/// Writes out the batched lines now.
+pub fn flush() {
+    let mut pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
+    write_out(&mut pending);
+}
+
+/// Written while the batch lock is held, so batches and single records never interleave.
+fn write_out(pending: &mut Vec<u8>) {
+    if !pending.is_empty() {
+        let _ = std::io::stderr().lock().write_all(pending);
+        pending.clear();
+    }
 }
 
 impl Log for Logger {

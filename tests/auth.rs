@@ -118,10 +118,16 @@ fn bearer_token_on_protected_routes() {
     assert_eq!(r.error_code(), "forbidden");
     let (admin, _) = tokens(&gw, "admin", "admin-pass");
     assert_eq!(with_token(&gw, "/admin", &admin).status, 200);
-    let lines = gw.access_lines();
-    assert!(
-        lines.iter().any(|l| l["user"] == "alice"),
-        "user in the access log"
+    // Access lines are written in batches (at most 100 ms late).
+    common::wait_for(
+        "alice in the access log",
+        std::time::Duration::from_secs(5),
+        || {
+            gw.access_lines()
+                .iter()
+                .any(|l| l["user"] == "alice")
+                .then_some(())
+        },
     );
     assert!(!gw.log().contains(&access), "a token reached the log");
 }

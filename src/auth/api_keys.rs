@@ -1,14 +1,16 @@
 //! `X-API-Key` authentication against SHA-256 hashes, compared in constant time.
 
+use super::claims::Caller;
 use crate::config::file::ApiKeyConfig;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 #[derive(Debug, Clone)]
 struct ApiKey {
-    name: String,
     hash: [u8; 32],
-    roles: Vec<String>,
+    /// The identity the key stands for, made once.
+    caller: Arc<Caller>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -32,9 +34,8 @@ impl ApiKeys {
             list.iter()
                 .filter_map(|k| {
                     Some(ApiKey {
-                        name: k.name.clone(),
                         hash: unhex(k.key_hash.strip_prefix("sha256:")?)?,
-                        roles: k.roles.clone(),
+                        caller: Arc::new(Caller::new(k.name.clone(), k.roles.clone())),
                     })
                 })
                 .collect(),
@@ -45,14 +46,14 @@ impl ApiKeys {
         self.0.is_empty()
     }
 
-    /// The key's `(name, roles)` when `key` matches one. Every configured hash is compared, in
+    /// The key's identity when `key` matches one. Every configured hash is compared, in
     /// constant time, so the answer time does not tell which one came close.
-    pub fn check(&self, key: &[u8]) -> Option<(&str, &[String])> {
+    pub fn check(&self, key: &[u8]) -> Option<&Arc<Caller>> {
         let digest: [u8; 32] = Sha256::digest(key).into();
         let mut found = None;
         for k in &self.0 {
             if bool::from(k.hash.ct_eq(&digest)) {
-                found = Some((k.name.as_str(), k.roles.as_slice()));
+                found = Some(&k.caller);
             }
         }
         found
@@ -74,7 +75,7 @@ mod tests {
             key_hash: format!("sha256:{hex}"),
             roles: vec!["user".into()],
         }]);
-        assert_eq!(keys.check(b"k-123").map(|(n, _)| n), Some("ci"));
+        assert_eq!(keys.check(b"k-123").map(|c| c.subject.as_str()), Some("ci"));
         assert!(keys.check(b"k-124").is_none());
         assert!(
             keys.check(hex.as_bytes()).is_none(),

@@ -9,6 +9,7 @@ pub mod jwt;
 pub mod login_limit;
 pub mod revocation;
 pub mod sync;
+pub mod token_cache;
 pub mod users;
 
 use crate::config::file::{FileConfig, StoreKind};
@@ -20,6 +21,7 @@ use pingora::http::RequestHeader;
 use revocation::{now, Revocations};
 use std::sync::Arc;
 use std::time::Duration;
+use token_cache::{TokenCache, Verified};
 use users::Users;
 
 const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
@@ -71,6 +73,9 @@ pub struct Auth {
     pub revocations: Arc<Revocations>,
     /// Kept across reloads.
     pub login_limiter: Arc<LoginLimiter>,
+    /// Emptied by every reload (keys or claims rules may have changed).
+    verified: TokenCache,
+    leeway: u64,
 }
 
 impl std::fmt::Debug for Auth {
@@ -156,6 +161,8 @@ impl Auth {
             api_keys: ApiKeys::build(&cfg.api_keys),
             revocations,
             login_limiter: previous.map_or_else(Default::default, |p| Arc::clone(&p.login_limiter)),
+            verified: TokenCache::default(),
+            leeway: jwt.and_then(|j| j.leeway).map_or(30, |d| d.0.as_secs()),
         }))
     }
 
@@ -165,20 +172,38 @@ impl Auth {
     }
 
     /// Authenticates a request by `X-API-Key` or `Authorization: Bearer`.
-    pub fn authenticate(&self, req: &RequestHeader) -> Result<(Caller, &'static str), Denied> {
+    pub fn authenticate(&self, req: &RequestHeader) -> Result<(Arc<Caller>, &'static str), Denied> {
         if let Some(key) = req.headers.get("x-api-key") {
-            let (name, roles) = self
+            let caller = self
                 .api_keys
                 .check(key.as_bytes())
                 .ok_or(Denied::InvalidApiKey)?;
-            return Ok((Caller::new(name.to_owned(), roles.to_vec()), "api_key"));
+            return Ok((Arc::clone(caller), "api_key"));
         }
         let token = bearer(req).ok_or(Denied::Missing)?;
+        if token.len() > jwt::MAX_TOKEN_LEN {
+            return Err(Denied::InvalidToken);
+        }
+        let t = now();
+        if let Some(v) = self.verified.get(token, t) {
+            if self.revocations.is_revoked(&v.jti, &v.fam) {
+                return Err(Denied::Revoked);
+            }
+            return Ok((v.caller, "token"));
+        }
         let claims = self.verify(token)?;
         if claims.is_refresh() {
             return Err(Denied::RefreshAsAccess);
         }
-        Ok((Caller::new(claims.sub, claims.roles), "token"))
+        let verified = Verified {
+            valid_until: claims.exp.saturating_add(self.leeway),
+            jti: claims.jti.into(),
+            fam: claims.fam.into(),
+            caller: Arc::new(Caller::new(claims.sub, claims.roles)),
+        };
+        let caller = Arc::clone(&verified.caller);
+        self.verified.insert(token, verified, t);
+        Ok((caller, "token"))
     }
 
     /// Verifies any token of ours or the identity provider's, revocation included.

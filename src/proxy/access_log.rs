@@ -1,7 +1,7 @@
 //! One access-log line per request, in the configured log format. The path is logged without
 //! its query string, and no header is logged, so tokens and keys never reach the log.
 
-use crate::logging::{emit, json_format, json_str, timestamp};
+use crate::logging::{emit_batched, json_format, json_str, timestamp};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
@@ -23,7 +23,7 @@ pub struct AccessRecord<'a> {
 }
 
 pub fn write(r: &AccessRecord<'_>) {
-    emit(|line| {
+    emit_batched(|line| {
         if json_format() {
             json(line, r)
         } else {

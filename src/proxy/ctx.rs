@@ -33,7 +33,7 @@ pub struct RequestCtx {
     pub client_ip: Option<IpAddr>,
     pub route: Option<Arc<Route>>,
     /// Who the request authenticated as (routes with `auth.required`).
-    pub caller: Option<Caller>,
+    pub caller: Option<Arc<Caller>>,
     /// Attempts made by `upstream_peer` so far.
     pub attempts: usize,
     /// The backend of the current attempt.

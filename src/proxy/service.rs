@@ -272,6 +272,13 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        // A client that went away mid-request is routine, not an error of the gateway; the
+        // access line still records the request.
+        error.esource() == &ErrorSource::Downstream
+            && matches!(error.etype(), ConnectionClosed | ReadError | WriteError)
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         observe::record(session, e, ctx);
     }

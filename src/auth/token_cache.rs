@@ -1,0 +1,93 @@
+//! Tokens already verified, by their full text, so a client sending the same token again costs
+//! a hash lookup instead of a signature check and a JSON parse. Only accepted access tokens are
+//! kept, until their `exp` plus the leeway (the verifier's own limit); revocation is still
+//! checked on every request. Bounded: a full shard drops its expired entries, else empties.
+
+use super::claims::Caller;
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
+
+const SHARDS: usize = 16;
+const PER_SHARD: usize = 4096;
+
+#[derive(Clone)]
+pub struct Verified {
+    pub caller: Arc<Caller>,
+    pub jti: Arc<str>,
+    pub fam: Arc<str>,
+    /// Unix seconds after which the token no longer verifies.
+    pub valid_until: u64,
+}
+
+/// Token text → what verifying it gave, for one shard.
+type Shard = HashMap<Box<str>, Verified>;
+
+pub struct TokenCache {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+impl TokenCache {
+    fn shard(&self, token: &str) -> &Mutex<Shard> {
+        &self.shards[self.hasher.hash_one(token) as usize % SHARDS]
+    }
+
+    /// The verified identity of `token`, if it is cached and still valid at `now`.
+    pub fn get(&self, token: &str, now: u64) -> Option<Verified> {
+        let map = self.shard(token).lock().ok()?;
+        map.get(token).filter(|v| v.valid_until >= now).cloned()
+    }
+
+    pub fn insert(&self, token: &str, verified: Verified, now: u64) {
+        let Ok(mut map) = self.shard(token).lock() else {
+            return;
+        };
+        if map.len() >= PER_SHARD {
+            map.retain(|_, v| v.valid_until >= now);
+            if map.len() >= PER_SHARD {
+                map.clear();
+            }
+        }
+        map.insert(token.into(), verified);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_and_shards_stay_bounded() {
+        let cache = TokenCache::default();
+        let v = |until| Verified {
+            caller: Arc::new(Caller::new("s".into(), vec![])),
+            jti: "j".into(),
+            fam: "f".into(),
+            valid_until: until,
+        };
+        cache.insert("tok", v(100), 50);
+        assert!(cache.get("tok", 100).is_some());
+        assert!(cache.get("tok", 101).is_none(), "past exp + leeway");
+        assert!(cache.get("other", 50).is_none());
+        for i in 0..(SHARDS * PER_SHARD * 2) {
+            cache.insert(&format!("t{i}"), v(1000), 50);
+        }
+        let held: usize = cache
+            .shards
+            .iter()
+            .map(|s| s.lock().map_or(0, |m| m.len()))
+            .sum();
+        assert!(held <= SHARDS * PER_SHARD, "{held}");
+    }
+}
