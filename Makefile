@@ -30,7 +30,7 @@ test: lint check-config
 bench: bench-load bench-micro
 
 bench-load:
-	$(CARGO) build --release --bin gateway --example demo_backend
+	$(CARGO) build --release --bin gateway --example demo_backend --example bare_proxy
 	./benches/load/run.sh
 
 bench-micro:

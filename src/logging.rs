@@ -53,9 +53,8 @@ pub fn json_format() -> bool {
     JSON.load(Ordering::Relaxed)
 }
 
-/// Builds one line in a reused per-thread buffer and writes it to stderr in one call (after any
-/// batched lines, so the order holds).
-pub fn emit(build: impl FnOnce(&mut String)) {
+/// Builds one line in a reused per-thread buffer and hands its bytes to `then`.
+fn with_line(build: impl FnOnce(&mut String), then: impl FnOnce(&[u8])) {
     LINE.with(|cell| {
         let Ok(mut line) = cell.try_borrow_mut() else {
             return;
@@ -63,9 +62,16 @@ pub fn emit(build: impl FnOnce(&mut String)) {
         line.clear();
         build(&mut line);
         line.push('\n');
+        then(line.as_bytes());
+    });
+}
+
+/// Writes one line to stderr in one call (after any batched lines, so the order holds).
+pub fn emit(build: impl FnOnce(&mut String)) {
+    with_line(build, |line| {
         let mut pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
         write_out(&mut pending);
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let _ = std::io::stderr().lock().write_all(line);
     });
 }
 
@@ -85,15 +91,9 @@ pub fn emit_batched(build: impl FnOnce(&mut String)) {
             eprintln!("cannot start the log flusher, access lines are written one by one: {e}");
         }
     });
-    LINE.with(|cell| {
-        let Ok(mut line) = cell.try_borrow_mut() else {
-            return;
-        };
-        line.clear();
-        build(&mut line);
-        line.push('\n');
+    with_line(build, |line| {
         let mut pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
-        pending.extend_from_slice(line.as_bytes());
+        pending.extend_from_slice(line);
         if pending.len() >= BATCH_BYTES {
             write_out(&mut pending);
         }

@@ -7,7 +7,6 @@ use common::auth::{auth_section, login, routes, tokens, with_token, API_KEY, SEC
 use common::{request, Backend, Gateway, Resp};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 fn start(backend: &Backend) -> Gateway {
@@ -239,23 +238,7 @@ fn every_kind_of_bad_token_is_refused() {
 }
 
 fn rsa_key() -> EncodingKey {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("rsa.pem");
-    let ok = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&path)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(ok.success());
-    EncodingKey::from_rsa_pem(&std::fs::read(path).expect("pem")).expect("rsa key")
+    EncodingKey::from_rsa_pem(&common::auth::rsa_pem()).expect("rsa key")
 }
 
 #[test]

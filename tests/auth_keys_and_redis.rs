@@ -8,10 +8,9 @@ use common::{request, wait_for, Backend, Gateway, Resp};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::auth::{auth_section, login, routes, tokens, with_token};
+use common::auth::{auth_section, login, openssl, routes, rsa_pem, tokens, with_token};
 
 fn shared(redis: &Redis, backend: &Backend) -> String {
     format!(
@@ -101,15 +100,6 @@ fn without_redis_checks_go_on_and_refresh_and_logout_say_503() {
     assert_eq!(login(&gw, "alice", "alice-pass").status, 200);
 }
 
-fn openssl(args: &[&str]) {
-    let ok = Command::new("openssl")
-        .args(args)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl");
-    assert!(ok.success(), "openssl {args:?}");
-}
-
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -161,18 +151,7 @@ fn es256_keys_from_pem_files() {
 
 #[test]
 fn verify_only_mode_from_a_jwks_url() {
-    let keys = tempfile::tempdir().expect("dir");
-    let pem = keys.path().join("rsa.pem");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        pem.to_str().expect("path"),
-    ]);
-    let key = EncodingKey::from_rsa_pem(&std::fs::read(&pem).expect("pem")).expect("rsa");
+    let key = EncodingKey::from_rsa_pem(&rsa_pem()).expect("rsa");
     let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).expect("jwk");
     jwk.common.key_id = Some("k1".into());
     let set = serde_json::to_string(&JwkSet { keys: vec![jwk] }).expect("json");

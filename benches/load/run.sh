@@ -129,6 +129,15 @@ start gw-plain "${PROXY_CPU[@]}" -- "$GATEWAY" -c "$WORK/plain.yaml"
 PLAIN_PID=$LAST_PID; wait_port "$PORT"
 scenario "gateway: plain proxy" "http://127.0.0.1:$PORT/api/items" "$PLAIN_PID"
 
+# 2b. Pingora itself: the smallest ProxyHttp, no filters (what the gateway is built on).
+BARE=$ROOT/target/release/examples/bare_proxy
+if [ -x "$BARE" ]; then
+  BPORT=$(free_port)
+  start bare "${PROXY_CPU[@]}" -- "$BARE" "127.0.0.1:$BPORT" "127.0.0.1:$ORIGIN"
+  wait_port "$BPORT"
+  scenario "pingora: bare proxy" "http://127.0.0.1:$BPORT/api/items" "$LAST_PID"
+fi
+
 # 3. Gateway, full pipeline: route + JWT + a limit that never triggers + security headers +
 #    metrics + the access log.
 HASH=$(printf 'bench-password\n' | "$GATEWAY" hash-password)
@@ -217,7 +226,7 @@ for i in "${!LABELS[@]}"; do
   rss="-"
   [ "${PIDS_OF[$i]}" != "-" ] && rss=$(peak_rss_mib "${PIDS_OF[$i]}")
   ratio="-"
-  if [ -n "$NGINX_RPS" ] && [[ "${LABELS[$i]}" == gateway* ]]; then
+  if [ -n "$NGINX_RPS" ] && [[ "${LABELS[$i]}" == gateway* || "${LABELS[$i]}" == pingora* ]]; then
     ratio=$(awk -v a="$rps" -v b="$NGINX_RPS" 'BEGIN { printf "%.2f", a / b }')
   fi
   printf '| %s | %s | %s | %s | %s | %s | %s |\n' "${LABELS[$i]}" "$rps" "$p50" "$p99" "$errors" "$rss" "$ratio"

@@ -89,3 +89,30 @@ pub fn with_token(gw: &Gateway, path: &str, token: &str) -> Resp {
         None,
     )
 }
+
+/// Runs `openssl` (test keys are made fresh, never stored in the repository).
+pub fn openssl(args: &[&str]) {
+    let ok = Command::new("openssl")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl must be installed (.ci/run installs it)");
+    assert!(ok.success(), "openssl {args:?}");
+}
+
+/// A fresh 2048-bit RSA private key, PEM.
+pub fn rsa_pem() -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("rsa.pem");
+    let path = path.to_str().expect("path");
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        path,
+    ]);
+    std::fs::read(path).expect("pem")
+}

@@ -1,9 +1,9 @@
 //! `least_conn`: the member with the fewest in-flight requests per unit of weight. Counts live
 //! in `BackendStats` (outside the selector), so they survive rebuilds and reloads. Ties rotate.
 
-use super::{members, stats_of, Sweep};
+use super::{members, stats_of, Members, SweepIter};
 use crate::balance::stats::BackendStats;
-use pingora::lb::selection::{BackendIter, BackendSelection};
+use pingora::lb::selection::BackendSelection;
 use pingora::lb::Backend;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,14 +36,15 @@ impl LeastConn {
     }
 }
 
-/// The least loaded member first, then the others in order.
-pub struct LeastConnIter {
-    sel: Arc<LeastConn>,
-    sweep: Sweep,
+impl Members for LeastConn {
+    fn members(&self) -> &[Backend] {
+        &self.backends
+    }
 }
 
 impl BackendSelection for LeastConn {
-    type Iter = LeastConnIter;
+    /// The least loaded member first, then the others in order.
+    type Iter = SweepIter<LeastConn>;
     type Config = ();
 
     fn build(backends: &BTreeSet<Backend>) -> Self {
@@ -59,23 +60,13 @@ impl BackendSelection for LeastConn {
         }
     }
 
-    fn iter(self: &Arc<Self>, _key: &[u8]) -> LeastConnIter {
+    fn iter(self: &Arc<Self>, _key: &[u8]) -> SweepIter<LeastConn> {
         let start = if self.backends.is_empty() {
             0
         } else {
             self.least_loaded()
         };
-        LeastConnIter {
-            sel: Arc::clone(self),
-            sweep: Sweep::new(start, self.backends.len()),
-        }
-    }
-}
-
-impl BackendIter for LeastConnIter {
-    fn next(&mut self) -> Option<&Backend> {
-        let i = self.sweep.step()?;
-        self.sel.backends.get(i)
+        SweepIter::new(self, start)
     }
 }
 

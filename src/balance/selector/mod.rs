@@ -91,6 +91,33 @@ fn members(set: &BTreeSet<Backend>) -> Box<[Backend]> {
     set.iter().cloned().collect()
 }
 
+/// Selectors whose iterator is a [`SweepIter`]: a first choice, then everyone else in order.
+pub trait Members {
+    fn members(&self) -> &[Backend];
+}
+
+/// Member `start` first, then every other member once.
+pub struct SweepIter<S> {
+    sel: Arc<S>,
+    sweep: Sweep,
+}
+
+impl<S: Members> SweepIter<S> {
+    fn new(sel: &Arc<S>, start: usize) -> SweepIter<S> {
+        SweepIter {
+            sweep: Sweep::new(start, sel.members().len()),
+            sel: Arc::clone(sel),
+        }
+    }
+}
+
+impl<S: Members> BackendIter for SweepIter<S> {
+    fn next(&mut self) -> Option<&Backend> {
+        let i = self.sweep.step()?;
+        self.sel.members().get(i)
+    }
+}
+
 /// Yields `start`, `start + 1`, … once each, wrapping: the sweep every iterator ends with.
 struct Sweep {
     next: usize,

@@ -1,8 +1,8 @@
 //! `random`: weighted random choice (a member with weight 3 is three times as likely as one with
 //! weight 1). A seed makes the sequence reproducible for tests.
 
-use super::{members, Sweep};
-use pingora::lb::selection::{BackendIter, BackendSelection};
+use super::{members, Members, SweepIter};
+use pingora::lb::selection::BackendSelection;
 use pingora::lb::Backend;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -34,14 +34,15 @@ impl WeightedRandom {
     }
 }
 
-/// One weighted draw, then every other member once.
-pub struct WeightedRandomIter {
-    sel: Arc<WeightedRandom>,
-    sweep: Sweep,
+impl Members for WeightedRandom {
+    fn members(&self) -> &[Backend] {
+        &self.backends
+    }
 }
 
 impl BackendSelection for WeightedRandom {
-    type Iter = WeightedRandomIter;
+    /// One weighted draw, then every other member once.
+    type Iter = SweepIter<WeightedRandom>;
     type Config = RandomConfig;
 
     fn build(backends: &BTreeSet<Backend>) -> Self {
@@ -64,18 +65,8 @@ impl BackendSelection for WeightedRandom {
         }
     }
 
-    fn iter(self: &Arc<Self>, _key: &[u8]) -> WeightedRandomIter {
-        WeightedRandomIter {
-            sweep: Sweep::new(self.draw(), self.backends.len()),
-            sel: Arc::clone(self),
-        }
-    }
-}
-
-impl BackendIter for WeightedRandomIter {
-    fn next(&mut self) -> Option<&Backend> {
-        let i = self.sweep.step()?;
-        self.sel.backends.get(i)
+    fn iter(self: &Arc<Self>, _key: &[u8]) -> SweepIter<WeightedRandom> {
+        SweepIter::new(self, self.draw())
     }
 }
 
