@@ -446,8 +446,8 @@ pub fn inactive_settings(file: &FileConfig) -> Vec<&'static str> {
     {
         out.push("cache");
     }
-    if file.admin.is_some() || file.redis.is_some() {
-        out.push("admin and redis");
+    if file.admin.is_some() {
+        out.push("admin (the admin listener and dashboard)");
     }
     out
 }
