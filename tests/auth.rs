@@ -60,12 +60,21 @@ fn login_success_wrong_password_and_unknown_user() {
         .is_some_and(|t| t.split('.').count() == 3));
     assert!(v["refresh_token"].as_str().is_some());
 
-    let t = Instant::now();
-    let wrong = login(&gw, "alice", "nope");
-    let wrong_time = t.elapsed();
-    let t = Instant::now();
-    let unknown = login(&gw, "nobody", "nope");
-    let unknown_time = t.elapsed();
+    // The fastest of three each, so a stall of the machine does not decide.
+    let timed = |user: &str| {
+        let mut best = None::<(std::time::Duration, Resp)>;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let r = login(&gw, user, "nope");
+            let took = t.elapsed();
+            if best.as_ref().is_none_or(|(b, _)| took < *b) {
+                best = Some((took, r));
+            }
+        }
+        best.expect("three attempts")
+    };
+    let (wrong_time, wrong) = timed("alice");
+    let (unknown_time, unknown) = timed("nobody");
     for r in [&wrong, &unknown] {
         assert_401(r, "invalid_credentials");
     }

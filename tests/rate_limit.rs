@@ -23,38 +23,66 @@ fn config(backend: &Backend, head: &str, routes: &str) -> String {
     )
 }
 
+/// Tokens a 5/s bucket can regain in `elapsed`: what a slow machine may add to a count.
+fn refilled(elapsed: Duration) -> usize {
+    (elapsed.as_secs_f64() * 5.0).floor() as usize
+}
+
 #[test]
 fn burst_is_exact_refill_follows_the_rate_and_headers_agree() {
     let b = Backend::start("b");
     let gw = Gateway::start(&config(&b, "", "  - {name: r, path: /, upstream: u, rate_limit: {rate: 5/s, burst: 10, key: [client_ip]}}\n"));
-    let answers: Vec<Resp> = (0..20).map(|_| from(&gw, "/x", "198.51.100.1")).collect();
-    assert_eq!(answers.iter().filter(|r| r.status == 200).count(), 10);
-    assert_eq!(answers[0].header("ratelimit-limit"), Some("10"));
-    let remaining: Vec<u64> = answers[..10]
-        .iter()
-        .map(|r| {
-            r.header("ratelimit-remaining")
-                .and_then(|v| v.parse().ok())
-                .expect("remaining")
-        })
-        .collect();
-    assert_eq!(remaining, [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
-    assert!(answers[0]
-        .header("ratelimit-reset")
-        .is_some_and(|v| v != "0"));
-    let limited = &answers[15];
-    assert_eq!(limited.status, 429);
+    let started = Instant::now();
+    let first = from(&gw, "/x", "198.51.100.1");
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("ratelimit-limit"), Some("10"));
+    assert_eq!(first.header("ratelimit-remaining"), Some("9"));
+    assert!(first.header("ratelimit-reset").is_some_and(|v| v != "0"));
+
+    // 19 more at once: the bucket had 9 left.
+    let answers: Vec<Resp> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..19)
+            .map(|_| s.spawn(|| from(&gw, "/x", "198.51.100.1")))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client"))
+            .collect()
+    });
+    let burst_end = Instant::now();
+    let extra = refilled(burst_end - started);
+    let ok: Vec<&Resp> = answers.iter().filter(|r| r.status == 200).collect();
+    assert!(
+        (9..=9 + extra).contains(&ok.len()),
+        "{} of 19 passed ({extra} tokens could refill)",
+        ok.len()
+    );
+    if extra == 0 {
+        let mut remaining: Vec<u64> = ok
+            .iter()
+            .map(|r| {
+                r.header("ratelimit-remaining")
+                    .and_then(|v| v.parse().ok())
+                    .expect("remaining")
+            })
+            .collect();
+        remaining.sort_unstable();
+        assert_eq!(remaining, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+    let limited = answers.iter().find(|r| r.status == 429).expect("a refusal");
     assert_eq!(limited.error_code(), "rate_limited");
     assert_eq!(limited.header("retry-after"), Some("1"));
     assert_eq!(limited.header("ratelimit-remaining"), Some("0"));
-    assert_eq!(b.hits(), 10);
+    assert_eq!(b.hits(), 1 + ok.len());
 
     // Refill is a matter of time: after one second, five more tokens.
     std::thread::sleep(Duration::from_millis(1000));
     let again = passed(&gw, "/x", "198.51.100.1", 20);
+    // The bucket may carry a fraction of a token out of the burst: one more at most.
+    let most = (refilled(burst_end.elapsed()) + 1).min(10);
     assert!(
-        (5..=6).contains(&again),
-        "{again} passed after one second at 5/s"
+        (5..=most).contains(&again),
+        "{again} passed after a pause, at most {most} could"
     );
 }
 
