@@ -66,6 +66,31 @@ pub fn get(url: &str) -> Resp {
     request("GET", url, &[], None)
 }
 
+/// A GET as browsers and most HTTP clients send it: when the server closes the connection before
+/// any byte of an answer, the request (idempotent) is sent once more (RFC 9110 §9.2.2). Returns
+/// the answer and whether that retry was needed. A refused connection is not retried.
+pub fn get_idempotent(url: &str) -> (Resp, bool) {
+    let attempt = || {
+        let mut resp = agent().get(url).call()?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.body_mut().read_to_string()?;
+        Ok::<_, ureq::Error>(Resp {
+            status,
+            headers,
+            body,
+        })
+    };
+    match attempt() {
+        Ok(r) => (r, false),
+        Err(e) if e.to_string().contains("disconnected") => {
+            let r = attempt().unwrap_or_else(|e| panic!("GET {url} failed twice: {e}"));
+            (r, true)
+        }
+        Err(e) => panic!("GET {url} failed: {e}"),
+    }
+}
+
 /// Sends raw bytes and returns what the server wrote until it closed or 5 s passed.
 pub fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
