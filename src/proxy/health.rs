@@ -3,18 +3,27 @@
 use crate::routing::Snapshot;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
+use std::collections::HashSet;
 
 /// Status and JSON body. `down` (503) when no route could be served or the process is draining;
 /// `degraded` when some backend is unhealthy; `ok` otherwise.
 pub fn report(snap: &Snapshot, draining: bool) -> (u16, Bytes) {
     let mut upstreams = Map::new();
     let mut degraded = false;
+    let mut serving = HashSet::new();
     for (name, up) in &snap.upstreams {
         let (healthy, total) = up.health();
         degraded |= healthy < total;
+        if healthy > 0 {
+            serving.insert(name.as_str());
+        }
         upstreams.insert(name.clone(), json!({"healthy": healthy, "total": total}));
     }
-    let servable = snap.routes.iter().any(|r| r.upstream.health().0 > 0);
+    // Each upstream's health is read once, however many routes share it.
+    let servable = snap
+        .routes
+        .iter()
+        .any(|r| serving.contains(r.upstream.name.as_str()));
     let redis_check = match crate::redis::status() {
         None => "disabled",
         Some(true) => "ok",
