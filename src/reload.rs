@@ -22,12 +22,10 @@ impl ConfigReloader {
         let path = self.shared.config_path.display();
         match self.shared.reload() {
             Ok(()) => {
-                crate::metrics::reload(true);
                 let snap = self.shared.snapshot.load();
                 log::info!("config reloaded from {path}: {} routes", snap.routes.len());
             }
             Err(errors) => {
-                crate::metrics::reload(false);
                 for e in errors.iter() {
                     log::error!("config problem in {path}: {e}");
                 }
