@@ -31,12 +31,6 @@ struct Logout {
     refresh_token: Option<String>,
 }
 
-fn count(result: &str, reason: &str) {
-    if let Some(m) = metrics::get() {
-        m.auth_requests.with_label_values(&[result, reason]).inc();
-    }
-}
-
 /// Serves `/auth/<name>`; `Ok(false)` when the path is not one of ours.
 pub async fn handle(session: &mut Session, ctx: &mut RequestCtx, auth: &Arc<Auth>) -> Result<bool> {
     let name = match session.req_header().uri.path() {
@@ -85,11 +79,11 @@ async fn login(
     body: &[u8],
 ) -> Result<()> {
     let Ok(req) = serde_json::from_slice::<Login>(body) else {
-        count("failure", "bad_request");
+        metrics::auth("failure", "bad_request");
         return respond::error(session, ctx, ErrorCode::BadRequest, &[]).await;
     };
     if let Err(retry_after) = auth.login_limiter.attempt(&req.username, ctx.client_ip) {
-        count("failure", "rate_limited");
+        metrics::auth("failure", "rate_limited");
         let retry_after = retry_after.to_string();
         return respond::error(
             session,
@@ -105,7 +99,7 @@ async fn login(
         .ok()
         .flatten();
     let Some(user) = user else {
-        count("failure", "invalid_credentials");
+        metrics::auth("failure", "invalid_credentials");
         return respond::error(session, ctx, ErrorCode::InvalidCredentials, &[]).await;
     };
     issue(
@@ -127,7 +121,7 @@ async fn refresh(
     body: &[u8],
 ) -> Result<()> {
     let Ok(req) = serde_json::from_slice::<Refresh>(body) else {
-        count("failure", "bad_request");
+        metrics::auth("failure", "bad_request");
         return respond::error(session, ctx, ErrorCode::BadRequest, &[]).await;
     };
     let claims = match auth.verify(&req.refresh_token) {
@@ -156,7 +150,7 @@ async fn refresh(
                 "refresh token reuse for subject {:?}: token family revoked",
                 claims.sub
             );
-            count("failure", "reuse_detected");
+            metrics::auth("failure", "reuse_detected");
             return respond::error(session, ctx, ErrorCode::InvalidToken, &[]).await;
         }
         Err(e) => {
@@ -211,7 +205,7 @@ async fn logout(
             return unavailable(session, ctx).await;
         }
     }
-    count("success", "logout");
+    metrics::auth("success", "logout");
     ctx.verdict = crate::proxy::ctx::Verdict::Local;
     respond::json(session, ctx, 204, Bytes::new(), &[]).await
 }
@@ -232,7 +226,7 @@ async fn issue(
             return respond::error(session, ctx, ErrorCode::Internal, &[]).await;
         }
     };
-    count("success", reason);
+    metrics::auth("success", reason);
     let body = serde_json::json!({
         "access_token": pair.access,
         "refresh_token": pair.refresh,
@@ -245,7 +239,7 @@ async fn issue(
 
 /// A 401 for a refused token, counted.
 pub async fn deny(session: &mut Session, ctx: &mut RequestCtx, denied: Denied) -> Result<()> {
-    count("failure", denied.reason());
+    metrics::auth("failure", denied.reason());
     let code = match denied {
         Denied::Missing => ErrorCode::Unauthorized,
         Denied::Expired => ErrorCode::TokenExpired,
@@ -256,7 +250,7 @@ pub async fn deny(session: &mut Session, ctx: &mut RequestCtx, denied: Denied) -
 }
 
 async fn unavailable(session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-    count("failure", "store_unavailable");
+    metrics::auth("failure", "store_unavailable");
     respond::error(
         session,
         ctx,

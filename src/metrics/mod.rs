@@ -92,6 +92,13 @@ pub fn reload(ok: bool) {
     }
 }
 
+/// Counts an authentication outcome (`result`: success | failure; `reason`: a fixed word).
+pub fn auth(result: &str, reason: &str) {
+    if let Some(m) = get() {
+        m.auth_requests.with_label_values(&[result, reason]).inc();
+    }
+}
+
 /// The method label: standard methods by name, anything else as `OTHER` (bounded).
 pub fn method_label(m: &http::Method) -> &'static str {
     match *m {

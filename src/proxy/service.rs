@@ -305,7 +305,7 @@ impl Gateway {
             }
         };
         if !caller.has_any(&route.auth.roles) {
-            auth_metric("failure", "forbidden");
+            crate::metrics::auth("failure", "forbidden");
             let challenge = r#"Bearer realm="api-gateway", error="insufficient_scope""#;
             respond::error(
                 session,
@@ -316,7 +316,7 @@ impl Gateway {
             .await?;
             return Ok(false);
         }
-        auth_metric("success", how);
+        crate::metrics::auth("success", how);
         ctx.caller = Some(caller);
         Ok(true)
     }
@@ -415,11 +415,5 @@ fn ip_key(ip: Option<IpAddr>, buf: &mut [u8; 16]) -> &[u8] {
             &buf[..]
         }
         None => &[],
-    }
-}
-
-fn auth_metric(result: &str, reason: &str) {
-    if let Some(m) = crate::metrics::get() {
-        m.auth_requests.with_label_values(&[result, reason]).inc();
     }
 }
