@@ -20,10 +20,27 @@ impl ConfigReloader {
 
     fn reload(&self) {
         let path = self.shared.config_path.display();
+        let before = self.shared.snapshot.load_full();
         match self.shared.reload() {
             Ok(()) => {
                 let snap = self.shared.snapshot.load();
                 log::info!("config reloaded from {path}: {} routes", snap.routes.len());
+                let (old, new) = (&before.file, &snap.file);
+                let fixed = [
+                    ("listen", old.listen != new.listen),
+                    ("server", old.server != new.server),
+                    (
+                        "log",
+                        old.log.level != new.log.level || old.log.format != new.log.format,
+                    ),
+                ];
+                for (section, changed) in fixed {
+                    if changed {
+                        log::warn!(
+                            "{section}: changed in {path}, but takes effect only on restart or upgrade (-u)"
+                        );
+                    }
+                }
             }
             Err(errors) => {
                 for e in errors.iter() {

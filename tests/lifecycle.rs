@@ -29,6 +29,27 @@ fn sighup_swaps_in_a_valid_file() {
 }
 
 #[test]
+fn sighup_says_which_changes_wait_for_a_restart() {
+    let b = Backend::start("b");
+    let gw = Gateway::start(&routes(&b.addr.to_string(), "/"));
+    let header = common::gateway::header().replace("level: info", "level: debug");
+    gw.write_config(&format!("{header}{}", routes(&b.addr.to_string(), "/")));
+    gw.signal("HUP");
+    wait_for("the warning", Duration::from_secs(10), || {
+        gw.log().contains("log: changed in").then_some(())
+    });
+    let log = gw.log();
+    assert!(
+        log.contains("takes effect only on restart or upgrade"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("listen: changed"),
+        "the listen section did not change:\n{log}"
+    );
+}
+
+#[test]
 fn sighup_with_a_bad_file_keeps_the_running_config() {
     let b = Backend::start("b");
     let gw = Gateway::start(&routes(&b.addr.to_string(), "/old"));

@@ -12,6 +12,7 @@ pub struct Gateway {
     pub child: Child,
     pub proxy: SocketAddr,
     pub metrics: SocketAddr,
+    pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     log: PathBuf,
@@ -37,7 +38,8 @@ impl Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let proxy = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let yaml = fill(yaml, dir.path(), proxy, metrics);
+        let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let yaml = fill(yaml, dir.path(), [proxy, metrics, admin]);
         let config = dir.path().join("gateway.yaml");
         std::fs::write(&config, yaml).expect("write config");
         let (child, log) = run(&config, dir.path(), "gateway.log", args);
@@ -45,6 +47,7 @@ impl Gateway {
             child,
             proxy,
             metrics,
+            admin,
             dir,
             config,
             log,
@@ -106,7 +109,11 @@ impl Gateway {
 
     /// Rewrites the config file (placeholders filled as at start).
     pub fn write_config(&self, yaml: &str) {
-        let yaml = fill(yaml, self.dir.path(), self.proxy, self.metrics);
+        let yaml = fill(
+            yaml,
+            self.dir.path(),
+            [self.proxy, self.metrics, self.admin],
+        );
         std::fs::write(&self.config, yaml).expect("rewrite config");
     }
 
@@ -150,10 +157,11 @@ pub fn header() -> String {
     "server:\n  threads: 1\n  pid_file: {dir}/gateway.pid\n  upgrade_sock: {dir}/upgrade.sock\n  grace_period: 1s\n  graceful_shutdown_timeout: 2s\nlisten: {proxy: \"{proxy}\", metrics: \"{metrics}\", admin: \"{admin}\"}\nlog: {level: info, format: json, access_log: true}\n".to_owned()
 }
 
-fn fill(yaml: &str, dir: &Path, proxy: SocketAddr, metrics: SocketAddr) -> String {
+/// Fills the placeholders; the same gateway always gets the same listener addresses.
+fn fill(yaml: &str, dir: &Path, [proxy, metrics, admin]: [SocketAddr; 3]) -> String {
     yaml.replace("{proxy}", &proxy.to_string())
         .replace("{metrics}", &metrics.to_string())
-        .replace("{admin}", &format!("127.0.0.1:{}", free_port()))
+        .replace("{admin}", &admin.to_string())
         .replace("{dir}", &dir.display().to_string())
 }
 
