@@ -82,42 +82,56 @@ fn least_conn_avoids_the_backend_holding_slow_requests() {
     assert!(after.contains(&format!("b{busy}")), "{after:?}");
 }
 
+/// Client addresses for the ip_hash test. The bound below is a fraction of clients; with 1 000
+/// of them sampling noise is about ±1.5%, while the ring itself (backend addresses get random
+/// ports) gave one backend at most 30.4% instead of 25% over 300 random rings.
+const CLIENTS: usize = 1000;
+
 #[test]
 fn ip_hash_is_sticky_and_remaps_few_clients_when_a_backend_goes() {
     let bs = start(4);
     let all: Vec<_> = bs.iter().map(|b| (b.addr.to_string(), 1)).collect();
     let gw = Gateway::start(&upstream("ip_hash", &all, ""));
-    let ips: Vec<String> = (0..50)
-        .map(|i| format!("198.51.{}.{}", i / 7, 10 + i * 3))
+    let ips: Vec<String> = (0..CLIENTS)
+        .map(|i| format!("198.51.{}.{}", i / 250, 1 + i % 250))
         .collect();
-    let map = |gw: &Gateway| -> Vec<String> {
+    let map = |gw: &Gateway, ips: &[String]| -> Vec<String> {
         ips.iter()
             .map(|ip| backend_of(gw, "/", &[("x-forwarded-for", ip)]))
             .collect()
     };
-    let before = map(&gw);
+    let before = map(&gw, &ips);
     assert_eq!(
-        map(&gw),
-        before,
+        map(&gw, &ips[..100]),
+        before[..100],
         "the same client IP reaches the same backend"
     );
-    let used: std::collections::HashSet<_> = before.iter().collect();
-    assert!(used.len() >= 3, "clients spread over backends: {used:?}");
+    for b in &bs {
+        let share = before.iter().filter(|x| **x == b.name).count();
+        assert!(
+            share > CLIENTS / 10,
+            "{}: {share} of {CLIENTS} clients",
+            b.name
+        );
+    }
 
     gw.reconfigure(&upstream("ip_hash", &all[..3], ""));
     gw.signal("HUP");
     wait_for("the reload", Duration::from_secs(10), || {
         gw.log().contains("config reloaded").then_some(())
     });
-    let after = map(&gw);
+    let after = map(&gw, &ips);
     assert!(
         after.iter().all(|b| b != "b3"),
         "removed backend still used"
     );
     let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
     let on_removed = before.iter().filter(|b| *b == "b3").count();
-    // About 1/N of the clients move: those of the removed backend, and (nearly) nobody else.
-    assert!(moved <= 50 / 4 + 5 + 1, "{moved} of 50 clients moved");
+    // About 1/N of the clients move (at most 1/N + 10%): those of the removed backend, nobody else.
+    assert!(
+        moved <= CLIENTS / 4 + CLIENTS / 10,
+        "{moved} of {CLIENTS} clients moved"
+    );
     assert_eq!(
         moved, on_removed,
         "clients of remaining backends were moved"
