@@ -1,8 +1,8 @@
 //! Token verification cost per algorithm, and the whole per-request auth check (header parse,
 //! verify, revocation lookup, caller) against the verification alone.
 
-use api_gateway::auth::Auth;
-use api_gateway::config::parse_str;
+use api_gateway::parse_str;
+use api_gateway::Auth;
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use pingora::http::RequestHeader;
@@ -99,7 +99,7 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     let yaml = "auth:\n  jwt: {algorithm: HS256, secret: bench-secret-0123456789abcdef, issuer: gw, audience: api}\nupstreams: {u: {backends: [{addr: 127.0.0.1:9}]}}\nroutes: [{name: r, path: /, upstream: u, auth: {required: true}}]\n";
-    let snapshot = api_gateway::routing::compile(&parse_str(yaml, |_| None), None).expect("config");
+    let snapshot = api_gateway::compile(&parse_str(yaml, |_| None), None).expect("config");
     let auth: &Auth = snapshot.auth.as_deref().expect("auth");
     let token = encode(&Header::new(Algorithm::HS256), &claims(), &cases[0].2).expect("encode");
     let mut req = RequestHeader::build("GET", b"/orders", None).expect("request");

@@ -1,8 +1,8 @@
 //! Backend pick cost per strategy, with 3 and 100 backends, beside pingora's own
 //! `LoadBalancer<RoundRobin>::select` (which allocates a de-duplication set per pick).
 
-use api_gateway::balance::Upstream;
-use api_gateway::config::file::UpstreamConfig;
+use api_gateway::Upstream;
+use api_gateway::UpstreamConfig;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::LoadBalancer;

@@ -1,7 +1,7 @@
 //! Local limiter decisions: one hot key, and keys spread over 1M distinct clients (the store's
 //! size and the process' resident memory after the flood are printed).
 
-use api_gateway::ratelimit::{Algorithm, LocalStore, MAX_KEYS};
+use api_gateway::{Algorithm, LocalStore, MAX_KEYS};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::sync::Mutex;

@@ -1,7 +1,7 @@
 //! Route lookup with 10, 1 000 and 10 000 routes: the segment trie against a linear longest-prefix scan.
 
-use api_gateway::config::parse_str;
-use api_gateway::routing::{compile, Lookup, Route, Snapshot};
+use api_gateway::parse_str;
+use api_gateway::{compile, Lookup, Route, Snapshot};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::Method;
 use std::hint::black_box;

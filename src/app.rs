@@ -1,14 +1,13 @@
 //! Builds the pingora server: proxy listener and background services.
 
-use crate::auth::jwks::JwksRefresher;
-use crate::auth::sync::RevocationSync;
+use crate::auth::{JwksRefresher, RevocationSync};
 use crate::cli::Cli;
 use crate::config::file::ServerConfig;
 use crate::health::HealthChecks;
 use crate::metrics::MetricsApp;
 use crate::proxy::Gateway;
 use crate::reload::ConfigReloader;
-use crate::routing::Snapshot;
+use crate::snapshot::Snapshot;
 use crate::state::Shared;
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -57,7 +56,10 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
         "revocation sync",
         RevocationSync::new(shared.clone()),
     ));
-    server.add_service(background_service("jwks refresh", JwksRefresher));
+    server.add_service(background_service(
+        "jwks refresh",
+        JwksRefresher::new(shared.clone()),
+    ));
 
     let mut proxy =
         http_proxy_service_with_name(&server.configuration, Gateway::new(shared), "gateway proxy");

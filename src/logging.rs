@@ -1,10 +1,11 @@
-//! Logs on the `log` crate with a small formatter of ours: one JSON object (or one text line) per
-//! record on stderr. Application records are written at once, each with a single `write`.
-//! Access lines are batched (see [`emit_batched`]) so the request path makes no system call for
-//! them. `RUST_LOG` (a level name) overrides the configured level. Pingora's records come too.
+//! Logs on the `log` crate through `env_logger`, with a format of ours: one JSON object (or one
+//! text line) per record on stderr. `log.level` is the default; `RUST_LOG` takes env_logger's
+//! directives and overrides it (`RUST_LOG=api_gateway::auth=debug,pingora=warn`). Pingora's
+//! records come too. Access lines are batched (see [`emit_batched`]) so the request path makes
+//! no system call for them.
 
 use crate::config::file::{LogConfig, LogFormat, LogLevel};
-use log::{LevelFilter, Log, Metadata, Record};
+use log::{LevelFilter, Record};
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -20,31 +21,62 @@ const BATCH_EVERY: Duration = Duration::from_millis(100);
 static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 static FLUSHER: Once = Once::new();
 
-struct Logger;
-
-static LOGGER: Logger = Logger;
-
 static JSON: AtomicBool = AtomicBool::new(true);
 
 thread_local! {
     static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
 }
 
-/// Installs the logger; a second call (tests, reloads) changes nothing.
+/// Installs the logger; a second call (tests) changes nothing.
 pub fn init(cfg: &LogConfig) {
-    let level = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.parse::<LevelFilter>().ok())
-        .unwrap_or(match cfg.level {
-            LogLevel::Trace => LevelFilter::Trace,
-            LogLevel::Debug => LevelFilter::Debug,
-            LogLevel::Info => LevelFilter::Info,
-            LogLevel::Warn => LevelFilter::Warn,
-            LogLevel::Error => LevelFilter::Error,
-        });
     JSON.store(cfg.format == LogFormat::Json, Ordering::Relaxed);
-    if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(level);
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(match cfg.level {
+        LogLevel::Trace => LevelFilter::Trace,
+        LogLevel::Debug => LevelFilter::Debug,
+        LogLevel::Info => LevelFilter::Info,
+        LogLevel::Warn => LevelFilter::Warn,
+        LogLevel::Error => LevelFilter::Error,
+    });
+    if let Ok(directives) = std::env::var("RUST_LOG") {
+        builder.parse_filters(&directives);
+    }
+    builder.format(|out, record| {
+        // Batched access lines go first, so the order of lines holds.
+        flush();
+        LINE.with(|cell| {
+            let Ok(mut line) = cell.try_borrow_mut() else {
+                return Ok(());
+            };
+            line.clear();
+            format_record(&mut line, record);
+            line.push('\n');
+            out.write_all(line.as_bytes())
+        })
+    });
+    if let Err(e) = builder.try_init() {
+        log::debug!("logger already installed: {e}");
+    }
+}
+
+fn format_record(line: &mut String, record: &Record<'_>) {
+    if json_format() {
+        line.push_str("{\"timestamp\":\"");
+        timestamp(line);
+        let _ = write!(line, "\",\"level\":\"{}\",\"target\":", record.level());
+        json_str(line, record.target());
+        line.push_str(",\"message\":");
+        json_str(line, &record.args().to_string());
+        line.push('}');
+    } else {
+        timestamp(line);
+        let _ = write!(
+            line,
+            " {:5} {}: {}",
+            record.level(),
+            record.target(),
+            record.args()
+        );
     }
 }
 
@@ -66,16 +98,7 @@ fn with_line(build: impl FnOnce(&mut String), then: impl FnOnce(&[u8])) {
     });
 }
 
-/// Writes one line to stderr in one call (after any batched lines, so the order holds).
-pub fn emit(build: impl FnOnce(&mut String)) {
-    with_line(build, |line| {
-        let mut pending = PENDING.lock().unwrap_or_else(|p| p.into_inner());
-        write_out(&mut pending);
-        let _ = std::io::stderr().lock().write_all(line);
-    });
-}
-
-/// Like [`emit`], but the line joins a batch written when it reaches 32 KiB or 100 ms old (as
+/// Adds a line to a batch written when it reaches 32 KiB or 100 ms old (as
 /// nginx's `access_log ... buffer= flush=`). A process killed outright loses at most the last
 /// 100 ms of batched lines.
 pub fn emit_batched(build: impl FnOnce(&mut String)) {
@@ -112,40 +135,6 @@ fn write_out(pending: &mut Vec<u8>) {
         let _ = std::io::stderr().lock().write_all(pending);
         pending.clear();
     }
-}
-
-impl Log for Logger {
-    fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &Record) {
-        if !self.enabled(record.metadata()) {
-            return;
-        }
-        emit(|line| {
-            if json_format() {
-                line.push_str("{\"timestamp\":\"");
-                timestamp(line);
-                let _ = write!(line, "\",\"level\":\"{}\",\"target\":", record.level());
-                json_str(line, record.target());
-                line.push_str(",\"message\":");
-                json_str(line, &record.args().to_string());
-                line.push('}');
-            } else {
-                timestamp(line);
-                let _ = write!(
-                    line,
-                    " {:5} {}: {}",
-                    record.level(),
-                    record.target(),
-                    record.args()
-                );
-            }
-        });
-    }
-
-    fn flush(&self) {}
 }
 
 /// Appends `s` as a JSON string (quoted and escaped).

@@ -1,9 +1,6 @@
 #![forbid(unsafe_code)]
 
-use api_gateway::cli::{Cli, Command};
-use api_gateway::config::load_file;
-use api_gateway::routing::{compile, inactive_settings};
-use api_gateway::{app, logging};
+use api_gateway::{compile, inactive_settings, load_file, Cli, Command};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -37,13 +34,13 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    logging::init(&snapshot.file.log);
+    api_gateway::init_logging(&snapshot.file.log);
     for setting in inactive_settings(&snapshot.file) {
         log::warn!("{setting}: accepted but not enforced by this version");
     }
     // The daemon changes its working directory to /, so the reload path must be absolute.
     let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-    app::run(&cli, config_path, snapshot);
+    api_gateway::run(&cli, config_path, snapshot);
     ExitCode::SUCCESS
 }
 
@@ -63,7 +60,7 @@ fn hash_password() -> ExitCode {
         eprintln!("empty password");
         return ExitCode::FAILURE;
     }
-    match api_gateway::auth::users::hash_password(&input) {
+    match api_gateway::hash_password(&input) {
         Ok(hash) => {
             println!("{hash}");
             ExitCode::SUCCESS

@@ -18,10 +18,19 @@ impl ConfigReloader {
         ConfigReloader { shared }
     }
 
-    fn reload(&self) {
+    /// Compiles the file on a blocking thread (it reads files and resolves names) and reports.
+    async fn reload(&self) {
         let path = self.shared.config_path.display();
         let before = self.shared.snapshot.load_full();
-        match self.shared.reload() {
+        let shared = Arc::clone(&self.shared);
+        let result = match tokio::task::spawn_blocking(move || shared.reload()).await {
+            Ok(result) => result,
+            Err(e) => {
+                log::error!("reload of {path} did not finish: {e}; the running config stays");
+                return;
+            }
+        };
+        match result {
             Ok(()) => {
                 let snap = self.shared.snapshot.load();
                 log::info!("config reloaded from {path}: {} routes", snap.routes.len());
@@ -74,7 +83,7 @@ impl BackgroundService for ConfigReloader {
         loop {
             tokio::select! {
                 got = hangups.recv() => match got {
-                    Some(()) => self.reload(),
+                    Some(()) => self.reload().await,
                     None => break,
                 },
                 _ = shutdown.changed() => break,

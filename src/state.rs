@@ -1,7 +1,7 @@
 //! State shared by every service of the process: the live snapshot, and reloading it.
 
 use crate::config::{load_file, ConfigErrors};
-use crate::routing::{compile, Snapshot};
+use crate::snapshot::{compile, Snapshot};
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ impl Shared {
 
     /// Re-reads the config file and swaps the snapshot in whole. On any problem the running
     /// snapshot stays and every problem is returned. Counted in `config_reloads_total`.
+    /// Blocking (file reads, DNS, key parsing): call it off the async threads.
     pub fn reload(&self) -> Result<(), ConfigErrors> {
         let parsed = load_file(&self.config_path);
         let current = self.snapshot.load_full();

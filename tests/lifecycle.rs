@@ -29,6 +29,35 @@ fn sighup_swaps_in_a_valid_file() {
 }
 
 #[test]
+fn rust_log_takes_module_directives() {
+    let b = Backend::start("b");
+    let body = routes(&b.addr.to_string(), "/");
+    let gw = Gateway::start_with_env(&body, &[("RUST_LOG", "warn,api_gateway::reload=info")]);
+    gw.signal("HUP");
+    wait_for("the reload line", Duration::from_secs(10), || {
+        gw.log().contains("config reloaded").then_some(())
+    });
+    let log = gw.log();
+    let reload_line = log
+        .lines()
+        .find(|l| l.contains("config reloaded"))
+        .expect("reload line");
+    let line: serde_json::Value = serde_json::from_str(reload_line).expect("a JSON line");
+    assert_eq!(line["target"], "api_gateway::reload");
+    assert_eq!(line["level"], "INFO");
+    assert!(
+        !log.contains("gateway starting"),
+        "api_gateway::app logs at info, which RUST_LOG turned off:\n{log}"
+    );
+
+    // Without RUST_LOG, `log.level: info` applies to every module.
+    let plain = Gateway::start(&body);
+    wait_for("the start-up line", Duration::from_secs(10), || {
+        plain.log().contains("gateway starting").then_some(())
+    });
+}
+
+#[test]
 fn sighup_says_which_changes_wait_for_a_restart() {
     let b = Backend::start("b");
     let gw = Gateway::start(&routes(&b.addr.to_string(), "/"));

@@ -2,8 +2,8 @@
 //! The crate denies unsafe code; a global allocator cannot be written without it.
 #![allow(unsafe_code)]
 
-use api_gateway::balance::Upstream;
-use api_gateway::config::file::UpstreamConfig;
+use api_gateway::Upstream;
+use api_gateway::UpstreamConfig;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -46,12 +46,12 @@ fn picks_do_not_allocate() {
             let yaml = format!("strategy: {strategy}\nbackends: [{}]", backends.join(", "));
             let cfg: UpstreamConfig = serde_yaml::from_str(&yaml).expect("valid upstream");
             let up = Upstream::build("u", &cfg, None).expect("builds");
-            let excluded = [up.select(b"", &[]).expect("pick").addr];
+            let excluded = [up.select(b"", &[]).expect("pick").stats];
             let before = ALLOCATIONS.load(Ordering::SeqCst);
             for i in 0u32..1000 {
                 let key = i.to_be_bytes();
                 let picked = up.select(&key, &excluded).expect("pick");
-                assert_ne!(picked.addr, excluded[0]);
+                assert_ne!(picked.addr, excluded[0].addr());
             }
             let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
             assert_eq!(

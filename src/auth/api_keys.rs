@@ -16,34 +16,17 @@ struct ApiKey {
 #[derive(Debug, Default, Clone)]
 pub struct ApiKeys(Vec<ApiKey>);
 
-fn unhex(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 {
-        return None;
-    }
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 impl ApiKeys {
-    /// `compile` has checked the `sha256:<hex>` format.
-    pub fn build(list: &[ApiKeyConfig]) -> ApiKeys {
+    /// The keys of the file, each with its SHA-256 already decoded by `auth::build`.
+    pub fn new(list: Vec<([u8; 32], &ApiKeyConfig)>) -> ApiKeys {
         ApiKeys(
-            list.iter()
-                .filter_map(|k| {
-                    Some(ApiKey {
-                        hash: unhex(k.key_hash.strip_prefix("sha256:")?)?,
-                        caller: Arc::new(Caller::new(k.name.clone(), k.roles.clone())),
-                    })
+            list.into_iter()
+                .map(|(hash, k)| ApiKey {
+                    hash,
+                    caller: Arc::new(Caller::new(k.name.clone(), k.roles.clone())),
                 })
                 .collect(),
         )
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     /// The key's identity when `key` matches one. Every configured hash is compared, in
@@ -66,15 +49,14 @@ mod tests {
 
     #[test]
     fn matches_by_hash_only() {
-        let hex: String = Sha256::digest(b"k-123")
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let keys = ApiKeys::build(&[ApiKeyConfig {
+        let hash: [u8; 32] = Sha256::digest(b"k-123").into();
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let cfg = ApiKeyConfig {
             name: "ci".into(),
             key_hash: format!("sha256:{hex}"),
             roles: vec!["user".into()],
-        }]);
+        };
+        let keys = ApiKeys::new(vec![(hash, &cfg)]);
         assert_eq!(keys.check(b"k-123").map(|c| c.subject.as_str()), Some("ci"));
         assert!(keys.check(b"k-124").is_none());
         assert!(

@@ -1,18 +1,72 @@
-//! `POST /auth/login`, `/auth/refresh`, `/auth/logout` on the proxy listener.
+//! `POST /auth/login`, `/auth/refresh`, `/auth/logout`: plain functions from the request's
+//! method, body, client address and bearer token to an answer. The proxy reads the body and
+//! writes what they return; nothing here touches a socket.
 
 use super::revocation::{now, Kind};
-use super::{bearer, random_id, Auth, Denied};
-use crate::metrics;
-use crate::proxy::respond::{self, ErrorCode};
-use crate::proxy::RequestCtx;
-use bytes::{Bytes, BytesMut};
-use pingora::prelude::*;
-use pingora::proxy::Session;
+use super::{random_id, Auth, AuthEvent, Denied};
+use crate::outcome::{Denial, ErrorCode, Flow, Reply};
 use serde::Deserialize;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Largest JSON body the endpoints read.
-const MAX_BODY: usize = 16 * 1024;
+/// Largest JSON body the endpoints read; the proxy stops reading past it.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// One of the token endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Login,
+    Refresh,
+    Logout,
+}
+
+impl Endpoint {
+    /// The endpoint served at `path`, if any.
+    pub fn at(path: &str) -> Option<Endpoint> {
+        match path {
+            "/auth/login" => Some(Endpoint::Login),
+            "/auth/refresh" => Some(Endpoint::Refresh),
+            "/auth/logout" => Some(Endpoint::Logout),
+            _ => None,
+        }
+    }
+}
+
+/// What the endpoint gets from the request.
+pub struct Call<'a> {
+    pub method: &'a http::Method,
+    /// The body, or `None` when it was longer than [`MAX_BODY`].
+    pub body: Option<&'a [u8]>,
+    pub client_ip: Option<IpAddr>,
+    /// The token of `Authorization: Bearer`, when sent.
+    pub bearer: Option<&'a str>,
+}
+
+/// The answer, and the authentication outcome to count (none for a malformed call).
+pub struct Handled {
+    pub flow: Flow,
+    pub event: Option<AuthEvent>,
+}
+
+impl Handled {
+    fn deny(code: ErrorCode, event: Option<AuthEvent>) -> Handled {
+        Handled {
+            flow: code.into(),
+            event,
+        }
+    }
+
+    fn refused(denied: Denied) -> Handled {
+        Handled::deny(denied.code(), Some(AuthEvent::failure(denied.reason())))
+    }
+
+    fn unavailable() -> Handled {
+        Handled {
+            flow: Denial::retry_after(ErrorCode::StoreUnavailable, 1).into(),
+            event: Some(AuthEvent::failure("store_unavailable")),
+        }
+    }
+}
 
 #[derive(Deserialize)]
 struct Login {
@@ -31,67 +85,38 @@ struct Logout {
     refresh_token: Option<String>,
 }
 
-/// Serves `/auth/<name>`; `Ok(false)` when the path is not one of ours.
-pub async fn handle(session: &mut Session, ctx: &mut RequestCtx, auth: &Arc<Auth>) -> Result<bool> {
-    let name = match session.req_header().uri.path() {
-        "/auth/login" => "login",
-        "/auth/refresh" => "refresh",
-        "/auth/logout" => "logout",
-        _ => return Ok(false),
-    };
-    if session.req_header().method != http::Method::POST {
-        respond::error(
-            session,
-            ctx,
-            ErrorCode::MethodNotAllowed,
-            &[("allow", "POST")],
-        )
-        .await?;
-        return Ok(true);
+/// Serves one call of `endpoint`.
+pub async fn handle(auth: &Arc<Auth>, endpoint: Endpoint, call: Call<'_>) -> Handled {
+    if call.method != http::Method::POST {
+        return Handled {
+            flow: Denial::new(ErrorCode::MethodNotAllowed)
+                .with(http::header::ALLOW, http::HeaderValue::from_static("POST"))
+                .into(),
+            event: None,
+        };
     }
-    let Some(body) = read_body(session).await? else {
-        respond::error(session, ctx, ErrorCode::PayloadTooLarge, &[]).await?;
-        return Ok(true);
+    let Some(body) = call.body else {
+        return Handled::deny(ErrorCode::PayloadTooLarge, None);
     };
-    match name {
-        "login" => login(session, ctx, auth, &body).await?,
-        "refresh" => refresh(session, ctx, auth, &body).await?,
-        _ => logout(session, ctx, auth, &body).await?,
+    match endpoint {
+        Endpoint::Login => login(auth, body, call.client_ip).await,
+        Endpoint::Refresh => refresh(auth, body).await,
+        Endpoint::Logout => logout(auth, body, call.bearer).await,
     }
-    Ok(true)
 }
 
-async fn read_body(session: &mut Session) -> Result<Option<Bytes>> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = session.read_request_body().await? {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body.freeze()))
-}
-
-async fn login(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    auth: &Arc<Auth>,
-    body: &[u8],
-) -> Result<()> {
+async fn login(auth: &Arc<Auth>, body: &[u8], client_ip: Option<IpAddr>) -> Handled {
     let Ok(req) = serde_json::from_slice::<Login>(body) else {
-        metrics::auth("failure", "bad_request");
-        return respond::error(session, ctx, ErrorCode::BadRequest, &[]).await;
+        return Handled::deny(
+            ErrorCode::BadRequest,
+            Some(AuthEvent::failure("bad_request")),
+        );
     };
-    if let Err(retry_after) = auth.login_limiter.attempt(&req.username, ctx.client_ip) {
-        metrics::auth("failure", "rate_limited");
-        let retry_after = retry_after.to_string();
-        return respond::error(
-            session,
-            ctx,
-            ErrorCode::RateLimited,
-            &[("retry-after", &retry_after)],
-        )
-        .await;
+    if let Err(retry_after) = auth.login_limiter.attempt(&req.username, client_ip) {
+        return Handled {
+            flow: Denial::retry_after(ErrorCode::RateLimited, retry_after).into(),
+            event: Some(AuthEvent::failure("rate_limited")),
+        };
     }
     let users = auth.users.clone();
     let user = tokio::task::spawn_blocking(move || users.check(&req.username, &req.password))
@@ -99,35 +124,25 @@ async fn login(
         .ok()
         .flatten();
     let Some(user) = user else {
-        metrics::auth("failure", "invalid_credentials");
-        return respond::error(session, ctx, ErrorCode::InvalidCredentials, &[]).await;
+        return Handled::deny(
+            ErrorCode::InvalidCredentials,
+            Some(AuthEvent::failure("invalid_credentials")),
+        );
     };
-    issue(
-        session,
-        ctx,
-        auth,
-        &user.username,
-        &user.roles,
-        &random_id(),
-        "login",
-    )
-    .await
+    issue(auth, &user.username, &user.roles, &random_id(), "login")
 }
 
-async fn refresh(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    auth: &Arc<Auth>,
-    body: &[u8],
-) -> Result<()> {
+async fn refresh(auth: &Arc<Auth>, body: &[u8]) -> Handled {
     let Ok(req) = serde_json::from_slice::<Refresh>(body) else {
-        metrics::auth("failure", "bad_request");
-        return respond::error(session, ctx, ErrorCode::BadRequest, &[]).await;
+        return Handled::deny(
+            ErrorCode::BadRequest,
+            Some(AuthEvent::failure("bad_request")),
+        );
     };
     let claims = match auth.verify(&req.refresh_token) {
         Ok(c) if c.is_refresh() && !c.jti.is_empty() && !c.fam.is_empty() => c,
-        Ok(_) => return deny(session, ctx, Denied::InvalidToken).await,
-        Err(d) => return deny(session, ctx, d).await,
+        Ok(_) => return Handled::refused(Denied::InvalidToken),
+        Err(d) => return Handled::refused(d),
     };
     match auth
         .revocations
@@ -144,50 +159,38 @@ async fn refresh(
                 .await
             {
                 log::error!("refresh reuse detected but the family could not be revoked: {e}");
-                return unavailable(session, ctx).await;
+                return Handled::unavailable();
             }
             log::warn!(
                 "refresh token reuse for subject {:?}: token family revoked",
                 claims.sub
             );
-            metrics::auth("failure", "reuse_detected");
-            return respond::error(session, ctx, ErrorCode::InvalidToken, &[]).await;
+            return Handled::deny(
+                ErrorCode::InvalidToken,
+                Some(AuthEvent::failure("reuse_detected")),
+            );
         }
         Err(e) => {
             log::warn!("refresh refused: {e}");
-            return unavailable(session, ctx).await;
+            return Handled::unavailable();
         }
     }
-    issue(
-        session,
-        ctx,
-        auth,
-        &claims.sub,
-        &claims.roles,
-        &claims.fam,
-        "refresh",
-    )
-    .await
+    issue(auth, &claims.sub, &claims.roles, &claims.fam, "refresh")
 }
 
-async fn logout(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    auth: &Arc<Auth>,
-    body: &[u8],
-) -> Result<()> {
-    let access = match bearer(session.req_header()).map(|t| auth.verify(t)) {
+async fn logout(auth: &Arc<Auth>, body: &[u8], bearer: Option<&str>) -> Handled {
+    let access = match bearer.map(|t| auth.verify(t)) {
         Some(Ok(c)) if !c.is_refresh() => c,
-        Some(Ok(_)) => return deny(session, ctx, Denied::RefreshAsAccess).await,
-        Some(Err(d)) => return deny(session, ctx, d).await,
-        None => return deny(session, ctx, Denied::Missing).await,
+        Some(Ok(_)) => return Handled::refused(Denied::RefreshAsAccess),
+        Some(Err(d)) => return Handled::refused(d),
+        None => return Handled::refused(Denied::Missing),
     };
     let extra = if body.is_empty() {
         Logout::default()
     } else {
         match serde_json::from_slice::<Logout>(body) {
             Ok(l) => l,
-            Err(_) => return respond::error(session, ctx, ErrorCode::BadRequest, &[]).await,
+            Err(_) => return Handled::deny(ErrorCode::BadRequest, None),
         }
     };
     let until = now() + auth.refresh_ttl.as_secs();
@@ -202,60 +205,34 @@ async fn logout(
     for (kind, id, exp) in revoke.into_iter().filter(|(_, id, _)| !id.is_empty()) {
         if let Err(e) = auth.revocations.revoke(kind, &id, exp).await {
             log::warn!("logout refused: {e}");
-            return unavailable(session, ctx).await;
+            return Handled::unavailable();
         }
     }
-    metrics::auth("success", "logout");
-    ctx.verdict = crate::proxy::ctx::Verdict::Local;
-    respond::json(session, ctx, 204, Bytes::new(), &[]).await
+    Handled {
+        flow: Flow::Reply(Reply::json(204, bytes::Bytes::new())),
+        event: Some(AuthEvent::success("logout")),
+    }
 }
 
-async fn issue(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    auth: &Auth,
-    sub: &str,
-    roles: &[String],
-    fam: &str,
-    reason: &str,
-) -> Result<()> {
+fn issue(auth: &Auth, sub: &str, roles: &[String], fam: &str, reason: &'static str) -> Handled {
     let pair = match auth.issue(sub, roles, fam) {
         Ok(p) => p,
         Err(e) => {
             log::error!("token signing failed: {e}");
-            return respond::error(session, ctx, ErrorCode::Internal, &[]).await;
+            return Handled::deny(ErrorCode::Internal, None);
         }
     };
-    metrics::auth("success", reason);
     let body = serde_json::json!({
         "access_token": pair.access,
         "refresh_token": pair.refresh,
         "token_type": "Bearer",
         "expires_in": pair.expires_in,
     });
-    ctx.verdict = crate::proxy::ctx::Verdict::Local;
-    respond::json(session, ctx, 200, Bytes::from(body.to_string()), &[]).await
+    Handled {
+        flow: Flow::Reply(Reply::json(200, body.to_string())),
+        event: Some(AuthEvent::success(reason)),
+    }
 }
 
-/// A 401 for a refused token, counted.
-pub async fn deny(session: &mut Session, ctx: &mut RequestCtx, denied: Denied) -> Result<()> {
-    metrics::auth("failure", denied.reason());
-    let code = match denied {
-        Denied::Missing => ErrorCode::Unauthorized,
-        Denied::Expired => ErrorCode::TokenExpired,
-        Denied::InvalidApiKey => ErrorCode::InvalidCredentials,
-        Denied::InvalidToken | Denied::Revoked | Denied::RefreshAsAccess => ErrorCode::InvalidToken,
-    };
-    respond::error(session, ctx, code, &[]).await
-}
-
-async fn unavailable(session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-    metrics::auth("failure", "store_unavailable");
-    respond::error(
-        session,
-        ctx,
-        ErrorCode::StoreUnavailable,
-        &[("retry-after", "1")],
-    )
-    .await
-}
+#[cfg(test)]
+mod tests;

@@ -3,6 +3,7 @@
 //! checked; oversized tokens are refused before any parsing.
 
 use super::claims::Claims;
+use super::error::AuthError;
 use super::jwks::Jwks;
 use crate::config::file::{JwtAlgorithm, JwtConfig};
 use jsonwebtoken::errors::ErrorKind;
@@ -19,7 +20,7 @@ pub enum TokenError {
     Invalid,
 }
 
-pub enum Keys {
+enum Keys {
     Static(DecodingKey),
     Jwks(Arc<Jwks>),
 }
@@ -48,13 +49,23 @@ pub fn algorithm(a: JwtAlgorithm) -> Algorithm {
     }
 }
 
-fn read_pem(path: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))
+fn read_pem(path: &str) -> Result<Vec<u8>, AuthError> {
+    std::fs::read(path).map_err(|source| AuthError::ReadKey {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn bad_key(path: &str) -> impl FnOnce(jsonwebtoken::errors::Error) -> AuthError + '_ {
+    move |source| AuthError::BadKey {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 impl JwtVerifier {
     /// Builds the verifier; `jwks` is the key set when `jwks_url` is configured.
-    pub fn build(cfg: &JwtConfig, jwks: Option<Arc<Jwks>>) -> Result<JwtVerifier, String> {
+    pub fn build(cfg: &JwtConfig, jwks: Option<Arc<Jwks>>) -> Result<JwtVerifier, AuthError> {
         let alg = algorithm(cfg.algorithm);
         let keys = match (jwks, cfg.algorithm.is_hmac()) {
             (Some(set), _) => Keys::Jwks(set),
@@ -65,14 +76,14 @@ impl JwtVerifier {
                 let path = cfg
                     .public_key_file
                     .as_deref()
-                    .ok_or("public_key_file is required")?;
+                    .ok_or(AuthError::NoPublicKey(cfg.algorithm))?;
                 let pem = read_pem(path)?;
                 let key = match cfg.algorithm {
                     JwtAlgorithm::ES256 | JwtAlgorithm::ES384 => DecodingKey::from_ec_pem(&pem),
                     JwtAlgorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
                     _ => DecodingKey::from_rsa_pem(&pem),
                 };
-                Keys::Static(key.map_err(|e| format!("{path}: {e}"))?)
+                Keys::Static(key.map_err(bad_key(path))?)
             }
         };
         let mut validation = Validation::new(alg);
@@ -88,6 +99,14 @@ impl JwtVerifier {
             None => validation.validate_aud = false,
         }
         Ok(JwtVerifier { keys, validation })
+    }
+
+    /// The key set, in verify-only (JWKS) mode.
+    pub fn jwks(&self) -> Option<&Arc<Jwks>> {
+        match &self.keys {
+            Keys::Jwks(set) => Some(set),
+            Keys::Static(_) => None,
+        }
     }
 
     /// Verifies `token` and returns its claims.
@@ -113,7 +132,7 @@ impl JwtVerifier {
 
 impl JwtSigner {
     /// The signer for issued tokens; `None` in verify-only (JWKS) mode or without a private key.
-    pub fn build(cfg: &JwtConfig) -> Result<Option<JwtSigner>, String> {
+    pub fn build(cfg: &JwtConfig) -> Result<Option<JwtSigner>, AuthError> {
         if cfg.jwks_url.is_some() {
             return Ok(None);
         }
@@ -129,7 +148,7 @@ impl JwtSigner {
                 JwtAlgorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
                 _ => EncodingKey::from_rsa_pem(&pem),
             };
-            key.map_err(|e| format!("{path}: {e}"))?
+            key.map_err(bad_key(path))?
         };
         Ok(Some(JwtSigner {
             key,
@@ -137,7 +156,147 @@ impl JwtSigner {
         }))
     }
 
-    pub fn sign(&self, claims: &Claims) -> Result<String, String> {
-        jsonwebtoken::encode(&self.header, claims, &self.key).map_err(|e| e.to_string())
+    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        jsonwebtoken::encode(&self.header, claims, &self.key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey};
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"test-secret-0123456789abcdef0123";
+
+    fn verifier() -> JwtVerifier {
+        let cfg: JwtConfig = serde_yaml::from_str(
+            "{algorithm: HS256, secret: test-secret-0123456789abcdef0123, issuer: gw, audience: api, leeway: 5s}",
+        )
+        .expect("jwt section");
+        JwtVerifier::build(&cfg, None).expect("verifier")
+    }
+
+    fn token(alg: Algorithm, key: &[u8], claims: serde_json::Value) -> String {
+        encode(&Header::new(alg), &claims, &EncodingKey::from_secret(key)).expect("encode")
+    }
+
+    fn claims() -> serde_json::Value {
+        let now = super::super::revocation::now();
+        json!({"sub": "ann", "roles": ["user"], "iss": "gw", "aud": "api", "exp": now + 60, "iat": now, "jti": "j1", "fam": "f1", "typ": "access"})
+    }
+
+    fn with(mut c: serde_json::Value, key: &str, value: serde_json::Value) -> serde_json::Value {
+        c[key] = value;
+        c
+    }
+
+    fn without(mut c: serde_json::Value, key: &str) -> serde_json::Value {
+        c.as_object_mut().expect("object").remove(key);
+        c
+    }
+
+    #[test]
+    fn accepts_a_good_token() {
+        let claims = verifier()
+            .verify(&token(Algorithm::HS256, SECRET, claims()))
+            .expect("valid");
+        assert_eq!(claims.sub, "ann");
+        assert_eq!(claims.roles, ["user"]);
+    }
+
+    #[test]
+    fn rejects_every_kind_of_bad_token() {
+        let v = verifier();
+        let now = super::super::revocation::now();
+        let cases = [
+            (
+                "wrong key",
+                token(
+                    Algorithm::HS256,
+                    b"another-secret-0123456789abcdef",
+                    claims(),
+                ),
+            ),
+            ("other HMAC alg", token(Algorithm::HS512, SECRET, claims())),
+            (
+                "wrong issuer",
+                token(
+                    Algorithm::HS256,
+                    SECRET,
+                    with(claims(), "iss", json!("evil")),
+                ),
+            ),
+            (
+                "wrong audience",
+                token(
+                    Algorithm::HS256,
+                    SECRET,
+                    with(claims(), "aud", json!("web")),
+                ),
+            ),
+            (
+                "no exp",
+                token(Algorithm::HS256, SECRET, without(claims(), "exp")),
+            ),
+            (
+                "no sub",
+                token(Algorithm::HS256, SECRET, without(claims(), "sub")),
+            ),
+            (
+                "not yet valid",
+                token(
+                    Algorithm::HS256,
+                    SECRET,
+                    with(claims(), "nbf", json!(now + 600)),
+                ),
+            ),
+            ("garbage", "a.b.c".to_owned()),
+            ("empty", String::new()),
+            ("oversized", "a".repeat(MAX_TOKEN_LEN + 1)),
+        ];
+        for (what, t) in &cases {
+            assert_eq!(v.verify(t).err(), Some(TokenError::Invalid), "{what}");
+        }
+        // alg=none: header {"alg":"none"}, the claims, and no signature.
+        let b64 = |s: &str| {
+            use std::fmt::Write;
+            const T: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let bytes = s.as_bytes();
+            let mut out = String::new();
+            for chunk in bytes.chunks(3) {
+                let n = chunk.iter().fold(0u32, |n, b| n << 8 | u32::from(*b))
+                    << (8 * (3 - chunk.len()));
+                for i in 0..=chunk.len() {
+                    let _ = out.write_char(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+                }
+            }
+            out
+        };
+        let none = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none","typ":"JWT"}"#),
+            b64(&claims().to_string())
+        );
+        assert_eq!(v.verify(&none).err(), Some(TokenError::Invalid), "alg none");
+    }
+
+    #[test]
+    fn expiry_is_its_own_answer_and_honours_the_leeway() {
+        let v = verifier();
+        let now = super::super::revocation::now();
+        let long_gone = token(
+            Algorithm::HS256,
+            SECRET,
+            with(claims(), "exp", json!(now - 60)),
+        );
+        assert_eq!(v.verify(&long_gone).err(), Some(TokenError::Expired));
+        let within_leeway = token(
+            Algorithm::HS256,
+            SECRET,
+            with(claims(), "exp", json!(now - 2)),
+        );
+        assert!(v.verify(&within_leeway).is_ok(), "5 s leeway");
     }
 }

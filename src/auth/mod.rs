@@ -1,20 +1,30 @@
 //! Authentication: JWT bearer tokens (`jwt`), API keys (`api_keys`), built-in users with
 //! login / refresh / logout (`users`, `endpoints`), revocation (`revocation`).
 
-pub mod api_keys;
-pub mod claims;
+mod api_keys;
+mod background;
+mod build;
+mod claims;
 pub mod endpoints;
-pub mod jwks;
-pub mod jwt;
-pub mod login_limit;
-pub mod revocation;
-pub mod sync;
-pub mod token_cache;
+mod error;
+mod jwks;
+mod jwt;
+mod login_limit;
+mod policy;
+mod revocation;
+mod token_cache;
 pub mod users;
 
-use crate::config::file::{FileConfig, StoreKind};
+pub use background::{JwksRefresher, RevocationSync};
+pub use build::build;
+pub use claims::Caller;
+pub use policy::AuthPolicy;
+
+use crate::outcome::ErrorCode;
 use api_keys::ApiKeys;
-use claims::{Caller, Claims, ACCESS, REFRESH};
+use claims::{Claims, ACCESS, REFRESH};
+use error::SignError;
+use jwks::Jwks;
 use jwt::{JwtSigner, JwtVerifier, TokenError};
 use login_limit::LoginLimiter;
 use pingora::http::RequestHeader;
@@ -23,10 +33,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use token_cache::{TokenCache, Verified};
 use users::Users;
-
-const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
-const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(7 * 86_400);
-const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Why a request was not authenticated; each maps to one answer and one metric reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +46,19 @@ pub enum Denied {
 }
 
 impl Denied {
+    /// The contract's error for this refusal.
+    pub fn code(self) -> ErrorCode {
+        match self {
+            Denied::Missing => ErrorCode::Unauthorized,
+            Denied::Expired => ErrorCode::TokenExpired,
+            Denied::InvalidApiKey => ErrorCode::InvalidCredentials,
+            Denied::InvalidToken | Denied::Revoked | Denied::RefreshAsAccess => {
+                ErrorCode::InvalidToken
+            }
+        }
+    }
+
+    /// The `reason` label of `auth_requests_total`.
     pub fn reason(self) -> &'static str {
         match self {
             Denied::Missing => "missing",
@@ -59,20 +78,45 @@ pub struct TokenPair {
     pub expires_in: u64,
 }
 
+/// An authentication outcome, counted in `auth_requests_total` by the proxy's `logging`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthEvent {
+    /// `success` or `failure`.
+    pub result: &'static str,
+    /// A fixed word: `token`, `api_key`, `login`, `expired`, `forbidden`, ...
+    pub reason: &'static str,
+}
+
+impl AuthEvent {
+    pub fn success(reason: &'static str) -> AuthEvent {
+        AuthEvent {
+            result: "success",
+            reason,
+        }
+    }
+
+    pub fn failure(reason: &'static str) -> AuthEvent {
+        AuthEvent {
+            result: "failure",
+            reason,
+        }
+    }
+}
+
 /// The compiled `auth` section.
 pub struct Auth {
     verifier: Option<JwtVerifier>,
     signer: Option<JwtSigner>,
     issuer: Option<String>,
     audience: Option<String>,
-    pub access_ttl: Duration,
-    pub refresh_ttl: Duration,
-    pub users: Users,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+    users: Users,
     api_keys: ApiKeys,
     /// Kept across reloads while the store settings stay the same.
-    pub revocations: Arc<Revocations>,
+    revocations: Arc<Revocations>,
     /// Kept across reloads.
-    pub login_limiter: Arc<LoginLimiter>,
+    login_limiter: Arc<LoginLimiter>,
     /// Emptied by every reload (keys or claims rules may have changed).
     verified: TokenCache,
     leeway: u64,
@@ -88,82 +132,14 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// Builds the section; problems are `(path under auth, message)`.
-    pub fn build(
-        file: &FileConfig,
-        previous: Option<&Auth>,
-    ) -> Result<Option<Auth>, Vec<(String, String)>> {
-        let Some(cfg) = &file.auth else {
-            return Ok(None);
-        };
-        let mut problems = Vec::new();
-        let jwks = cfg
-            .jwt
-            .as_ref()
-            .and_then(|j| j.jwks_url.as_deref())
-            .map(jwks::for_url);
-        let verifier = cfg.jwt.as_ref().and_then(|j| {
-            JwtVerifier::build(j, jwks)
-                .map_err(|e| problems.push(("jwt".into(), e)))
-                .ok()
-        });
-        let signer = cfg.jwt.as_ref().and_then(|j| {
-            JwtSigner::build(j)
-                .map_err(|e| problems.push(("jwt.private_key_file".into(), e)))
-                .ok()
-                .flatten()
-        });
-        let users = Users::build(&cfg.users).unwrap_or_else(|p| {
-            problems.extend(p);
-            Users::default()
-        });
-        if !users.is_empty() && signer.is_none() {
-            problems.push((
-                "users".into(),
-                "login needs jwt with a secret or private_key_file".into(),
-            ));
-        }
-        let settings = match (cfg.revocation_store, &file.redis) {
-            (StoreKind::Redis, Some(r)) => {
-                let timeout = r.timeout.map_or(DEFAULT_REDIS_TIMEOUT, |t| t.0);
-                r.url.as_deref().map(|url| (url, timeout))
-            }
-            _ => None,
-        };
-        let revocations = match (previous, settings) {
-            (Some(p), None) if !p.revocations.is_shared() => Ok(Arc::clone(&p.revocations)),
-            (_, None) => Ok(Arc::new(Revocations::memory())),
-            (Some(p), Some((url, t))) if p.revocations.settings == format!("redis {url} {t:?}") => {
-                Ok(Arc::clone(&p.revocations))
-            }
-            (_, Some((url, t))) => Revocations::redis(url, t).map(Arc::new),
-        };
-        let revocations = revocations.unwrap_or_else(|e| {
-            problems.push(("revocation_store".into(), e));
-            Arc::new(Revocations::memory())
-        });
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        let jwt = cfg.jwt.as_ref();
-        Ok(Some(Auth {
-            verifier,
-            signer,
-            issuer: jwt.and_then(|j| j.issuer.clone()),
-            audience: jwt.and_then(|j| j.audience.clone()),
-            access_ttl: jwt
-                .and_then(|j| j.access_ttl)
-                .map_or(DEFAULT_ACCESS_TTL, |d| d.0),
-            refresh_ttl: jwt
-                .and_then(|j| j.refresh_ttl)
-                .map_or(DEFAULT_REFRESH_TTL, |d| d.0),
-            users,
-            api_keys: ApiKeys::build(&cfg.api_keys),
-            revocations,
-            login_limiter: previous.map_or_else(Default::default, |p| Arc::clone(&p.login_limiter)),
-            verified: TokenCache::default(),
-            leeway: jwt.and_then(|j| j.leeway).map_or(30, |d| d.0.as_secs()),
-        }))
+    /// The key set this section verifies with, in verify-only (JWKS) mode.
+    pub fn jwks(&self) -> Option<&Arc<Jwks>> {
+        self.verifier.as_ref().and_then(JwtVerifier::jwks)
+    }
+
+    /// The revocation store, for the background sync.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
 
     /// True when the gateway can issue tokens (`/auth/*` is served).
@@ -220,11 +196,8 @@ impl Auth {
     }
 
     /// Issues an access and a refresh token for `sub` in token family `fam`.
-    pub fn issue(&self, sub: &str, roles: &[String], fam: &str) -> Result<TokenPair, String> {
-        let signer = self
-            .signer
-            .as_ref()
-            .ok_or("this gateway does not issue tokens")?;
+    pub fn issue(&self, sub: &str, roles: &[String], fam: &str) -> Result<TokenPair, SignError> {
+        let signer = self.signer.as_ref().ok_or(SignError::NoSigner)?;
         let iat = now();
         let claims = |typ: &str, ttl: Duration| Claims {
             sub: sub.to_owned(),

@@ -16,15 +16,13 @@ use tokio::sync::Mutex;
 pub const SYNC_EVERY: Duration = Duration::from_millis(250);
 const PREFIX: &str = "gw:auth";
 
-/// The shared store could not be reached in time.
+/// The store could not answer.
 #[derive(Debug, thiserror::Error)]
-#[error("revocation store unavailable: {0}")]
-pub struct StoreError(String);
-
-impl From<RedisError> for StoreError {
-    fn from(e: RedisError) -> Self {
-        StoreError(e.0)
-    }
+pub enum StoreError {
+    #[error("revocation store: {0}")]
+    Redis(#[from] RedisError),
+    #[error("revocation store: lock poisoned")]
+    Poisoned,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,15 +78,19 @@ impl Revocations {
         Revocations::with(Backend::Memory, "memory".into())
     }
 
-    pub fn redis(url: &str, timeout: Duration) -> Result<Revocations, String> {
+    /// Revocations shared through `redis`.
+    pub fn redis(redis: Arc<RedisHandle>) -> Revocations {
+        let settings = format!("redis {}", redis.url());
         let store = RedisStore {
-            redis: crate::redis::handle(url, timeout)?,
+            redis,
             seen: Mutex::new(0),
         };
-        Ok(Revocations::with(
-            Backend::Redis(Box::new(store)),
-            format!("redis {url} {timeout:?}"),
-        ))
+        Revocations::with(Backend::Redis(Box::new(store)), settings)
+    }
+
+    /// True when this store keeps its revocations in `redis`.
+    pub fn uses(&self, redis: &Arc<RedisHandle>) -> bool {
+        matches!(&self.backend, Backend::Redis(store) if Arc::ptr_eq(&store.redis, redis))
     }
 
     fn with(backend: Backend, settings: String) -> Revocations {
@@ -139,7 +141,7 @@ impl Revocations {
         match &self.backend {
             Backend::Memory => {
                 let Ok(mut used) = self.used.lock() else {
-                    return Err(StoreError("lock poisoned".into()));
+                    return Err(StoreError::Poisoned);
                 };
                 let t = now();
                 used.retain(|_, e| *e >= t);
@@ -212,9 +214,9 @@ impl RedisStore {
         Ok(self.redis.connection().await?)
     }
 
-    async fn run<T, E: std::fmt::Display>(
+    async fn run<T>(
         &self,
-        fut: impl std::future::Future<Output = Result<T, E>>,
+        fut: impl std::future::Future<Output = Result<T, redis::RedisError>>,
     ) -> Result<T, StoreError> {
         Ok(self.redis.run(fut).await?)
     }

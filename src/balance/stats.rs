@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 /// Live counters of one backend. Carried in `Backend::ext`, and handed from one build of an
 /// upstream to the next for the same address, so a reload never resets them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BackendStats {
+    addr: SocketAddr,
     in_flight: AtomicUsize,
     requests: AtomicU64,
     label: Box<str>,
@@ -16,9 +17,15 @@ pub struct BackendStats {
 impl BackendStats {
     pub fn new(addr: SocketAddr) -> BackendStats {
         BackendStats {
+            addr,
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
             label: addr.to_string().into_boxed_str(),
-            ..Default::default()
         }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// The address as text, for metric labels (made once, not per request).
@@ -49,7 +56,7 @@ impl InFlight {
         InFlight(stats)
     }
 
-    pub fn stats(&self) -> &BackendStats {
+    pub fn stats(&self) -> &Arc<BackendStats> {
         &self.0
     }
 }
@@ -66,7 +73,7 @@ mod tests {
 
     #[test]
     fn guard_counts_and_releases() {
-        let stats = Arc::new(BackendStats::default());
+        let stats = Arc::new(BackendStats::new(([127, 0, 0, 1], 1).into()));
         let a = InFlight::start(stats.clone());
         let b = InFlight::start(stats.clone());
         assert_eq!((stats.in_flight(), stats.requests()), (2, 2));

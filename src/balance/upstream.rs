@@ -5,6 +5,7 @@
 use super::selector::{Picked, Selector};
 use super::stats::BackendStats;
 use super::view::{BackendView, UpstreamView};
+use super::BalanceError;
 use crate::config::file::{Strategy, UpstreamConfig};
 use crate::health::probe;
 use futures::FutureExt;
@@ -69,18 +70,22 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
-/// Resolves a backend address (`ip:port` or `host:port`) once, at load time.
-pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
+/// Resolves a backend address (`ip:port` or `host:port`) once, at load time. Blocking (DNS).
+fn resolve(addr: &str) -> Result<SocketAddr, BalanceError> {
     if let Ok(a) = addr.parse::<SocketAddr>() {
         return Ok(a);
     }
     if !addr.contains(':') {
-        return Err(format!("invalid address {addr:?}: expected host:port"));
+        return Err(BalanceError::NoPort(addr.to_owned()));
     }
+    let fail = |reason: String| BalanceError::Resolve {
+        addr: addr.to_owned(),
+        reason,
+    };
     addr.to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {addr:?}: {e}"))?
+        .map_err(|e| fail(e.to_string()))?
         .next()
-        .ok_or_else(|| format!("cannot resolve {addr:?}: no address"))
+        .ok_or_else(|| fail("no address".into()))
 }
 
 impl Upstream {
@@ -91,7 +96,7 @@ impl Upstream {
         name: &str,
         config: &UpstreamConfig,
         previous: Option<&Upstream>,
-    ) -> Result<Upstream, Vec<(String, String)>> {
+    ) -> Result<Upstream, Vec<(String, BalanceError)>> {
         let mut problems = Vec::new();
         let mut members: Vec<Member> = Vec::with_capacity(config.backends.len());
         for (i, b) in config.backends.iter().enumerate() {
@@ -103,10 +108,7 @@ impl Upstream {
                 }
             };
             if members.iter().any(|m| m.addr == addr) {
-                problems.push((
-                    format!("backends[{i}].addr"),
-                    format!("duplicate backend {addr}"),
-                ));
+                problems.push((format!("backends[{i}].addr"), BalanceError::Duplicate(addr)));
                 continue;
             }
             let stats = previous
@@ -128,7 +130,7 @@ impl Upstream {
             });
         }
         if config.backends.is_empty() {
-            problems.push(("backends".into(), "at least one backend is required".into()));
+            problems.push(("backends".into(), BalanceError::NoBackends));
         }
         let tls = config.tls;
         let sni = config.sni.clone().unwrap_or_default();
@@ -136,7 +138,7 @@ impl Upstream {
             Some(hc) => match probe::build(hc, tls, &sni) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    problems.push(("health_check".into(), e.to_string()));
+                    problems.push(("health_check".into(), BalanceError::Probe(e.to_string())));
                     None
                 }
             },
@@ -153,12 +155,15 @@ impl Upstream {
         // Static discovery answers at once; this fills the member list before the first request.
         match backends.update(|_| {}).now_or_never() {
             Some(Ok(())) => {}
-            Some(Err(e)) => return Err(vec![("backends".into(), e.to_string())]),
-            None => {
+            Some(Err(e)) => {
                 return Err(vec![(
                     "backends".into(),
-                    "discovery did not complete".into(),
+                    BalanceError::Discovery(e.to_string()),
                 )])
+            }
+            None => {
+                let pending = "did not complete at once".to_owned();
+                return Err(vec![("backends".into(), BalanceError::Discovery(pending))]);
             }
         }
         let health = config.health_check.as_ref().map(|hc| HealthSchedule {
@@ -183,9 +188,11 @@ impl Upstream {
 
     /// Picks a healthy backend by the upstream's strategy, skipping those in `exclude` (failed
     /// earlier in this request). `key` is the client address (for `ip_hash`). No allocation.
-    pub fn select(&self, key: &[u8], exclude: &[SocketAddr]) -> Option<Picked> {
+    pub fn select(&self, key: &[u8], exclude: &[Arc<BackendStats>]) -> Option<Picked> {
         self.selector.pick(key, |b| {
-            self.backends.ready(b) && b.as_inet().is_some_and(|a| !exclude.contains(a))
+            self.backends.ready(b)
+                && b.as_inet()
+                    .is_some_and(|a| !exclude.iter().any(|s| s.addr() == *a))
         })
     }
 
@@ -265,13 +272,14 @@ mod tests {
     #[test]
     fn round_robin_rotates_and_skips_excluded() {
         let u = upstream("backends: [{addr: 127.0.0.1:1}, {addr: 127.0.0.1:2}]", None);
-        let a = u.select(b"", &[]).expect("pick").addr;
-        let b = u.select(b"", &[]).expect("pick").addr;
-        assert_ne!(a, b);
+        let a = u.select(b"", &[]).expect("pick");
+        let b = u.select(b"", &[]).expect("pick");
+        assert_ne!(a.addr, b.addr);
         for _ in 0..5 {
-            assert_eq!(u.select(b"", &[a]).map(|p| p.addr), Some(b));
+            let picked = u.select(b"", std::slice::from_ref(&a.stats));
+            assert_eq!(picked.map(|p| p.addr), Some(b.addr));
         }
-        assert!(u.select(b"", &[a, b]).is_none());
+        assert!(u.select(b"", &[a.stats, b.stats]).is_none());
         assert_eq!(u.health(), (2, 2));
     }
 
@@ -308,7 +316,7 @@ mod tests {
         .expect("valid yaml");
         let problems = Upstream::build("u", &cfg, None).expect_err("rejected");
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].1.contains("duplicate"));
-        assert!(problems[1].1.contains("expected host:port"));
+        assert!(problems[0].1.to_string().contains("duplicate"));
+        assert!(problems[1].1.to_string().contains("expected host:port"));
     }
 }

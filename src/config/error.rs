@@ -29,8 +29,9 @@ impl fmt::Display for ConfigError {
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl ConfigErrors {
-    pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigError::new(path, message));
+    /// Records a problem: where it is, and what is wrong (any error or message).
+    pub fn push(&mut self, path: impl Into<String>, problem: impl fmt::Display) {
+        self.0.push(ConfigError::new(path, problem.to_string()));
     }
 
     pub fn is_empty(&self) -> bool {

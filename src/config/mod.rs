@@ -1,13 +1,15 @@
 //! The user's YAML schema (`file`), its scalar types (`units`), environment substitution (`env`),
-//! reading (`load`) and problem reporting (`error`). Validation across sections happens in
-//! `routing::compile`, the only place that turns a file into a live snapshot.
+//! reading (`load`) and problem reporting (`error`). Each feature checks and builds its own
+//! section; `snapshot::compile` puts them together.
 
-pub mod env;
-pub mod error;
+mod check;
+mod env;
+mod error;
 pub mod file;
-pub mod load;
+mod load;
 pub mod units;
 
-pub use error::{ConfigError, ConfigErrors};
+pub use check::{check_sections, inactive_settings};
+pub use error::ConfigErrors;
 pub use file::FileConfig;
 pub use load::{load_file, parse_str, Parsed};

@@ -18,7 +18,6 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub backend_requests: IntCounterVec,
     pub rate_limit_requests: IntCounterVec,
-    pub cache_requests: IntCounterVec,
     pub active_connections: IntGauge,
     pub auth_requests: IntCounterVec,
     pub config_reloads: IntCounterVec,
@@ -59,11 +58,6 @@ fn register() -> prometheus::Result<Metrics> {
             "Rate limit decisions, by route and result",
             &["route", "result"]
         )?,
-        cache_requests: register_int_counter_vec!(
-            "cache_requests_total",
-            "Cache lookups, by route and result",
-            &["route", "result"]
-        )?,
         active_connections: register_int_gauge!(
             "active_connections",
             "Requests in flight in the gateway"
@@ -89,13 +83,6 @@ pub fn reload(ok: bool) {
         m.config_reloads
             .with_label_values(&[if ok { "success" } else { "failure" }])
             .inc();
-    }
-}
-
-/// Counts an authentication outcome (`result`: success | failure; `reason`: a fixed word).
-pub fn auth(result: &str, reason: &str) {
-    if let Some(m) = get() {
-        m.auth_requests.with_label_values(&[result, reason]).inc();
     }
 }
 

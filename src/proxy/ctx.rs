@@ -1,77 +1,94 @@
-//! Per-request state carried between the proxy phases.
+//! Per-request state carried between the proxy phases, grouped by when it is written.
 
 use super::request_id::RequestId;
-use super::respond::ErrorCode;
-use crate::auth::claims::Caller;
-use crate::balance::InFlight;
-use crate::routing::{Route, Snapshot};
-use std::net::{IpAddr, SocketAddr};
+use crate::auth::AuthEvent;
+use crate::balance::{BackendStats, InFlight};
+use crate::chain::Admitted;
+use crate::outcome::ErrorCode;
+use crate::routing::Route;
+use crate::snapshot::Snapshot;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Why the request ended the way it did; read by `logging`.
+/// Who is on the other end; written by `new_ctx` and `early_request_filter`.
+pub struct Peer {
+    pub started: Instant,
+    pub request_id: RequestId,
+    /// The TCP peer is a trusted proxy (its `X-Forwarded-*` headers are believed).
+    pub trusted: bool,
+    /// The client as resolved through trusted proxies.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// The backend side; written by `upstream_peer`, `fail_to_connect`,
+/// `upstream_response_filter` and `request_body_filter`.
+#[derive(Default)]
+pub struct Attempt {
+    /// Attempts made by `upstream_peer` so far.
+    pub count: usize,
+    /// Counts this request on its current backend until the context is dropped.
+    pub in_flight: Option<InFlight>,
+    /// Backends that refused a connection during this request; later attempts skip them.
+    pub failed: Vec<Arc<BackendStats>>,
+    /// Status of the backend's answer, when one came.
+    pub upstream_status: Option<u16>,
+    /// Request body bytes seen so far (for `max_body_size` on unframed bodies).
+    pub body_bytes: u64,
+}
+
+/// Why the request ended the way it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Sent to a backend (whatever it answered).
     Proxied,
     /// The gateway answered itself with this error.
     Rejected(ErrorCode),
-    /// Served by the gateway (`/health`).
+    /// Served by the gateway (`/health`, `/auth/*`, a preflight).
     Local,
 }
 
-/// One writer per field: `early_request_filter` sets the identity fields, `request_filter` the
-/// route, `upstream_peer` and `fail_to_connect` the backend bookkeeping.
+/// What the gateway decided; `verdict` is written only by `respond::send`.
+pub struct Outcome {
+    pub verdict: Verdict,
+    /// The outcome of a token endpoint (`/auth/*`).
+    pub endpoint_auth: Option<AuthEvent>,
+}
+
+/// Everything a request carries between phases. `logging` reads it all and records the
+/// metrics and the access line.
 pub struct RequestCtx {
-    /// The table this request began with, even if a reload lands meanwhile.
+    /// The snapshot this request began with, even if a reload lands meanwhile.
     pub snapshot: Arc<Snapshot>,
-    pub started: Instant,
-    pub request_id: RequestId,
-    /// The TCP peer is a trusted proxy (its `X-Forwarded-*` headers are believed).
-    pub peer_trusted: bool,
-    /// The client as resolved through trusted proxies.
-    pub client_ip: Option<IpAddr>,
+    pub peer: Peer,
+    /// The matched route; written once, by `request_filter`.
     pub route: Option<Arc<Route>>,
-    /// Who the request authenticated as (routes with `auth.required`).
-    pub caller: Option<Arc<Caller>>,
-    /// Attempts made by `upstream_peer` so far.
-    pub attempts: usize,
-    /// The backend of the current attempt.
-    pub backend: Option<SocketAddr>,
-    /// Backends that refused a connection during this request; later attempts skip them.
-    pub failed: Vec<SocketAddr>,
-    /// Counts this request on its current backend until the context is dropped.
-    pub in_flight: Option<InFlight>,
-    /// The rate-limit decision, for the `RateLimit-*` headers.
-    pub rate_limit: Option<crate::ratelimit::Decision>,
-    /// Status of the backend's answer, when one came.
-    pub upstream_status: Option<u16>,
-    /// Request body bytes seen so far (for `max_body_size` on unframed bodies).
-    pub body_bytes: u64,
+    /// What the route's chain learnt about the caller.
+    pub caller: Admitted,
+    pub attempt: Attempt,
+    pub outcome: Outcome,
     /// Counts the request in `active_connections` until the context is dropped.
     _active: Option<ActiveRequest>,
-    pub verdict: Verdict,
 }
 
 impl RequestCtx {
     pub fn new(snapshot: Arc<Snapshot>) -> RequestCtx {
         RequestCtx {
             snapshot,
-            started: Instant::now(),
-            request_id: RequestId::generate(),
-            peer_trusted: false,
-            client_ip: None,
+            peer: Peer {
+                started: Instant::now(),
+                request_id: RequestId::EMPTY,
+                trusted: false,
+                client_ip: None,
+            },
             route: None,
-            caller: None,
-            attempts: 0,
-            backend: None,
-            failed: Vec::new(),
-            in_flight: None,
-            upstream_status: None,
-            rate_limit: None,
-            body_bytes: 0,
+            caller: Admitted::default(),
+            attempt: Attempt::default(),
+            outcome: Outcome {
+                verdict: Verdict::Proxied,
+                endpoint_auth: None,
+            },
             _active: ActiveRequest::start(),
-            verdict: Verdict::Proxied,
         }
     }
 }

@@ -1,15 +1,15 @@
 //! Client identity through trusted proxies, and the headers the backend receives about it.
 
 use super::ctx::RequestCtx;
-use crate::routing::Snapshot;
+use crate::security::TrustedProxies;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use std::net::IpAddr;
 
 /// The client address: the TCP peer, or, when the peer is a trusted proxy, the right-most
 /// address in `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn client_ip(peer: IpAddr, peer_trusted: bool, req: &RequestHeader, snap: &Snapshot) -> IpAddr {
-    if !peer_trusted {
+pub fn client_ip(peer: IpAddr, trusted: &TrustedProxies, req: &RequestHeader) -> IpAddr {
+    if !trusted.contains(peer) {
         return peer;
     }
     let mut client = peer;
@@ -21,7 +21,7 @@ pub fn client_ip(peer: IpAddr, peer_trusted: bool, req: &RequestHeader, snap: &S
             match hop.trim().parse::<IpAddr>() {
                 Ok(ip) => {
                     client = ip;
-                    if !snap.is_trusted_proxy(ip) {
+                    if !trusted.contains(ip) {
                         return client;
                     }
                 }
@@ -38,15 +38,15 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
     remove_user_headers(req);
     if let Some(peer) = peer {
         let xff = match req.headers.get("x-forwarded-for").map(|v| v.to_str()) {
-            Some(Ok(prev)) if ctx.peer_trusted && !prev.is_empty() => format!("{prev}, {peer}"),
+            Some(Ok(prev)) if ctx.peer.trusted && !prev.is_empty() => format!("{prev}, {peer}"),
             _ => peer.to_string(),
         };
         req.insert_header("x-forwarded-for", xff)?;
     }
-    if !(ctx.peer_trusted && req.headers.contains_key("x-forwarded-proto")) {
+    if !(ctx.peer.trusted && req.headers.contains_key("x-forwarded-proto")) {
         req.insert_header("x-forwarded-proto", "http")?;
     }
-    if !(ctx.peer_trusted && req.headers.contains_key("x-forwarded-host")) {
+    if !(ctx.peer.trusted && req.headers.contains_key("x-forwarded-host")) {
         match req.headers.get(http::header::HOST).cloned() {
             Some(host) => req.insert_header("x-forwarded-host", host)?,
             None => {
@@ -54,8 +54,8 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
             }
         }
     }
-    req.insert_header("x-request-id", ctx.request_id.as_str())?;
-    if let Some(caller) = &ctx.caller {
+    req.insert_header("x-request-id", ctx.peer.request_id.as_str())?;
+    if let Some(caller) = &ctx.caller.caller {
         req.insert_header("x-user-id", caller.subject.as_str())?;
         req.insert_header("x-user-roles", caller.roles_header.as_str())?;
     }
@@ -71,5 +71,71 @@ fn remove_user_headers(req: &mut RequestHeader) {
     };
     while let Some(name) = has_user_header(req) {
         req.remove_header(&name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigErrors;
+
+    fn trusted(list: &[&str]) -> TrustedProxies {
+        let list: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
+        let mut errors = ConfigErrors::default();
+        let t = TrustedProxies::build(&list, &mut errors);
+        assert!(errors.is_empty(), "{errors}");
+        t
+    }
+
+    fn req(xff: &[&str]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).expect("request");
+        for v in xff {
+            r.append_header("x-forwarded-for", *v).expect("header");
+        }
+        r
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_claims() {
+        let t = trusted(&["10.0.0.0/8"]);
+        let client = client_ip(ip("203.0.113.9"), &t, &req(&["1.2.3.4"]));
+        assert_eq!(client, ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_rightmost_untrusted_hop_wins() {
+        let t = trusted(&["10.0.0.0/8", "127.0.0.1"]);
+        // The client wrote "6.6.6.6" itself; the proxy appended the address it saw.
+        let r = req(&["6.6.6.6, 198.51.100.7, 10.0.0.2"]);
+        assert_eq!(client_ip(ip("127.0.0.1"), &t, &r), ip("198.51.100.7"));
+        // Several header lines are one list, in order.
+        let r = req(&["6.6.6.6", "198.51.100.7", "10.1.1.1"]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &t, &r), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn garbage_stops_the_walk_at_the_last_good_hop() {
+        let t = trusted(&["10.0.0.0/8"]);
+        let r = req(&["1.1.1.1, not-an-ip, 10.0.0.3"]);
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &t, &r),
+            ip("10.0.0.3"),
+            "a trusted hop before garbage is as far as the chain can be believed"
+        );
+        assert_eq!(client_ip(ip("10.0.0.1"), &t, &req(&[])), ip("10.0.0.1"));
+        let all_trusted = req(&["10.9.9.9, 10.0.0.3"]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &t, &all_trusted), ip("10.9.9.9"));
+    }
+
+    #[test]
+    fn ipv6_peers_and_hops() {
+        let t = trusted(&["2001:db8::/32"]);
+        let r = req(&["2001:db8::5, 2a00:1450::1, 2001:db8::1"]);
+        assert_eq!(client_ip(ip("2001:db8::9"), &t, &r), ip("2a00:1450::1"));
+        assert_eq!(client_ip(ip("2a00::1"), &t, &r), ip("2a00::1"));
     }
 }

@@ -1,6 +1,6 @@
 //! `GET /health` on the proxy listener.
 
-use crate::routing::Snapshot;
+use crate::snapshot::Snapshot;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
@@ -24,7 +24,7 @@ pub fn report(snap: &Snapshot, draining: bool) -> (u16, Bytes) {
         .routes
         .iter()
         .any(|r| serving.contains(r.upstream.name.as_str()));
-    let redis_check = match crate::redis::status() {
+    let redis_check = match snap.redis.as_ref().map(|r| r.is_healthy()) {
         None => "disabled",
         Some(true) => "ok",
         Some(false) => {

@@ -1,13 +1,16 @@
-//! The proxy listener: `ProxyHttp` implementation and the pieces its phases call.
+//! The proxy listener: the `ProxyHttp` implementation and the pieces its phases call. The only
+//! part of the gateway that writes to a `Session`: features return outcomes, `respond` writes
+//! them, `observe` records them.
 
 mod access_log;
-pub mod ctx;
+mod builtin;
+mod ctx;
+mod errors;
 mod forwarded;
 mod health;
 mod observe;
-pub mod request_id;
-pub mod respond;
+mod request_id;
+mod respond;
 mod service;
 
-pub use ctx::RequestCtx;
 pub use service::Gateway;

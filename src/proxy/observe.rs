@@ -1,7 +1,9 @@
-//! What `logging` records once per request: the contract's metrics and the access-log line.
+//! What `logging` records once per request: every metric of the contract that a request moves,
+//! and the access-log line. The one place they are written.
 
 use super::access_log::{self, AccessRecord};
 use super::ctx::{RequestCtx, Verdict};
+use super::errors;
 use crate::metrics::{self, method_label, status_label};
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -11,7 +13,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
     let req = session.req_header();
     let route = ctx.route.as_ref().map(|r| r.name.as_str());
     let upstream = ctx.route.as_ref().map(|r| r.upstream.name.as_str());
-    let elapsed = ctx.started.elapsed();
+    let elapsed = ctx.peer.started.elapsed();
 
     if let Some(m) = metrics::get() {
         let route_label = route.unwrap_or("unmatched");
@@ -22,10 +24,35 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         m.http_duration
             .with_label_values(&[route_label, method])
             .observe(elapsed.as_secs_f64());
-        if let (Some(upstream), Some(held)) = (upstream, &ctx.in_flight) {
-            let backend_status = ctx.upstream_status.map_or("error", status_label);
-            m.backend_requests
-                .with_label_values(&[upstream, held.stats().label(), backend_status])
+        if let Some(upstream) = upstream {
+            for failed in &ctx.attempt.failed {
+                m.backend_requests
+                    .with_label_values(&[upstream, failed.label(), "connect_error"])
+                    .inc();
+            }
+            // A last attempt that failed to connect is counted above, once.
+            let last_failed = |held: &&crate::balance::InFlight| {
+                ctx.attempt
+                    .failed
+                    .last()
+                    .is_some_and(|f| std::sync::Arc::ptr_eq(f, held.stats()))
+            };
+            if let Some(held) = ctx.attempt.in_flight.as_ref().filter(|h| !last_failed(h)) {
+                let backend_status = ctx.attempt.upstream_status.map_or("error", status_label);
+                m.backend_requests
+                    .with_label_values(&[upstream, held.stats().label(), backend_status])
+                    .inc();
+            }
+        }
+        if let Some(limited) = ctx.caller.limited {
+            let result = if limited { "limited" } else { "allowed" };
+            m.rate_limit_requests
+                .with_label_values(&[route_label, result])
+                .inc();
+        }
+        if let Some(event) = ctx.caller.auth.or(ctx.outcome.endpoint_auth) {
+            m.auth_requests
+                .with_label_values(&[event.result, event.reason])
                 .inc();
         }
     }
@@ -33,38 +60,29 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
     if !ctx.snapshot.file.log.access_log {
         return;
     }
-    let outcome = match (ctx.verdict, e) {
-        (Verdict::Rejected(code), _) => code.code(),
-        (Verdict::Local, _) => "local",
-        (Verdict::Proxied, Some(_)) => "error",
-        (Verdict::Proxied, None) => "proxied",
+    let outcome = match ctx.outcome.verdict {
+        Verdict::Rejected(code) => code.code(),
+        Verdict::Local => "local",
+        Verdict::Proxied => match e {
+            Some(e) => errors::classify(e).map_or("error", |code| code.code()),
+            None => "proxied",
+        },
     };
+    let backend = ctx.attempt.in_flight.as_ref().map(|f| f.stats().addr());
     access_log::write(&AccessRecord {
-        request_id: ctx.request_id.as_str(),
-        client_ip: ctx.client_ip,
+        request_id: ctx.peer.request_id.as_str(),
+        client_ip: ctx.peer.client_ip,
         method: req.method.as_str(),
         path: req.uri.path(),
         route,
         status,
-        upstream: upstream.filter(|_| ctx.backend.is_some()),
-        backend: ctx.backend,
-        attempts: ctx.attempts,
+        upstream: upstream.filter(|_| backend.is_some()),
+        backend,
+        attempts: ctx.attempt.count,
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         bytes_sent: session.body_bytes_sent(),
         cache: "-",
-        user: ctx.caller.as_ref().map(|c| c.subject.as_str()),
+        user: ctx.caller.caller.as_ref().map(|c| c.subject.as_str()),
         outcome,
     });
-}
-
-/// Counts a refused or timed-out connect to a backend.
-pub fn connect_failed(ctx: &RequestCtx) {
-    if let (Some(m), Some(route), Some(held)) = (metrics::get(), &ctx.route, &ctx.in_flight) {
-        let labels = [
-            route.upstream.name.as_str(),
-            held.stats().label(),
-            "connect_error",
-        ];
-        m.backend_requests.with_label_values(&labels).inc();
-    }
 }

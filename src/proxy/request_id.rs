@@ -10,8 +10,21 @@ pub struct RequestId {
 }
 
 impl RequestId {
+    /// No id yet: `early_request_filter` keeps the client's or generates one.
+    pub const EMPTY: RequestId = RequestId {
+        buf: [0; MAX_LEN],
+        len: 0,
+    };
+
+    /// The client's id when well formed, else a new one. Generated only when needed.
+    pub fn from_request(value: Option<&[u8]>) -> RequestId {
+        value
+            .and_then(RequestId::parse)
+            .unwrap_or_else(RequestId::generate)
+    }
+
     /// The client's value, when it is well formed.
-    pub fn parse(value: &[u8]) -> Option<RequestId> {
+    fn parse(value: &[u8]) -> Option<RequestId> {
         if !is_valid(value) {
             return None;
         }
@@ -24,7 +37,7 @@ impl RequestId {
     }
 
     /// 32 random lowercase hex digits.
-    pub fn generate() -> RequestId {
+    fn generate() -> RequestId {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut buf = [0; MAX_LEN];
         let mut n = fastrand::u128(..);

@@ -3,15 +3,20 @@
 //! field by its group's, then its own. Each route has its own buckets.
 
 mod local;
+mod policy;
 mod redis;
 
 pub use local::{Algorithm, Decision, LocalStore, MAX_KEYS};
+pub use policy::{KeyPart, Level};
 
-use crate::config::file::{OnStoreError, RateLimitAlgorithm, RateLimitConfig, StoreKind};
+use crate::config::file::{OnStoreError, RateLimitAlgorithm, StoreKind};
 use crate::config::units::Rate;
+use crate::outcome::{Denial, ErrorCode};
+use crate::redis::RedisHandle;
 use redis::RedisLimiter;
 use std::cell::RefCell;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The defaults of the contract for fields no level sets.
@@ -20,15 +25,6 @@ const DEFAULT_RATE: Rate = Rate {
     per: Duration::from_secs(1),
 };
 const DEFAULT_BURST: u64 = 200;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum KeyPart {
-    ClientIp,
-    User,
-    Path,
-    Route,
-    Header(http::HeaderName),
-}
 
 /// What a key can be made of, for one request.
 pub struct KeyInputs<'a> {
@@ -39,6 +35,14 @@ pub struct KeyInputs<'a> {
     pub headers: &'a http::HeaderMap,
 }
 
+/// What the limiter decided about one request.
+pub struct Admission {
+    /// For the `RateLimit-*` headers; `None` when the store failed (or never limits).
+    pub headers: Option<Decision>,
+    /// The 429, when the request is over the limit.
+    pub denial: Option<Denial>,
+}
+
 enum Store {
     Local(LocalStore),
     Redis(RedisLimiter),
@@ -46,7 +50,7 @@ enum Store {
 
 pub struct Limiter {
     /// The merged policy it was built from; an unchanged policy keeps the limiter on reload.
-    pub policy: RateLimitConfig,
+    pub policy: Level,
     algorithm: Algorithm,
     key: Vec<KeyPart>,
     store: Store,
@@ -66,12 +70,9 @@ thread_local! {
 }
 
 impl Limiter {
-    /// Builds the limiter of `route`; `redis` is `(url, timeout)` when the file has one.
-    pub fn build(
-        route: &str,
-        policy: &RateLimitConfig,
-        redis: Option<(&str, Duration)>,
-    ) -> Result<Limiter, String> {
+    /// Builds the limiter of `route` from its merged policy. `None` when the policy names the
+    /// redis store and the file has no `redis` section (reported by [`Level::parse`]).
+    pub fn build(route: &str, policy: &Level, redis: Option<&Arc<RedisHandle>>) -> Option<Limiter> {
         let rate = policy.rate.unwrap_or(DEFAULT_RATE);
         let per_sec = rate.count as f64 / rate.per.as_secs_f64();
         let algorithm = match policy.algorithm.unwrap_or(RateLimitAlgorithm::TokenBucket) {
@@ -84,39 +85,18 @@ impl Limiter {
                 window: rate.per,
             },
         };
-        let names = policy
+        let key = policy
             .key
             .clone()
-            .unwrap_or_else(|| vec!["client_ip".into(), "user".into(), "path".into()]);
-        let mut key = Vec::with_capacity(names.len());
-        for name in &names {
-            key.push(match name.as_str() {
-                "client_ip" => KeyPart::ClientIp,
-                "user" => KeyPart::User,
-                "path" => KeyPart::Path,
-                "route" => KeyPart::Route,
-                other => {
-                    let header = other
-                        .strip_prefix("header:")
-                        .ok_or_else(|| format!("unknown key part {other:?}"))?;
-                    KeyPart::Header(
-                        http::HeaderName::from_bytes(header.as_bytes())
-                            .map_err(|e| e.to_string())?,
-                    )
-                }
-            });
-        }
+            .unwrap_or_else(|| vec![KeyPart::ClientIp, KeyPart::User, KeyPart::Path]);
         let store = match policy.store.unwrap_or_default() {
             StoreKind::Memory => Store::Local(LocalStore::new(MAX_KEYS)),
-            StoreKind::Redis => {
-                let (url, timeout) = redis.ok_or("the redis store needs redis.url")?;
-                Store::Redis(RedisLimiter {
-                    redis: crate::redis::handle(url, timeout)?,
-                    prefix: format!("gw:rl:{route}:"),
-                })
-            }
+            StoreKind::Redis => Store::Redis(RedisLimiter {
+                redis: Arc::clone(redis?),
+                prefix: format!("gw:rl:{route}:"),
+            }),
         };
-        Ok(Limiter {
+        Some(Limiter {
             policy: policy.clone(),
             algorithm,
             key,
@@ -125,9 +105,32 @@ impl Limiter {
         })
     }
 
+    /// True when this limiter was built from `policy` on the same store.
+    pub fn same(&self, policy: &Level, redis: Option<&Arc<RedisHandle>>) -> bool {
+        self.policy == *policy
+            && match (&self.store, redis) {
+                (Store::Local(_), _) => true,
+                (Store::Redis(r), Some(h)) => Arc::ptr_eq(&r.redis, h),
+                (Store::Redis(_), None) => false,
+            }
+    }
+
+    /// Counts the request and decides.
+    pub async fn admit(&self, inputs: &KeyInputs<'_>) -> Admission {
+        let decision = self.check(inputs).await;
+        let denial = (!decision.is_none_or(|d| d.allowed)).then(|| {
+            let retry_after = decision.map_or(1, |d| d.retry_after);
+            Denial::retry_after(ErrorCode::RateLimited, retry_after)
+        });
+        Admission {
+            headers: decision.filter(|d| d.limit > 0),
+            denial,
+        }
+    }
+
     /// Counts the request and decides. `None` when the shared store failed and the policy is
     /// `allow` (no headers then); a failed store with `deny` refuses.
-    pub async fn check(&self, inputs: &KeyInputs<'_>) -> Option<Decision> {
+    async fn check(&self, inputs: &KeyInputs<'_>) -> Option<Decision> {
         match &self.store {
             Store::Local(store) => KEY.with(|buf| {
                 let mut buf = buf.borrow_mut();

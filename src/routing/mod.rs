@@ -1,13 +1,11 @@
-//! From file config to the live snapshot (`compile`), and request-time lookup (`table`).
+//! The `groups` and `routes` sections: compiling them into routes (`compile`), and request-time
+//! lookup (`table`).
 
 mod compile;
 pub mod method;
-mod policy;
-pub mod route;
-mod snapshot;
-pub mod table;
+mod route;
+mod table;
 
-pub use compile::{compile, inactive_settings};
-pub use route::{AuthPolicy, CachePolicy, Route};
-pub use snapshot::Snapshot;
+pub use compile::{compile, Sections};
+pub use route::Route;
 pub use table::{Lookup, RouteTable};

@@ -2,24 +2,10 @@
 
 use super::method::MethodSet;
 use crate::balance::Upstream;
-use crate::config::file::RateLimitConfig;
-use crate::ratelimit::Limiter;
-use crate::security::{IpRules, SecurityHeaders};
+use crate::chain::Chain;
+use crate::security::SecurityHeaders;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Effective authentication policy (route settings over group settings).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuthPolicy {
-    pub required: bool,
-    pub roles: Vec<String>,
-}
-
-/// Effective cache policy of a route whose cache is enabled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CachePolicy {
-    pub ttl: Duration,
-}
 
 /// One route, shared by every request that matches it.
 #[derive(Debug)]
@@ -31,16 +17,10 @@ pub struct Route {
     pub upstream: Arc<Upstream>,
     pub strip_prefix: bool,
     pub timeout: Option<Duration>,
-    pub auth: AuthPolicy,
-    /// Global, group and route settings merged field by field; `None` when no level sets a limit.
-    pub rate_limit: Option<RateLimitConfig>,
-    pub cache: Option<CachePolicy>,
+    /// The checks a request passes before it is proxied.
+    pub chain: Chain,
     /// Hardening headers for this route's answers (global set with the route's override).
     pub headers: Arc<SecurityHeaders>,
-    /// Effective client IP rules (global, group and route combined); empty when none apply.
-    pub ip_rules: IpRules,
-    /// The route's limiter, when a rate limit applies.
-    pub limiter: Option<Arc<Limiter>>,
 }
 
 impl Route {

@@ -30,7 +30,6 @@ struct Node {
 #[derive(Debug, Default)]
 pub struct RouteTable {
     root: Node,
-    len: usize,
 }
 
 impl RouteTable {
@@ -46,18 +45,7 @@ impl RouteTable {
             node.routes.push(Arc::clone(route));
         }
         finish(&mut root);
-        RouteTable {
-            root,
-            len: routes.len(),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+        RouteTable { root }
     }
 
     /// Finds the route for `path` (no query) and `method`: the longest prefix on whole segments
@@ -160,12 +148,8 @@ mod tests {
             upstream: Arc::clone(up),
             strip_prefix: false,
             timeout: None,
-            auth: Default::default(),
-            rate_limit: None,
-            cache: None,
+            chain: Default::default(),
             headers: Default::default(),
-            ip_rules: Default::default(),
-            limiter: None,
         })
     }
 

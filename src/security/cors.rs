@@ -1,8 +1,12 @@
 //! `security.cors`: preflights answered by the gateway, CORS headers on actual answers for
 //! allowed origins, nothing at all for other origins.
 
+use super::SecurityError;
 use crate::config::file::CorsConfig;
-use http::HeaderValue;
+use crate::config::ConfigErrors;
+use crate::outcome::Reply;
+use crate::routing::method::MethodSet;
+use http::{header, HeaderValue};
 use pingora::http::ResponseHeader;
 
 const DEFAULT_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
@@ -18,23 +22,37 @@ pub struct Cors {
     credentials: bool,
 }
 
-fn joined(list: &[String]) -> Result<Option<HeaderValue>, String> {
+fn joined(list: &[String]) -> Result<Option<HeaderValue>, SecurityError> {
     if list.is_empty() {
         return Ok(None);
     }
     let text = list.join(", ");
     HeaderValue::from_str(&text)
         .map(Some)
-        .map_err(|_| format!("invalid header value {text:?}"))
+        .map_err(|_| SecurityError::HeaderValue(text))
 }
 
 impl Cors {
-    /// Problems are `(field, message)`; `compile` has checked `*` with credentials.
-    pub fn build(cfg: &CorsConfig) -> Result<Cors, Vec<(String, String)>> {
-        let mut problems = Vec::new();
-        let mut field = |name: &str, r: Result<Option<HeaderValue>, String>| {
+    /// Checks and builds `security.cors`; `None` when it has problems (all reported).
+    pub fn build(cfg: &CorsConfig, errors: &mut ConfigErrors) -> Option<Cors> {
+        let before = errors.len();
+        if cfg.allow_credentials && cfg.allow_origins.iter().any(|o| o == "*") {
+            errors.push(
+                "security.cors.allow_origins",
+                SecurityError::AnyOriginWithCredentials,
+            );
+        }
+        for (i, m) in cfg.allow_methods.iter().enumerate() {
+            if MethodSet::bit(m).is_none() {
+                errors.push(
+                    format!("security.cors.allow_methods[{i}]"),
+                    SecurityError::Method(m.clone()),
+                );
+            }
+        }
+        let mut field = |name: &str, r: Result<Option<HeaderValue>, SecurityError>| {
             r.unwrap_or_else(|e| {
-                problems.push((name.to_owned(), e));
+                errors.push(format!("security.cors.{name}"), e);
                 None
             })
         };
@@ -56,11 +74,7 @@ impl Cors {
             max_age: cfg.max_age.map(|d| HeaderValue::from(d.0.as_secs())),
             credentials: cfg.allow_credentials,
         };
-        if problems.is_empty() {
-            Ok(cors)
-        } else {
-            Err(problems)
-        }
+        (errors.len() == before).then_some(cors)
     }
 
     /// The `Access-Control-Allow-Origin` value for `origin`, or `None` when it is not allowed.
@@ -91,24 +105,34 @@ impl Cors {
         Ok(())
     }
 
-    /// The headers of a preflight answer, or `None` when the origin is not allowed.
-    pub fn preflight(
-        &self,
-        origin: Option<&HeaderValue>,
-        resp: &mut ResponseHeader,
-    ) -> pingora::Result<bool> {
-        let Some(allowed) = origin.and_then(|o| self.allow_origin(o)) else {
-            return Ok(false);
-        };
-        self.common(allowed, resp)?;
-        resp.insert_header("access-control-allow-methods", self.allow_methods.clone())?;
-        if let Some(h) = &self.allow_headers {
-            resp.insert_header("access-control-allow-headers", h.clone())?;
+    /// The answer to a preflight: 204, with the CORS headers when the origin is allowed and
+    /// none at all when it is not (the browser then refuses the actual request).
+    pub fn preflight(&self, origin: Option<&HeaderValue>) -> Reply {
+        let mut headers = Vec::with_capacity(6);
+        if let Some(allowed) = origin.and_then(|o| self.allow_origin(o)) {
+            let echoed = allowed != "*";
+            headers.push((header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed));
+            if self.credentials {
+                headers.push((
+                    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    HeaderValue::from_static("true"),
+                ));
+            }
+            if echoed {
+                headers.push((header::VARY, HeaderValue::from_static("Origin")));
+            }
+            headers.push((
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                self.allow_methods.clone(),
+            ));
+            if let Some(h) = &self.allow_headers {
+                headers.push((header::ACCESS_CONTROL_ALLOW_HEADERS, h.clone()));
+            }
+            if let Some(age) = &self.max_age {
+                headers.push((header::ACCESS_CONTROL_MAX_AGE, age.clone()));
+            }
         }
-        if let Some(age) = &self.max_age {
-            resp.insert_header("access-control-max-age", age.clone())?;
-        }
-        Ok(true)
+        Reply::empty(204, headers)
     }
 
     fn common(&self, allowed: HeaderValue, resp: &mut ResponseHeader) -> pingora::Result<()> {
@@ -147,4 +171,129 @@ pub fn is_preflight(req: &pingora::http::RequestHeader) -> bool {
         && req
             .headers
             .contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cors(yaml: &str) -> Cors {
+        let cfg: CorsConfig = serde_yaml::from_str(yaml).expect("cors");
+        let mut errors = ConfigErrors::default();
+        let built = Cors::build(&cfg, &mut errors);
+        assert!(errors.is_empty(), "{errors}");
+        built.expect("valid cors")
+    }
+
+    fn answer(c: &Cors, origin: &str, vary: Option<&str>) -> ResponseHeader {
+        let mut resp = ResponseHeader::build(200, None).expect("response");
+        if let Some(v) = vary {
+            resp.insert_header("vary", v).expect("vary");
+        }
+        c.apply(
+            Some(&HeaderValue::from_str(origin).expect("origin")),
+            &mut resp,
+        )
+        .expect("apply");
+        resp
+    }
+
+    fn get<'a>(resp: &'a ResponseHeader, name: &str) -> Option<&'a str> {
+        resp.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn listed_origins_are_echoed_others_get_nothing() {
+        let c = cors("{allow_origins: [https://app.example.com], allow_credentials: true, expose_headers: [X-Request-Id]}");
+        let ok = answer(&c, "https://app.example.com", None);
+        assert_eq!(
+            get(&ok, "access-control-allow-origin"),
+            Some("https://app.example.com")
+        );
+        assert_eq!(get(&ok, "access-control-allow-credentials"), Some("true"));
+        assert_eq!(
+            get(&ok, "access-control-expose-headers"),
+            Some("X-Request-Id")
+        );
+        assert_eq!(get(&ok, "vary"), Some("Origin"));
+        for other in [
+            "https://app.example.com.evil.com",
+            "https://APP.example.com",
+            "http://app.example.com",
+            "null",
+        ] {
+            let resp = answer(&c, other, None);
+            assert!(resp.headers.is_empty(), "{other} got CORS headers");
+        }
+    }
+
+    #[test]
+    fn wildcard_answers_star_without_vary() {
+        let c = cors("{allow_origins: ['*']}");
+        let resp = answer(&c, "https://anyone.example", None);
+        assert_eq!(get(&resp, "access-control-allow-origin"), Some("*"));
+        assert!(get(&resp, "access-control-allow-credentials").is_none());
+        assert!(get(&resp, "vary").is_none());
+    }
+
+    #[test]
+    fn vary_is_extended_not_replaced() {
+        let c = cors("{allow_origins: [https://a.example]}");
+        let resp = answer(&c, "https://a.example", Some("Accept-Encoding"));
+        assert_eq!(get(&resp, "vary"), Some("Accept-Encoding, Origin"));
+        let resp = answer(&c, "https://a.example", Some("origin"));
+        assert_eq!(
+            get(&resp, "vary"),
+            Some("origin"),
+            "already varies on Origin"
+        );
+    }
+
+    #[test]
+    fn preflight_lists_what_is_allowed() {
+        let c = cors("{allow_origins: [https://a.example], allow_methods: [GET, POST], allow_headers: [Authorization], max_age: 10m}");
+        let reply = c.preflight(Some(&HeaderValue::from_static("https://a.example")));
+        assert_eq!(reply.status, 204);
+        let find = |name: header::HeaderName| {
+            reply
+                .headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_str().expect("ascii"))
+        };
+        assert_eq!(
+            find(header::ACCESS_CONTROL_ALLOW_METHODS),
+            Some("GET, POST")
+        );
+        assert_eq!(
+            find(header::ACCESS_CONTROL_ALLOW_HEADERS),
+            Some("Authorization")
+        );
+        assert_eq!(find(header::ACCESS_CONTROL_MAX_AGE), Some("600"));
+        let refused = c.preflight(Some(&HeaderValue::from_static("https://b.example")));
+        assert_eq!(refused.status, 204);
+        assert!(refused.headers.is_empty());
+        assert!(c.preflight(None).headers.is_empty());
+    }
+
+    #[test]
+    fn star_with_credentials_and_bad_methods_are_config_errors() {
+        let cfg: CorsConfig = serde_yaml::from_str(
+            "{allow_origins: ['*'], allow_credentials: true, allow_methods: [GET, FETCH]}",
+        )
+        .expect("cors");
+        let mut errors = ConfigErrors::default();
+        assert!(Cors::build(&cfg, &mut errors).is_none());
+        let text = errors.to_string();
+        assert!(
+            text.contains(
+                "security.cors.allow_origins: \"*\" is not allowed with allow_credentials"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("security.cors.allow_methods[1]: unknown method \"FETCH\""),
+            "{text}"
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! `security.headers`: added to every answer unless the upstream already set them.
 
+use super::SecurityError;
 use crate::config::file::{RouteSecurityHeaders, SecurityHeadersConfig};
+use crate::config::ConfigErrors;
 use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 
@@ -9,14 +11,16 @@ use pingora::http::ResponseHeader;
 pub struct SecurityHeaders(Vec<(HeaderName, HeaderValue)>);
 
 impl SecurityHeaders {
-    /// The global set with a route's override applied. Problems are `(field, message)`.
+    /// The global set with a route's override applied; problems are reported under `path`.
     pub fn build(
+        path: &str,
         global: Option<&SecurityHeadersConfig>,
         route: Option<&RouteSecurityHeaders>,
-    ) -> Result<SecurityHeaders, Vec<(String, String)>> {
+        errors: &mut ConfigErrors,
+    ) -> SecurityHeaders {
         let base = global.cloned().unwrap_or_default();
         let cfg = match route {
-            Some(RouteSecurityHeaders::Enabled(false)) => return Ok(SecurityHeaders::default()),
+            Some(RouteSecurityHeaders::Enabled(false)) => return SecurityHeaders::default(),
             Some(RouteSecurityHeaders::Enabled(true)) | None => base,
             Some(RouteSecurityHeaders::Override(o)) => SecurityHeadersConfig {
                 strict_transport_security: o
@@ -55,23 +59,16 @@ impl SecurityHeaders {
             ("referrer_policy", "referrer-policy", cfg.referrer_policy),
         ];
         let mut list = Vec::new();
-        let mut problems = Vec::new();
         for (field, name, value) in fields {
             let Some(value) = value.filter(|v| !v.is_empty()) else {
                 continue;
             };
             match HeaderValue::from_str(&value) {
                 Ok(v) => list.push((HeaderName::from_static(name), v)),
-                Err(_) => {
-                    problems.push((field.to_owned(), format!("invalid header value {value:?}")))
-                }
+                Err(_) => errors.push(format!("{path}.{field}"), SecurityError::HeaderValue(value)),
             }
         }
-        if problems.is_empty() {
-            Ok(SecurityHeaders(list))
-        } else {
-            Err(problems)
-        }
+        SecurityHeaders(list)
     }
 
     /// Adds each header the answer does not carry yet.
@@ -82,9 +79,5 @@ impl SecurityHeaders {
             }
         }
         Ok(())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }

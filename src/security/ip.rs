@@ -1,7 +1,43 @@
 //! Client IP allow/deny lists (CIDRs). Deny wins; a non-empty allow list admits only its ranges.
 
+use super::SecurityError;
+use crate::config::ConfigErrors;
 use ipnet::IpNet;
 use std::net::IpAddr;
+
+/// Parses a CIDR (`10.0.0.0/8`) or a single address (`127.0.0.1`).
+pub fn parse_cidr(text: &str) -> Result<IpNet, SecurityError> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| SecurityError::Cidr(text.to_owned()))
+}
+
+/// Parses a list of CIDRs at `path`, pushing each bad entry.
+fn parse_list(path: &str, list: &[String], errors: &mut ConfigErrors) -> Vec<IpNet> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            parse_cidr(text)
+                .map_err(|e| errors.push(format!("{path}[{i}]"), e))
+                .ok()
+        })
+        .collect()
+}
+
+/// `security.trusted_proxies`: peers whose `X-Forwarded-*` headers are believed.
+#[derive(Debug, Default, Clone)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    pub fn build(list: &[String], errors: &mut ConfigErrors) -> TrustedProxies {
+        TrustedProxies(parse_list("security.trusted_proxies", list, errors))
+    }
+
+    /// True when `ip` may set `X-Forwarded-*` headers for the clients behind it.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct IpRules {
@@ -10,6 +46,19 @@ pub struct IpRules {
 }
 
 impl IpRules {
+    /// The `ip_allow` / `ip_deny` lists of one level (`path`: `security`, `groups.x`, ...).
+    pub fn build(
+        path: &str,
+        allow: &[String],
+        deny: &[String],
+        errors: &mut ConfigErrors,
+    ) -> IpRules {
+        IpRules {
+            allow: parse_list(&format!("{path}.ip_allow"), allow, errors),
+            deny: parse_list(&format!("{path}.ip_deny"), deny, errors),
+        }
+    }
+
     /// Effective rules of a route: deny lists add up (global, group, route); the most specific
     /// non-empty allow list applies.
     pub fn combine(levels: [&IpRules; 3]) -> IpRules {

@@ -1,9 +1,65 @@
-//! Edge security: response hardening headers, CORS, client IP allow/deny rules.
+//! Edge security: response hardening headers, CORS, client IP allow/deny rules, trusted
+//! proxies and the body limit. [`build`] checks and compiles the `security` section.
 
-pub mod cors;
-pub mod headers;
-pub mod ip;
+mod cors;
+mod headers;
+mod ip;
 
-pub use cors::Cors;
+pub use cors::{is_preflight, Cors};
 pub use headers::SecurityHeaders;
-pub use ip::IpRules;
+pub use ip::{IpRules, TrustedProxies};
+
+use crate::config::file::SecurityConfig;
+use crate::config::ConfigErrors;
+use std::sync::Arc;
+
+/// A problem in the `security` section (or a group's or route's security settings).
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    #[error("invalid header value {0:?}")]
+    HeaderValue(String),
+    #[error("\"*\" is not allowed with allow_credentials")]
+    AnyOriginWithCredentials,
+    #[error("unknown method {0:?}")]
+    Method(String),
+    #[error("invalid CIDR or address {0:?}")]
+    Cidr(String),
+    #[error("must be positive")]
+    NotPositive,
+}
+
+/// The compiled `security` section.
+#[derive(Debug, Default)]
+pub struct Edge {
+    /// Hardening headers for answers given before a route is known.
+    pub headers: Arc<SecurityHeaders>,
+    pub cors: Option<Arc<Cors>>,
+    pub trusted_proxies: TrustedProxies,
+    /// The global allow/deny lists, combined into each route's rules.
+    pub ip_rules: IpRules,
+    /// Largest request body accepted, in bytes.
+    pub max_body_size: Option<u64>,
+}
+
+/// Checks and builds the section; every problem is pushed with its path.
+pub fn build(cfg: &SecurityConfig, errors: &mut ConfigErrors) -> Edge {
+    if cfg.max_body_size.is_some_and(|s| s.0 == 0) {
+        errors.push("security.max_body_size", SecurityError::NotPositive);
+    }
+    Edge {
+        headers: Arc::new(SecurityHeaders::build(
+            "security.headers",
+            cfg.headers.as_ref(),
+            None,
+            errors,
+        )),
+        cors: cfg
+            .cors
+            .as_ref()
+            .and_then(|c| Cors::build(c, errors))
+            .map(Arc::new),
+        trusted_proxies: TrustedProxies::build(&cfg.trusted_proxies, errors),
+        ip_rules: IpRules::build("security", &cfg.ip_allow, &cfg.ip_deny, errors),
+        max_body_size: cfg.max_body_size.map(|s| s.0),
+    }
+}

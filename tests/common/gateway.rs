@@ -33,8 +33,19 @@ impl Gateway {
         gw
     }
 
+    /// Like `start`, with extra environment variables for the process.
+    pub fn start_with_env(body: &str, env: &[(&str, &str)]) -> Gateway {
+        let gw = Gateway::spawn_with_env(&format!("{}{body}", header()), &[], env);
+        gw.wait_ready();
+        gw
+    }
+
     /// Spawns without waiting; `args` come after `-c <config>`.
     pub fn spawn(yaml: &str, args: &[&str]) -> Gateway {
+        Gateway::spawn_with_env(yaml, args, &[])
+    }
+
+    fn spawn_with_env(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let proxy = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -42,7 +53,7 @@ impl Gateway {
         let yaml = fill(yaml, dir.path(), [proxy, metrics, admin]);
         let config = dir.path().join("gateway.yaml");
         std::fs::write(&config, yaml).expect("write config");
-        let (child, log) = run(&config, dir.path(), "gateway.log", args);
+        let (child, log) = run(&config, dir.path(), "gateway.log", args, env);
         Gateway {
             child,
             proxy,
@@ -57,7 +68,7 @@ impl Gateway {
     /// Starts another process on this gateway's config file (e.g. with `-u`), logging to
     /// `log_name` in the same temp dir. The returned child is killed by the caller.
     pub fn spawn_sibling(&self, log_name: &str, args: &[&str]) -> (Child, PathBuf) {
-        run(&self.config, self.dir.path(), log_name, args)
+        run(&self.config, self.dir.path(), log_name, args, &[])
     }
 
     /// Waits until `/health` answers, failing fast if the process exits.
@@ -137,7 +148,13 @@ impl Drop for Gateway {
     }
 }
 
-fn run(config: &Path, dir: &Path, log_name: &str, args: &[&str]) -> (Child, PathBuf) {
+fn run(
+    config: &Path,
+    dir: &Path,
+    log_name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, PathBuf) {
     let log = dir.join(log_name);
     let stderr = std::fs::File::create(&log).expect("log file");
     let child = Command::new(BIN)
@@ -145,6 +162,7 @@ fn run(config: &Path, dir: &Path, log_name: &str, args: &[&str]) -> (Child, Path
         .arg(config)
         .args(args)
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()

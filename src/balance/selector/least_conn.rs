@@ -52,7 +52,12 @@ impl BackendSelection for LeastConn {
         LeastConn {
             stats: backends
                 .iter()
-                .map(|b| stats_of(b).unwrap_or_default())
+                .map(|b| {
+                    stats_of(b).unwrap_or_else(|| {
+                        let addr = b.as_inet().copied().unwrap_or(([0, 0, 0, 0], 0).into());
+                        Arc::new(BackendStats::new(addr))
+                    })
+                })
                 .collect(),
             weights: backends.iter().map(|b| b.weight.max(1) as u64).collect(),
             rotate: AtomicUsize::new(0),

@@ -155,9 +155,9 @@ pub(crate) mod testing {
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                let mut b = Backend::new_with_weight(&format!("127.0.0.1:{}", i + 1), *w)
-                    .expect("valid address");
-                b.ext.insert(Arc::new(BackendStats::default()));
+                let addr = std::net::SocketAddr::from(([127, 0, 0, 1], i as u16 + 1));
+                let mut b = Backend::new_with_weight(&addr.to_string(), *w).expect("valid address");
+                b.ext.insert(Arc::new(BackendStats::new(addr)));
                 b
             })
             .collect()

@@ -1,0 +1,198 @@
+//! Checks the `auth` section and builds [`Auth`] from it. Start-up, `gateway -t` and every
+//! reload go through [`build`].
+
+use super::api_keys::ApiKeys;
+use super::error::AuthError;
+use super::jwks::Jwks;
+use super::jwt::{JwtSigner, JwtVerifier};
+use super::revocation::Revocations;
+use super::token_cache::TokenCache;
+use super::users::Users;
+use super::Auth;
+use crate::config::file::{AuthConfig, JwtConfig, StoreKind};
+use crate::config::ConfigErrors;
+use crate::redis::RedisHandle;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
+const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(7 * 86_400);
+const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+
+/// The compiled section, or `None` when the file has none. `previous` is the running section:
+/// its revocations, login counters and fetched JWKS keys carry over when their settings stay.
+/// `redis` is the snapshot's Redis handle, when the file has a `redis` section.
+pub fn build(
+    cfg: Option<&AuthConfig>,
+    previous: Option<&Auth>,
+    redis: Option<&Arc<RedisHandle>>,
+    errors: &mut ConfigErrors,
+) -> Option<Arc<Auth>> {
+    let cfg = cfg?;
+    let before = errors.len();
+    let jwt = cfg.jwt.as_ref();
+    if let Some(jwt) = jwt {
+        check_jwt(jwt, errors);
+    }
+    let users = check_users(cfg, errors);
+    let api_keys = check_api_keys(cfg, errors);
+
+    let jwks = jwt.and_then(|j| j.jwks_url.as_deref()).and_then(|url| {
+        if let Err(e) = url.parse::<http::Uri>() {
+            errors.push("auth.jwt.jwks_url", AuthError::BadJwksUrl(e.to_string()));
+            return None;
+        }
+        let kept = previous.and_then(Auth::jwks).filter(|j| j.url == url);
+        Some(kept.map_or_else(|| Arc::new(Jwks::new(url)), Arc::clone))
+    });
+    let verifier = jwt.and_then(|j| {
+        JwtVerifier::build(j, jwks)
+            .map_err(|e| errors.push("auth.jwt", e))
+            .ok()
+    });
+    let signer = jwt.and_then(|j| {
+        JwtSigner::build(j)
+            .map_err(|e| errors.push("auth.jwt.private_key_file", e))
+            .ok()
+            .flatten()
+    });
+    if !cfg.users.is_empty() && signer.is_none() && errors.len() == before {
+        errors.push("auth.users", AuthError::LoginWithoutSigner);
+    }
+    // `redis` is `None` only when the file has no redis section, which is reported there.
+    let revocations = match (cfg.revocation_store, redis) {
+        (StoreKind::Redis, Some(handle)) => match previous {
+            Some(p) if p.revocations.uses(handle) => Arc::clone(&p.revocations),
+            _ => Arc::new(Revocations::redis(Arc::clone(handle))),
+        },
+        _ => match previous {
+            Some(p) if !p.revocations.is_shared() => Arc::clone(&p.revocations),
+            _ => Arc::new(Revocations::memory()),
+        },
+    };
+    if errors.len() > before {
+        return None;
+    }
+    Some(Arc::new(Auth {
+        verifier,
+        signer,
+        issuer: jwt.and_then(|j| j.issuer.clone()),
+        audience: jwt.and_then(|j| j.audience.clone()),
+        access_ttl: jwt
+            .and_then(|j| j.access_ttl)
+            .map_or(DEFAULT_ACCESS_TTL, |d| d.0),
+        refresh_ttl: jwt
+            .and_then(|j| j.refresh_ttl)
+            .map_or(DEFAULT_REFRESH_TTL, |d| d.0),
+        users,
+        api_keys,
+        revocations,
+        login_limiter: previous.map_or_else(Default::default, |p| Arc::clone(&p.login_limiter)),
+        verified: TokenCache::default(),
+        leeway: jwt
+            .and_then(|j| j.leeway)
+            .map_or(DEFAULT_LEEWAY, |d| d.0)
+            .as_secs(),
+    }))
+}
+
+fn check_jwt(jwt: &JwtConfig, errors: &mut ConfigErrors) {
+    let alg = jwt.algorithm;
+    if alg.is_hmac() {
+        if jwt.secret.as_deref().unwrap_or("").is_empty() {
+            errors.push("auth.jwt.secret", AuthError::SecretRequired(alg));
+        }
+    } else {
+        if jwt.secret.is_some() {
+            errors.push("auth.jwt.secret", AuthError::SecretWithKeyFiles(alg));
+        }
+        if jwt.public_key_file.is_none() && jwt.jwks_url.is_none() {
+            errors.push("auth.jwt", AuthError::NoPublicKey(alg));
+        }
+    }
+    for (field, value) in [
+        ("access_ttl", jwt.access_ttl),
+        ("refresh_ttl", jwt.refresh_ttl),
+    ] {
+        if value.is_some_and(|d| d.0.is_zero()) {
+            errors.push(format!("auth.jwt.{field}"), AuthError::NotPositive);
+        }
+    }
+}
+
+fn check_users(cfg: &AuthConfig, errors: &mut ConfigErrors) -> Users {
+    let mut names = HashSet::new();
+    let mut valid = Vec::with_capacity(cfg.users.len());
+    for (i, user) in cfg.users.iter().enumerate() {
+        let path = format!("auth.users[{i}]");
+        if !names.insert(user.username.as_str()) {
+            errors.push(
+                format!("{path}.username"),
+                AuthError::DuplicateUser(user.username.clone()),
+            );
+        }
+        if !user.password_hash.starts_with("$argon2id$") {
+            errors.push(format!("{path}.password_hash"), AuthError::NotArgon2id);
+        } else if let Err(e) = argon2::PasswordHash::new(&user.password_hash) {
+            errors.push(
+                format!("{path}.password_hash"),
+                AuthError::BadPasswordHash(e.to_string()),
+            );
+        } else {
+            valid.push(user);
+        }
+    }
+    Users::new(valid)
+}
+
+fn check_api_keys(cfg: &AuthConfig, errors: &mut ConfigErrors) -> ApiKeys {
+    let mut names = HashSet::new();
+    let mut keys = Vec::with_capacity(cfg.api_keys.len());
+    for (i, key) in cfg.api_keys.iter().enumerate() {
+        let path = format!("auth.api_keys[{i}]");
+        if !names.insert(key.name.as_str()) {
+            errors.push(
+                format!("{path}.name"),
+                AuthError::DuplicateKey(key.name.clone()),
+            );
+        }
+        match key.key_hash.strip_prefix("sha256:").and_then(unhex) {
+            Some(hash) => keys.push((hash, key)),
+            None => errors.push(format!("{path}.key_hash"), AuthError::BadKeyHash),
+        }
+    }
+    ApiKeys::new(keys)
+}
+
+/// 64 lowercase hex digits as 32 bytes.
+fn unhex(s: &str) -> Option<[u8; 32]> {
+    let digit = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    };
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = digit(bytes[2 * i])? << 4 | digit(bytes[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_hashes_are_lowercase_hex_only() {
+        let good = "ab".repeat(32);
+        assert_eq!(unhex(&good), Some([0xab; 32]));
+        assert_eq!(unhex(&good.to_uppercase()), None);
+        assert_eq!(unhex(&good[..62]), None);
+        assert_eq!(unhex(&format!("{}zz", &good[..62])), None);
+    }
+}

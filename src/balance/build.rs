@@ -1,0 +1,114 @@
+//! Checks the `upstreams` section and builds its pools, keeping the running pool of an entry
+//! whose settings did not change (its health, counters and connections survive a reload).
+
+use super::upstream::{Upstream, MAX_RETRIES};
+use crate::config::file::{HealthCheckKind, UpstreamConfig};
+use crate::config::ConfigErrors;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A problem in an `upstreams.<name>` entry.
+#[derive(Debug, thiserror::Error)]
+pub enum BalanceError {
+    #[error("invalid address {0:?}: expected host:port")]
+    NoPort(String),
+    #[error("cannot resolve {addr:?}: {reason}")]
+    Resolve { addr: String, reason: String },
+    #[error("duplicate backend {0}")]
+    Duplicate(SocketAddr),
+    #[error("at least one backend is required")]
+    NoBackends,
+    #[error("{0}")]
+    Probe(String),
+    #[error("discovery failed: {0}")]
+    Discovery(String),
+    #[error("must be at least 1")]
+    AtLeastOne,
+    #[error("must be below {0}")]
+    TooMany(usize),
+    #[error("must be positive")]
+    NotPositive,
+    #[error("must start with /")]
+    NoSlash,
+    #[error("only http checks have a path")]
+    TcpPath,
+}
+
+/// Every upstream of the file that built. `previous` are the running snapshot's upstreams.
+pub fn build(
+    cfg: &BTreeMap<String, UpstreamConfig>,
+    previous: Option<&BTreeMap<String, Arc<Upstream>>>,
+    errors: &mut ConfigErrors,
+) -> BTreeMap<String, Arc<Upstream>> {
+    let mut out = BTreeMap::new();
+    for (name, cfg) in cfg {
+        let path = format!("upstreams.{name}");
+        check(&path, cfg, errors);
+        let running = previous.and_then(|p| p.get(name));
+        if let Some(kept) = running.filter(|u| u.config == *cfg) {
+            out.insert(name.clone(), Arc::clone(kept));
+            continue;
+        }
+        match Upstream::build(name, cfg, running.map(Arc::as_ref)) {
+            Ok(u) => {
+                out.insert(name.clone(), Arc::new(u));
+            }
+            Err(problems) => {
+                for (sub, e) in problems {
+                    errors.push(format!("{path}.{sub}"), e);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn check(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
+    for (i, b) in cfg.backends.iter().enumerate() {
+        if b.weight == 0 {
+            errors.push(
+                format!("{path}.backends[{i}].weight"),
+                BalanceError::AtLeastOne,
+            );
+        }
+    }
+    if cfg.retries.is_some_and(|r| r >= MAX_RETRIES) {
+        errors.push(
+            format!("{path}.retries"),
+            BalanceError::TooMany(MAX_RETRIES),
+        );
+    }
+    for (field, d) in [
+        ("connect_timeout", cfg.connect_timeout),
+        ("read_timeout", cfg.read_timeout),
+    ] {
+        if d.is_some_and(|d| d.0.is_zero()) {
+            errors.push(format!("{path}.{field}"), BalanceError::NotPositive);
+        }
+    }
+    let Some(hc) = &cfg.health_check else {
+        return;
+    };
+    let hp = format!("{path}.health_check");
+    match (hc.kind, &hc.path) {
+        (HealthCheckKind::Http, Some(p)) if !p.starts_with('/') => {
+            errors.push(format!("{hp}.path"), BalanceError::NoSlash)
+        }
+        (HealthCheckKind::Tcp, Some(_)) => errors.push(format!("{hp}.path"), BalanceError::TcpPath),
+        _ => {}
+    }
+    for (field, d) in [("interval", hc.interval), ("timeout", hc.timeout)] {
+        if d.is_some_and(|d| d.0.is_zero()) {
+            errors.push(format!("{hp}.{field}"), BalanceError::NotPositive);
+        }
+    }
+    for (field, n) in [
+        ("healthy_threshold", hc.healthy_threshold),
+        ("unhealthy_threshold", hc.unhealthy_threshold),
+    ] {
+        if n == Some(0) {
+            errors.push(format!("{hp}.{field}"), BalanceError::AtLeastOne);
+        }
+    }
+}

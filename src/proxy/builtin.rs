@@ -1,0 +1,55 @@
+//! The endpoints the gateway serves itself on the proxy listener, before route lookup:
+//! `GET /health` and, when the gateway issues tokens, `/auth/login|refresh|logout`.
+
+use super::ctx::RequestCtx;
+use super::health;
+use crate::auth::endpoints::{self, Call, Endpoint, MAX_BODY};
+use crate::outcome::{Flow, Reply};
+use bytes::{Bytes, BytesMut};
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use std::sync::Arc;
+
+/// The answer of a built-in endpoint, or `None` when the path is not one.
+pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<Flow>> {
+    let req = session.req_header();
+    let path = req.uri.path();
+    if path == "/health" && matches!(req.method, http::Method::GET | http::Method::HEAD) {
+        let (status, body) = health::report(&ctx.snapshot, session.is_process_shutting_down());
+        return Ok(Some(Flow::Reply(Reply::json(status, body))));
+    }
+    let Some(auth) = ctx.snapshot.auth.as_ref().filter(|a| a.issues_tokens()) else {
+        return Ok(None);
+    };
+    let Some(endpoint) = Endpoint::at(path) else {
+        return Ok(None);
+    };
+    let auth = Arc::clone(auth);
+    let body = read_body(session).await?;
+    let req = session.req_header();
+    let handled = endpoints::handle(
+        &auth,
+        endpoint,
+        Call {
+            method: &req.method,
+            body: body.as_deref(),
+            client_ip: ctx.peer.client_ip,
+            bearer: crate::auth::bearer(req),
+        },
+    )
+    .await;
+    ctx.outcome.endpoint_auth = handled.event;
+    Ok(Some(handled.flow))
+}
+
+/// The request body, or `None` once it grows past [`MAX_BODY`].
+async fn read_body(session: &mut Session) -> Result<Option<Bytes>> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}

@@ -1,0 +1,78 @@
+//! The live, immutable configuration a request runs against, and [`compile`], the one validator
+//! and builder: start-up, `gateway -t` and every reload go through it. Each feature checks and
+//! builds its own section; this file only puts them together, in dependency order.
+
+use crate::auth::Auth;
+use crate::balance::Upstream;
+use crate::config::{check_sections, ConfigErrors, FileConfig, Parsed};
+use crate::redis::RedisHandle;
+use crate::routing::{Route, RouteTable, Sections};
+use crate::security::Edge;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Routes, upstreams and settings compiled from one file. Swapped whole on reload, so a request
+/// never sees half of an update. Everything a section needs at run time (Redis connection,
+/// JWKS keys, limiter counters) hangs off it, so a reload that removes a section drops it.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub table: RouteTable,
+    /// Routes in file order.
+    pub routes: Vec<Arc<Route>>,
+    pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    /// The `security` section.
+    pub edge: Edge,
+    /// The `auth` section, when present.
+    pub auth: Option<Arc<Auth>>,
+    /// The `redis` section's connection, when present.
+    pub redis: Option<Arc<RedisHandle>>,
+    /// The file this snapshot was compiled from.
+    pub file: Arc<FileConfig>,
+}
+
+/// Validates the parsed file and builds a snapshot, or returns every problem found (including
+/// those from parsing). Whatever is unchanged from `previous` (upstreams, the Redis connection,
+/// revocations, limiters) is carried over as the same objects, so its state survives a reload.
+/// Blocking: reads key files and resolves backend names.
+pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigErrors> {
+    let mut errors = parsed.errors.clone();
+    let file = &parsed.file;
+    check_sections(file, &mut errors);
+    let redis = crate::redis::build(
+        file.redis.as_ref(),
+        previous.and_then(|p| p.redis.as_ref()),
+        &mut errors,
+    );
+    let upstreams =
+        crate::balance::build(&file.upstreams, previous.map(|p| &p.upstreams), &mut errors);
+    let edge = crate::security::build(&file.security, &mut errors);
+    let auth = crate::auth::build(
+        file.auth.as_ref(),
+        previous.and_then(|p| p.auth.as_deref()),
+        redis.as_ref(),
+        &mut errors,
+    );
+    let routes = crate::routing::compile(
+        parsed,
+        &Sections {
+            upstreams: &upstreams,
+            edge: &edge,
+            has_auth: file.auth.is_some(),
+            redis: redis.as_ref(),
+            previous: previous.map_or(&[], |p| p.routes.as_slice()),
+        },
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Snapshot {
+        table: RouteTable::build(&routes),
+        routes,
+        upstreams,
+        edge,
+        auth,
+        redis,
+        file: Arc::new(file.clone()),
+    })
+}
