@@ -4,7 +4,7 @@
 mod common;
 
 use common::redis::Redis;
-use common::{request, wait_for, Backend, Gateway, Resp};
+use common::{get, request, wait_for, Backend, Gateway, Resp};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
@@ -181,5 +181,50 @@ fn verify_only_mode_from_a_jwks_url() {
     assert_eq!(
         request("POST", &gw.url("/auth/login"), &[], Some("{}")).status,
         404
+    );
+}
+
+#[test]
+fn a_reload_that_removes_redis_and_a_jwks_url_stops_using_them() {
+    let b = Backend::start("b");
+    let idp = Backend::start("idp");
+    let dead = common::dead_addr();
+    let with = format!(
+        "redis: {{url: \"redis://{dead}/0\", timeout: 100ms}}\nauth:\n  jwt: {{algorithm: RS256, jwks_url: \"http://{}/jwks?status=500\"}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u, rate_limit: {{store: redis, rate: 100/s}}}}\n",
+        idp.addr, b.addr
+    );
+    let gw = Gateway::start(&with);
+    let health = |gw: &Gateway| -> serde_json::Value {
+        serde_json::from_str(&get(&gw.url("/health")).body).expect("health JSON")
+    };
+    // The limiter's call to the unreachable Redis fails (and lets the request through).
+    assert_eq!(get(&gw.url("/x")).status, 200);
+    wait_for("redis down in /health", Duration::from_secs(10), || {
+        (health(&gw)["checks"]["redis"] == "down").then_some(())
+    });
+    // A key set that cannot be fetched is retried every 2 s.
+    wait_for("two JWKS fetches", Duration::from_secs(10), || {
+        (idp.received() >= 2).then_some(())
+    });
+
+    gw.reconfigure(&format!(
+        "upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
+        b.addr
+    ));
+    gw.signal("HUP");
+    wait_for("the reload", Duration::from_secs(10), || {
+        gw.log().contains("config reloaded").then_some(())
+    });
+    let h = health(&gw);
+    assert_eq!(h["checks"]["redis"], "disabled", "{h}");
+    assert_eq!(h["status"], "ok", "{h}");
+    // Proving an absence takes a wait: two retry periods, allowing one fetch already under way.
+    let fetched = idp.received();
+    std::thread::sleep(Duration::from_millis(4500));
+    assert!(
+        idp.received() <= fetched + 1,
+        "the removed key set is still fetched: {} then {}",
+        fetched,
+        idp.received()
     );
 }

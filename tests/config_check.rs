@@ -176,6 +176,24 @@ routes: [{name: r, path: /, upstream: u}]
 }
 
 #[test]
+fn redis_cluster_is_refused_rather_than_ignored() {
+    let yaml = r#"
+redis: {cluster: ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]}
+auth:
+  jwt: {algorithm: HS256, secret: a-secret-of-thirty-two-bytes-long}
+  revocation_store: redis
+upstreams: {u: {backends: [{addr: 127.0.0.1:1}]}}
+routes: [{name: r, path: /, upstream: u}]
+"#;
+    let (code, _, stderr) = check(yaml, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("redis.cluster: redis cluster is not supported by this version"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn environment_substitution() {
     let yaml = "upstreams:\n  u: {backends: [{addr: \"${BACKEND}\"}], read_timeout: \"${READ:-5s}\"}\nroutes:\n  - {name: r, path: /, upstream: u}\n";
     let (code, _, stderr) = check(yaml, &[]);
