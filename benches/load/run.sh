@@ -5,6 +5,8 @@
 #
 # Needs: wrk (apt-get install wrk); optional: nginx (fast origin and the comparison), redis-server.
 # Tunables: BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_CONNECTIONS (50), BENCH_ROUNDS (3).
+# BENCH_BASELINE=<path to another gateway binary> adds its plain and full scenarios to the same
+# rounds, for a before/after comparison in one sitting.
 # Scenarios are measured in interleaved rounds and the median round is reported, so a noisy
 # neighbour during one run does not decide a ratio.
 set -euo pipefail
@@ -156,12 +158,12 @@ routes:
     rate_limit: {store: $1, rate: 10000000/s, burst: 10000000, key: [client_ip, user]}
 YAML
 }
-full_gateway() { # full_gateway <name> <label> <store> <extra yaml>
+full_gateway() { # full_gateway <name> <label> <store> <extra yaml> [binary]
   local port
   port=$(free_port)
   gateway_config "$WORK/$1.yaml" "$port" info true "$4
 $(full_routes "$3")"
-  start "$1" "${PROXY_CPU[@]}" -- "$GATEWAY" -c "$WORK/$1.yaml"
+  start "$1" "${PROXY_CPU[@]}" -- "${5:-$GATEWAY}" -c "$WORK/$1.yaml"
   local pid=$LAST_PID
   wait_port "$port"
   local token
@@ -170,6 +172,17 @@ $(full_routes "$3")"
   scenario "$2" "http://127.0.0.1:$port/api/items" "$pid" "Authorization: Bearer $token"
 }
 full_gateway gw-full "gateway: full pipeline" memory ""
+
+# 3b. The same two scenarios on another build, when asked.
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  [ -x "$BENCH_BASELINE" ] || { echo "BENCH_BASELINE is not an executable: $BENCH_BASELINE" >&2; exit 1; }
+  PORT=$(free_port)
+  gateway_config "$WORK/base-plain.yaml" "$PORT" warn false "routes: [{name: api, path: /api, upstream: origin}]"
+  start base-plain "${PROXY_CPU[@]}" -- "$BENCH_BASELINE" -c "$WORK/base-plain.yaml"
+  BASE_PID=$LAST_PID; wait_port "$PORT"
+  scenario "baseline: plain proxy" "http://127.0.0.1:$PORT/api/items" "$BASE_PID"
+  full_gateway base-full "baseline: full pipeline" memory "" "$BENCH_BASELINE"
+fi
 
 # 4. The same with the limit shared through a local redis-server (one Lua round trip a request).
 if command -v redis-server >/dev/null; then
@@ -214,22 +227,28 @@ median_row() { # the round with the median requests/s
 }
 
 NGINX_RPS=""
+BARE_RPS=""
 for i in "${!LABELS[@]}"; do
   [ "${LABELS[$i]}" = "$NGINX_LABEL" ] && NGINX_RPS=$(median_row "$WORK/result.$i" | cut -d'|' -f1)
+  [ "${LABELS[$i]}" = "pingora: bare proxy" ] && BARE_RPS=$(median_row "$WORK/result.$i" | cut -d'|' -f1)
 done
 
+ratio() { # ratio <a> <b>: a/b with two decimals, or - without b
+  if [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; else echo "-"; fi
+}
+
 # --- table --------------------------------------------------------------------------------
-printf '\n| scenario | requests/s | p50 | p99 | errors | peak RSS | vs nginx proxy |\n'
-printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+printf '\n| scenario | requests/s | p50 | p99 | errors | peak RSS | vs bare pingora | vs nginx proxy |\n'
+printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for i in "${!LABELS[@]}"; do
   IFS='|' read -r rps p50 p99 errors <<<"$(median_row "$WORK/result.$i")"
   rss="-"
   [ "${PIDS_OF[$i]}" != "-" ] && rss=$(peak_rss_mib "${PIDS_OF[$i]}")
-  ratio="-"
-  if [ -n "$NGINX_RPS" ] && [[ "${LABELS[$i]}" == gateway* || "${LABELS[$i]}" == pingora* ]]; then
-    ratio=$(awk -v a="$rps" -v b="$NGINX_RPS" 'BEGIN { printf "%.2f", a / b }')
+  vs_bare="-"; vs_nginx="-"
+  if [[ "${LABELS[$i]}" == gateway* || "${LABELS[$i]}" == baseline* || "${LABELS[$i]}" == pingora* ]]; then
+    vs_bare=$(ratio "$rps" "$BARE_RPS"); vs_nginx=$(ratio "$rps" "$NGINX_RPS")
   fi
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "${LABELS[$i]}" "$rps" "$p50" "$p99" "$errors" "$rss" "$ratio"
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABELS[$i]}" "$rps" "$p50" "$p99" "$errors" "$rss" "$vs_bare" "$vs_nginx"
 done
 printf '\n%s cores; origin: %s; %s; median of %s rounds of %s at %s connections.\n' \
   "$(nproc)" "$ORIGIN_KIND" "$PINNING" "$ROUNDS" "$DURATION" "$CONNECTIONS"
