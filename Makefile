@@ -13,14 +13,14 @@ build:
 run: build
 	@./target/debug/examples/demo_backend $(DEMO_BACKENDS) & \
 	backends=$$!; trap 'kill $$backends 2>/dev/null' EXIT INT TERM; \
-	./target/debug/gateway -c conf/gateway.yaml
+	./target/debug/gateway --demo -c conf/gateway.yaml
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
 check-config: build
-	./target/debug/gateway -t -c conf/gateway.yaml
+	./target/debug/gateway --demo -t -c conf/gateway.yaml
 
 ## test: formatting, lints, the demo config, unit and end-to-end tests.
 test: lint check-config

@@ -29,7 +29,7 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&file.server, cli.daemon));
     server.bootstrap();
 
-    let shared = Shared::new(snapshot, config_path);
+    let shared = Shared::new(snapshot, config_path, cli.demo);
     if crate::metrics::get().is_some() {
         let source = shared.clone();
         crate::metrics::set_health_source(Arc::new(move || {

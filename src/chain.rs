@@ -45,6 +45,8 @@ pub struct Chain {
 /// What the chain reads of a request.
 pub struct Request<'a> {
     pub header: &'a RequestHeader,
+    /// The normalized path the route matched.
+    pub path: &'a str,
     pub client_ip: Option<IpAddr>,
     /// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`).
     pub preflight: bool,
@@ -121,7 +123,7 @@ impl Chain {
                     let inputs = KeyInputs {
                         client_ip: req.client_ip,
                         user: out.caller.as_ref().map(|c| c.subject.as_str()),
-                        path: req.header.uri.path(),
+                        path: req.path,
                         route: req.route,
                         headers: &req.header.headers,
                     };
@@ -176,6 +178,7 @@ mod tests {
         let mut out = Admitted::default();
         let r = Request {
             header: req,
+            path: "/x",
             client_ip: ip.parse().ok(),
             preflight: false,
             route: "r",

@@ -22,6 +22,9 @@ pub struct Cli {
     /// Take the listening sockets over from a running gateway through `server.upgrade_sock`.
     #[arg(short = 'u', long = "upgrade")]
     pub upgrade: bool,
+    /// Accept the demo config's published JWT secret (for `make run`; never in production).
+    #[arg(long = "demo")]
+    pub demo: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

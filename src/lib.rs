@@ -43,3 +43,8 @@ pub use logging::init as init_logging;
 pub use ratelimit::{Algorithm, LocalStore, MAX_KEYS};
 pub use routing::{Lookup, Route};
 pub use snapshot::{compile, Snapshot};
+
+/// Weak settings of a compiled config (warned about at start-up and by `gateway -t`).
+pub fn config_warnings(snapshot: &Snapshot) -> Vec<String> {
+    snapshot::warnings(&snapshot.file)
+}

@@ -1,6 +1,6 @@
 #![forbid(unsafe_code)]
 
-use api_gateway::{compile, inactive_settings, load_file, Cli, Command};
+use api_gateway::{compile, config_warnings, inactive_settings, load_file, Cli, Command};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -15,7 +15,9 @@ fn main() -> ExitCode {
         return hash_password();
     }
     let path = &cli.config;
-    let snapshot = match compile(&load_file(path), None) {
+    let mut parsed = load_file(path);
+    parsed.demo = cli.demo;
+    let snapshot = match compile(&parsed, None) {
         Ok(s) => s,
         Err(errors) => {
             eprintln!("{}: {} problem(s):", path.display(), errors.len());
@@ -25,7 +27,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let warnings = config_warnings(&snapshot);
     if cli.test {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
         println!(
             "{}: ok ({} routes, {} upstreams)",
             path.display(),
@@ -35,6 +41,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     api_gateway::init_logging(&snapshot.file.log);
+    for w in &warnings {
+        log::warn!("{w}");
+    }
     for setting in inactive_settings(&snapshot.file) {
         log::warn!("{setting}: accepted but not enforced by this version");
     }

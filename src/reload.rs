@@ -34,6 +34,9 @@ impl ConfigReloader {
             Ok(()) => {
                 let snap = self.shared.snapshot.load();
                 log::info!("config reloaded from {path}: {} routes", snap.routes.len());
+                for w in crate::snapshot::warnings(&snap.file) {
+                    log::warn!("{w}");
+                }
                 let (old, new) = (&before.file, &snap.file);
                 let fixed = [
                     ("listen", old.listen != new.listen),

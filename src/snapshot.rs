@@ -50,6 +50,7 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         file.auth.as_ref(),
         previous.and_then(|p| p.auth.as_deref()),
         redis.as_ref(),
+        parsed.demo,
         &mut errors,
     );
     let routes = crate::routing::compile(
@@ -75,4 +76,9 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         redis,
         file: Arc::new(file.clone()),
     })
+}
+
+/// What the file accepts but should not rely on (weak secrets), for `gateway -t` and the log.
+pub fn warnings(file: &FileConfig) -> Vec<String> {
+    crate::auth::warnings(file.auth.as_ref())
 }

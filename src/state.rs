@@ -11,13 +11,16 @@ pub struct Shared {
     /// The snapshot new requests start with.
     pub snapshot: ArcSwap<Snapshot>,
     pub config_path: PathBuf,
+    /// `--demo`: reloads accept the demo secret too.
+    pub demo: bool,
 }
 
 impl Shared {
-    pub fn new(snapshot: Snapshot, config_path: PathBuf) -> Arc<Shared> {
+    pub fn new(snapshot: Snapshot, config_path: PathBuf, demo: bool) -> Arc<Shared> {
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             config_path,
+            demo,
         })
     }
 
@@ -25,7 +28,8 @@ impl Shared {
     /// snapshot stays and every problem is returned. Counted in `config_reloads_total`.
     /// Blocking (file reads, DNS, key parsing): call it off the async threads.
     pub fn reload(&self) -> Result<(), ConfigErrors> {
-        let parsed = load_file(&self.config_path);
+        let mut parsed = load_file(&self.config_path);
+        parsed.demo = self.demo;
         let current = self.snapshot.load_full();
         let result =
             compile(&parsed, Some(&current)).map(|next| self.snapshot.store(Arc::new(next)));

@@ -177,6 +177,15 @@ fn verify_only_mode_from_a_jwks_url() {
         "carol"
     );
     assert_eq!(with_token(&gw, "/me", &token("unknown-kid")).status, 401);
+    // A correctly signed subject that would split the X-User-Id line: 401, not a 500.
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("k1".into());
+    let claims =
+        json!({"sub": "carol\r\nX-Injected: 1", "iss": "idp", "aud": "api", "exp": now() + 300});
+    let split = encode(&header, &claims, &key).expect("encode");
+    let r = with_token(&gw, "/me", &split);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.error_code(), "invalid_token");
     // Verify-only: the gateway issues no tokens, so /auth/login is an ordinary (unknown) path.
     assert_eq!(
         request("POST", &gw.url("/auth/login"), &[], Some("{}")).status,
@@ -226,5 +235,92 @@ fn a_reload_that_removes_redis_and_a_jwks_url_stops_using_them() {
         "the removed key set is still fetched: {} then {}",
         fetched,
         idp.received()
+    );
+}
+
+#[test]
+fn revocations_survive_a_redis_restart_and_a_change_of_store() {
+    let mut redis = Redis::start();
+    let b = Backend::start("b");
+    let a = Gateway::start(&shared(&redis, &b));
+    let c = Gateway::start(&shared(&redis, &b));
+    let logout = |gw: &Gateway, token: &str| {
+        let auth = format!("Bearer {token}");
+        post(gw, "/auth/logout", &[("authorization", &auth)], json!({})).status
+    };
+    // Push the shared counter up, and let the second instance see it.
+    for _ in 0..3 {
+        let (t, _) = tokens(&a, "alice", "alice-pass");
+        assert_eq!(logout(&a, &t), 204);
+        wait_for("the logout to reach c", Duration::from_secs(5), || {
+            (with_token(&c, "/me", &t).status == 401).then_some(())
+        });
+    }
+    // Redis comes back empty: its counter starts again from 1.
+    let (after, _) = tokens(&a, "admin", "admin-pass");
+    redis.restart();
+    wait_for(
+        "the logout after the restart",
+        Duration::from_secs(10),
+        || (logout(&a, &after) == 204).then_some(()),
+    );
+    wait_for(
+        "the logout made after the restart to reach c",
+        Duration::from_secs(10),
+        || (with_token(&c, "/me", &after).status == 401).then_some(()),
+    );
+    assert!(c.log().contains("went back"), "the reset is logged");
+
+    // A reload from the Redis store to the memory store keeps what was revoked.
+    let (kept, _) = tokens(&a, "alice", "alice-pass");
+    assert_eq!(logout(&a, &kept), 204);
+    a.reconfigure(&format!("{}{}", auth_section("memory"), routes(&b)));
+    a.signal("HUP");
+    wait_for("the reload", Duration::from_secs(10), || {
+        a.log().contains("config reloaded").then_some(())
+    });
+    assert_eq!(
+        with_token(&a, "/me", &kept).status,
+        401,
+        "forgotten on reload"
+    );
+}
+
+#[test]
+fn a_rotated_jwks_applies_without_waiting_for_the_schedule() {
+    let jwk_set = |key: &EncodingKey, kid: &str| {
+        let mut jwk = Jwk::from_encoding_key(key, Algorithm::RS256).expect("jwk");
+        jwk.common.key_id = Some(kid.into());
+        serde_json::to_string(&JwkSet { keys: vec![jwk] }).expect("json")
+    };
+    let old = EncodingKey::from_rsa_pem(&rsa_pem()).expect("rsa");
+    let new = EncodingKey::from_rsa_pem(&rsa_pem()).expect("rsa");
+    let idp = Backend::serving("idp", jwk_set(&old, "k1"));
+    let b = Backend::start("b");
+    let gw = Gateway::start(&format!(
+        "auth:\n  jwt: {{algorithm: RS256, jwks_url: \"http://{}/jwks\", issuer: idp, audience: api}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: me, path: /me, upstream: u, auth: {{required: true}}}}\n",
+        idp.addr, b.addr
+    ));
+    let token = |key: &EncodingKey, kid: &str| {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.into());
+        let claims = json!({"sub": "carol", "iss": "idp", "aud": "api", "exp": now() + 300});
+        encode(&header, &claims, key).expect("encode")
+    };
+    let before = token(&old, "k1");
+    wait_for("the key set to load", Duration::from_secs(10), || {
+        (with_token(&gw, "/me", &before).status == 200).then_some(())
+    });
+    // The provider replaces k1 by k2. The schedule would fetch again in 5 minutes; a token
+    // naming the new kid makes the gateway fetch at once (at most every 5 s).
+    idp.set_body(jwk_set(&new, "k2"));
+    let after = token(&new, "k2");
+    wait_for("the new key to be fetched", Duration::from_secs(15), || {
+        (with_token(&gw, "/me", &after).status == 200).then_some(())
+    });
+    assert_eq!(
+        with_token(&gw, "/me", &before).status,
+        401,
+        "a token verified under the old set was verified again, and its key is gone"
     );
 }

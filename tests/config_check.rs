@@ -23,18 +23,48 @@ fn check(yaml: &str, env: &[(&str, &str)]) -> (i32, String, String) {
 }
 
 #[test]
-fn shipped_demo_config_is_valid() {
+fn shipped_demo_config_is_valid_as_a_demo_only() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/gateway.yaml");
-    let out = Command::new(BIN)
-        .args(["-t", "-c", path])
-        .output()
-        .expect("run");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .args(["-t", "-c", path])
+            .env_remove("GATEWAY_JWT_SECRET")
+            .output()
+            .expect("run")
+    };
+    let demo = run(&["--demo"]);
+    let stderr = String::from_utf8_lossy(&demo.stderr);
+    assert!(demo.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&demo.stdout).contains("ok (3 routes, 2 upstreams)"));
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("warning: auth.jwt.secret: the published demo secret is in use"),
+        "{stderr}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (3 routes, 2 upstreams)"));
+
+    // Without --demo, the published secret is refused.
+    let plain = run(&[]);
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert_eq!(plain.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("auth.jwt.secret: this is the demo secret"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn short_secrets_are_warned_about() {
+    let yaml = "auth:\n  jwt: {algorithm: HS256, secret: short-secret}\nupstreams: {u: {backends: [{addr: 127.0.0.1:1}]}}\nroutes: [{name: r, path: /, upstream: u}]\n";
+    let (code, _, stderr) = check(yaml, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("warning: auth.jwt.secret: 12 bytes; use at least 32 random bytes"),
+        "{stderr}"
+    );
+    let long = yaml.replace("short-secret", "a-secret-of-at-least-thirty-two-bytes");
+    let (code, _, stderr) = check(&long, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
 }
 
 #[test]
@@ -173,6 +203,31 @@ routes: [{name: r, path: /, upstream: u}]
             "missing {expected:?} in:\n{stderr}"
         );
     }
+}
+
+#[test]
+fn paths_name_entries_as_written_after_one_that_failed_to_parse() {
+    let yaml = r#"
+upstreams: {u: {backends: [{addr: 127.0.0.1:1}]}}
+routes:
+  - {name: a, path: /a, upstream: u}
+  - {name: b, path: /b, upstream: u, colour: red}
+  - {name: c, path: /c, upstream: billing}
+  - {name: a, path: /d, upstream: u}
+"#;
+    let (code, _, stderr) = check(yaml, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    for expected in [
+        "routes[1].colour: unknown field `colour`",
+        "routes[2].upstream: unknown upstream \"billing\"",
+        "routes[3].name: duplicate route name \"a\" (also routes[0])",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("routes[1].upstream"), "{stderr}");
 }
 
 #[test]

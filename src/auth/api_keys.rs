@@ -1,7 +1,6 @@
 //! `X-API-Key` authentication against SHA-256 hashes, compared in constant time.
 
 use super::claims::Caller;
-use crate::config::file::ApiKeyConfig;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -17,13 +16,14 @@ struct ApiKey {
 pub struct ApiKeys(Vec<ApiKey>);
 
 impl ApiKeys {
-    /// The keys of the file, each with its SHA-256 already decoded by `auth::build`.
-    pub fn new(list: Vec<([u8; 32], &ApiKeyConfig)>) -> ApiKeys {
+    /// The keys of the file, each with its SHA-256 decoded and its identity checked by
+    /// `auth::build`.
+    pub fn new(list: Vec<([u8; 32], Caller)>) -> ApiKeys {
         ApiKeys(
             list.into_iter()
-                .map(|(hash, k)| ApiKey {
+                .map(|(hash, caller)| ApiKey {
                     hash,
-                    caller: Arc::new(Caller::new(k.name.clone(), k.roles.clone())),
+                    caller: Arc::new(caller),
                 })
                 .collect(),
         )
@@ -46,6 +46,7 @@ impl ApiKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::file::ApiKeyConfig;
 
     #[test]
     fn matches_by_hash_only() {
@@ -56,7 +57,8 @@ mod tests {
             key_hash: format!("sha256:{hex}"),
             roles: vec!["user".into()],
         };
-        let keys = ApiKeys::new(vec![(hash, &cfg)]);
+        let caller = Caller::new(cfg.name.clone(), cfg.roles.clone()).expect("valid");
+        let keys = ApiKeys::new(vec![(hash, caller)]);
         assert_eq!(keys.check(b"k-123").map(|c| c.subject.as_str()), Some("ci"));
         assert!(keys.check(b"k-124").is_none());
         assert!(

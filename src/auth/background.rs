@@ -1,7 +1,7 @@
 //! The auth section's background services, run on the live snapshot: the revocation sync and
 //! the JWKS refresh.
 
-use super::jwks::{REFRESH_EVERY, RETRY_EVERY};
+use super::jwks::{MIN_REFETCH, REFRESH_EVERY, RETRY_EVERY};
 use crate::state::Shared;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
@@ -64,17 +64,22 @@ impl JwksRefresher {
 #[async_trait]
 impl BackgroundService for JwksRefresher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        // The URL of the set being kept fresh, and when it is due next.
+        // The URL of the set being kept fresh, when it is due next, and when it was last fetched.
         let mut due: Option<(String, tokio::time::Instant)> = None;
+        let mut fetched = tokio::time::Instant::now() - MIN_REFETCH;
         loop {
             let snapshot = self.shared.snapshot.load_full();
-            if let Some(set) = snapshot.auth.as_ref().and_then(|a| a.jwks()) {
+            let set = snapshot.auth.as_ref().and_then(|a| a.jwks()).cloned();
+            drop(snapshot);
+            if let Some(set) = &set {
                 let now = tokio::time::Instant::now();
-                let is_due = match &due {
+                let scheduled = match &due {
                     Some((url, at)) if *url == set.url => *at <= now,
                     _ => true,
                 };
-                if is_due {
+                let asked = now >= fetched + MIN_REFETCH && set.take_wanted();
+                if scheduled || asked {
+                    fetched = now;
                     let wait = match set.refresh().await {
                         Ok(n) => {
                             log::info!("jwks {}: {n} keys loaded", set.url);
@@ -92,9 +97,15 @@ impl BackgroundService for JwksRefresher {
                     due = Some((set.url.clone(), tokio::time::Instant::now() + wait));
                 }
             }
-            drop(snapshot);
+            let wanted = async {
+                match &set {
+                    Some(set) => set.wanted().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = wanted => {}
                 _ = shutdown.changed() => break,
             }
         }

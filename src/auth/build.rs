@@ -2,9 +2,11 @@
 //! reload go through [`build`].
 
 use super::api_keys::ApiKeys;
+use super::claims::Caller;
 use super::error::AuthError;
 use super::jwks::Jwks;
 use super::jwt::{JwtSigner, JwtVerifier};
+use super::login_limit::{LoginLimiter, LoginLimits};
 use super::revocation::Revocations;
 use super::token_cache::TokenCache;
 use super::users::Users;
@@ -18,7 +20,33 @@ use std::time::Duration;
 
 const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
 const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(7 * 86_400);
+const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 86_400);
 const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// The secret `conf/gateway.yaml` falls back to: published, so anyone can sign tokens with it.
+pub const DEMO_SECRET: &str = "demo-secret-change-me-0123456789abcdef";
+/// Shorter HMAC secrets are warned about (RFC 7518 §3.2: at least the hash's size).
+const MIN_SECRET_BYTES: usize = 32;
+
+/// What is accepted but weak in the `auth` section, for `gateway -t` and the log.
+pub fn warnings(cfg: Option<&AuthConfig>) -> Vec<String> {
+    let Some(secret) = cfg
+        .and_then(|a| a.jwt.as_ref())
+        .filter(|j| j.algorithm.is_hmac())
+        .and_then(|j| j.secret.as_deref())
+    else {
+        return Vec::new();
+    };
+    if secret == DEMO_SECRET {
+        vec!["auth.jwt.secret: the published demo secret is in use (--demo): anyone can sign tokens; set GATEWAY_JWT_SECRET".into()]
+    } else if secret.len() < MIN_SECRET_BYTES {
+        vec![format!(
+            "auth.jwt.secret: {} bytes; use at least {MIN_SECRET_BYTES} random bytes (openssl rand -base64 48)",
+            secret.len()
+        )]
+    } else {
+        Vec::new()
+    }
+}
 
 /// The compiled section, or `None` when the file has none. `previous` is the running section:
 /// its revocations, login counters and fetched JWKS keys carry over when their settings stay.
@@ -27,6 +55,7 @@ pub fn build(
     cfg: Option<&AuthConfig>,
     previous: Option<&Auth>,
     redis: Option<&Arc<RedisHandle>>,
+    demo: bool,
     errors: &mut ConfigErrors,
 ) -> Option<Arc<Auth>> {
     let cfg = cfg?;
@@ -34,6 +63,9 @@ pub fn build(
     let jwt = cfg.jwt.as_ref();
     if let Some(jwt) = jwt {
         check_jwt(jwt, errors);
+        if jwt.secret.as_deref() == Some(DEMO_SECRET) && !demo {
+            errors.push("auth.jwt.secret", AuthError::DemoSecret);
+        }
     }
     let users = check_users(cfg, errors);
     let api_keys = check_api_keys(cfg, errors);
@@ -61,16 +93,23 @@ pub fn build(
         errors.push("auth.users", AuthError::LoginWithoutSigner);
     }
     // `redis` is `None` only when the file has no redis section, which is reported there.
-    let revocations = match (cfg.revocation_store, redis) {
-        (StoreKind::Redis, Some(handle)) => match previous {
-            Some(p) if p.revocations.uses(handle) => Arc::clone(&p.revocations),
-            _ => Arc::new(Revocations::redis(Arc::clone(handle))),
-        },
-        _ => match previous {
-            Some(p) if !p.revocations.is_shared() => Arc::clone(&p.revocations),
-            _ => Arc::new(Revocations::memory()),
-        },
+    let running = previous.map(|p| &p.revocations);
+    let revocations = match (cfg.revocation_store, redis, running) {
+        (StoreKind::Redis, Some(h), Some(r)) if r.uses(h) => Arc::clone(r),
+        (StoreKind::Memory, _, Some(r)) if !r.is_shared() => Arc::clone(r),
+        (store, redis, running) => {
+            let fresh = match (store, redis) {
+                (StoreKind::Redis, Some(h)) => Revocations::redis(Arc::clone(h)),
+                _ => Revocations::memory(),
+            };
+            // A new store starts with every revocation the running one knows.
+            Arc::new(match running {
+                Some(r) => fresh.carry_over(r),
+                None => fresh,
+            })
+        }
     };
+    let login_limits = login_limits(cfg, errors);
     if errors.len() > before {
         return None;
     }
@@ -85,16 +124,45 @@ pub fn build(
         refresh_ttl: jwt
             .and_then(|j| j.refresh_ttl)
             .map_or(DEFAULT_REFRESH_TTL, |d| d.0),
+        session_ttl: jwt
+            .and_then(|j| j.session_ttl)
+            .map_or(DEFAULT_SESSION_TTL, |d| d.0),
         users,
         api_keys,
         revocations,
-        login_limiter: previous.map_or_else(Default::default, |p| Arc::clone(&p.login_limiter)),
+        login_limiter: match previous {
+            Some(p) if p.login_limiter.limits() == login_limits => Arc::clone(&p.login_limiter),
+            _ => Arc::new(LoginLimiter::new(login_limits)),
+        },
         verified: TokenCache::default(),
         leeway: jwt
             .and_then(|j| j.leeway)
             .map_or(DEFAULT_LEEWAY, |d| d.0)
             .as_secs(),
     }))
+}
+
+fn login_limits(cfg: &AuthConfig, errors: &mut ConfigErrors) -> LoginLimits {
+    let mut limits = LoginLimits::default();
+    if let Some(l) = &cfg.login_limit {
+        for (field, set, slot) in [
+            ("per_user", l.per_user, &mut limits.per_user),
+            ("per_ip", l.per_ip, &mut limits.per_ip),
+            (
+                "refresh_per_ip",
+                l.refresh_per_ip,
+                &mut limits.refresh_per_ip,
+            ),
+        ] {
+            if let Some(rate) = set {
+                if rate.per < Duration::from_secs(1) {
+                    errors.push(format!("auth.login_limit.{field}"), AuthError::ShortWindow);
+                }
+                *slot = rate;
+            }
+        }
+    }
+    limits
 }
 
 fn check_jwt(jwt: &JwtConfig, errors: &mut ConfigErrors) {
@@ -114,6 +182,7 @@ fn check_jwt(jwt: &JwtConfig, errors: &mut ConfigErrors) {
     for (field, value) in [
         ("access_ttl", jwt.access_ttl),
         ("refresh_ttl", jwt.refresh_ttl),
+        ("session_ttl", jwt.session_ttl),
     ] {
         if value.is_some_and(|d| d.0.is_zero()) {
             errors.push(format!("auth.jwt.{field}"), AuthError::NotPositive);
@@ -131,6 +200,9 @@ fn check_users(cfg: &AuthConfig, errors: &mut ConfigErrors) -> Users {
                 format!("{path}.username"),
                 AuthError::DuplicateUser(user.username.clone()),
             );
+        }
+        if Caller::new(user.username.clone(), user.roles.clone()).is_none() {
+            errors.push(format!("{path}.username"), AuthError::NotHeaderSafe);
         }
         if !user.password_hash.starts_with("$argon2id$") {
             errors.push(format!("{path}.password_hash"), AuthError::NotArgon2id);
@@ -157,8 +229,12 @@ fn check_api_keys(cfg: &AuthConfig, errors: &mut ConfigErrors) -> ApiKeys {
                 AuthError::DuplicateKey(key.name.clone()),
             );
         }
+        let caller = Caller::new(key.name.clone(), key.roles.clone());
+        if caller.is_none() {
+            errors.push(format!("{path}.name"), AuthError::NotHeaderSafe);
+        }
         match key.key_hash.strip_prefix("sha256:").and_then(unhex) {
-            Some(hash) => keys.push((hash, key)),
+            Some(hash) => keys.extend(caller.map(|c| (hash, c))),
             None => errors.push(format!("{path}.key_hash"), AuthError::BadKeyHash),
         }
     }

@@ -1,5 +1,6 @@
 //! The claims of the tokens the gateway issues, and what it reads from any token it accepts.
 
+use http::HeaderValue;
 use serde::{Deserialize, Serialize};
 
 pub const ACCESS: &str = "access";
@@ -16,7 +17,7 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
     pub exp: u64,
     #[serde(default)]
     pub iat: u64,
@@ -28,6 +29,20 @@ pub struct Claims {
     pub typ: Option<String>,
     #[serde(default)]
     pub fam: String,
+    /// The user's epoch when the family was started (tokens of ours for built-in users).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uep: Option<String>,
+    /// When the family was started (the login), unix seconds: its absolute lifetime runs from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fat: Option<u64>,
+}
+
+/// `aud`: one audience, or several (as many identity providers send it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 impl Claims {
@@ -41,17 +56,21 @@ impl Claims {
 pub struct Caller {
     pub subject: String,
     pub roles: Vec<String>,
-    /// `X-User-Roles` value, joined once.
-    pub roles_header: String,
+    /// `X-User-Id` and `X-User-Roles` values, checked and made once.
+    pub subject_header: HeaderValue,
+    pub roles_header: HeaderValue,
 }
 
 impl Caller {
-    pub fn new(subject: String, roles: Vec<String>) -> Caller {
-        Caller {
-            roles_header: roles.join(","),
+    /// `None` when the subject or a role cannot be sent in a header (control characters such
+    /// as CR or LF, even in a correctly signed token).
+    pub fn new(subject: String, roles: Vec<String>) -> Option<Caller> {
+        Some(Caller {
+            subject_header: HeaderValue::from_str(&subject).ok()?,
+            roles_header: HeaderValue::from_str(&roles.join(",")).ok()?,
             subject,
             roles,
-        }
+        })
     }
 
     /// True when no role is required or the caller has at least one of them.

@@ -2,8 +2,10 @@
 //! method, body, client address and bearer token to an answer. The proxy reads the body and
 //! writes what they return; nothing here touches a socket.
 
+use super::login_limit::Refused;
 use super::revocation::{now, Kind};
-use super::{random_id, Auth, AuthEvent, Denied};
+use super::users::User;
+use super::{Auth, AuthEvent, Denied, Family};
 use crate::outcome::{Denial, ErrorCode, Flow, Reply};
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -60,6 +62,19 @@ impl Handled {
         Handled::deny(denied.code(), Some(AuthEvent::failure(denied.reason())))
     }
 
+    fn limited(refused: Refused) -> Handled {
+        match refused {
+            Refused::Limited(secs) => Handled {
+                flow: Denial::retry_after(ErrorCode::RateLimited, secs).into(),
+                event: Some(AuthEvent::failure("rate_limited")),
+            },
+            Refused::Busy => Handled {
+                flow: Denial::retry_after(ErrorCode::StoreUnavailable, 1).into(),
+                event: Some(AuthEvent::failure("busy")),
+            },
+        }
+    }
+
     fn unavailable() -> Handled {
         Handled {
             flow: Denial::retry_after(ErrorCode::StoreUnavailable, 1).into(),
@@ -100,7 +115,7 @@ pub async fn handle(auth: &Arc<Auth>, endpoint: Endpoint, call: Call<'_>) -> Han
     };
     match endpoint {
         Endpoint::Login => login(auth, body, call.client_ip).await,
-        Endpoint::Refresh => refresh(auth, body).await,
+        Endpoint::Refresh => refresh(auth, body, call.client_ip).await,
         Endpoint::Logout => logout(auth, body, call.bearer).await,
     }
 }
@@ -112,36 +127,47 @@ async fn login(auth: &Arc<Auth>, body: &[u8], client_ip: Option<IpAddr>) -> Hand
             Some(AuthEvent::failure("bad_request")),
         );
     };
-    if let Err(retry_after) = auth.login_limiter.attempt(&req.username, client_ip) {
-        return Handled {
-            flow: Denial::retry_after(ErrorCode::RateLimited, retry_after).into(),
-            event: Some(AuthEvent::failure("rate_limited")),
-        };
+    let limiter = &auth.login_limiter;
+    if let Err(r) = limiter.check(&req.username, client_ip) {
+        return Handled::limited(r);
     }
+    let permit = match limiter.hashing_slot().await {
+        Ok(p) => p,
+        Err(r) => return Handled::limited(r),
+    };
     let users = auth.users.clone();
-    let user = tokio::task::spawn_blocking(move || users.check(&req.username, &req.password))
-        .await
-        .ok()
-        .flatten();
+    let Login { username, password } = req;
+    let name = username.clone();
+    let user = tokio::task::spawn_blocking(move || {
+        let _slot = permit;
+        users.check(&name, &password)
+    })
+    .await
+    .ok()
+    .flatten();
     let Some(user) = user else {
+        limiter.failed(&username, client_ip);
         return Handled::deny(
             ErrorCode::InvalidCredentials,
             Some(AuthEvent::failure("invalid_credentials")),
         );
     };
-    issue(auth, &user.username, &user.roles, &random_id(), "login")
+    limiter.succeeded(&username, client_ip);
+    issue(auth, &user, &Family::start(), "login")
 }
 
-async fn refresh(auth: &Arc<Auth>, body: &[u8]) -> Handled {
+async fn refresh(auth: &Arc<Auth>, body: &[u8], client_ip: Option<IpAddr>) -> Handled {
+    if let Err(r) = auth.login_limiter.refresh(client_ip) {
+        return Handled::limited(r);
+    }
     let Ok(req) = serde_json::from_slice::<Refresh>(body) else {
         return Handled::deny(
             ErrorCode::BadRequest,
             Some(AuthEvent::failure("bad_request")),
         );
     };
-    let claims = match auth.verify(&req.refresh_token) {
-        Ok(c) if c.is_refresh() && !c.jti.is_empty() && !c.fam.is_empty() => c,
-        Ok(_) => return Handled::refused(Denied::InvalidToken),
+    let (claims, user, family) = match auth.check_refresh(&req.refresh_token) {
+        Ok(checked) => checked,
         Err(d) => return Handled::refused(d),
     };
     match auth
@@ -175,11 +201,18 @@ async fn refresh(auth: &Arc<Auth>, body: &[u8]) -> Handled {
             return Handled::unavailable();
         }
     }
-    issue(auth, &claims.sub, &claims.roles, &claims.fam, "refresh")
+    issue(auth, user, &family, "refresh")
 }
 
 async fn logout(auth: &Arc<Auth>, body: &[u8], bearer: Option<&str>) -> Handled {
     let access = match bearer.map(|t| auth.verify(t)) {
+        // A token without an id could not be revoked: say so rather than pretend.
+        Some(Ok(c)) if !c.is_refresh() && (c.jti.is_empty() || c.fam.is_empty()) => {
+            return Handled::deny(
+                ErrorCode::BadRequest,
+                Some(AuthEvent::failure("not_revocable")),
+            )
+        }
         Some(Ok(c)) if !c.is_refresh() => c,
         Some(Ok(_)) => return Handled::refused(Denied::RefreshAsAccess),
         Some(Err(d)) => return Handled::refused(d),
@@ -214,8 +247,8 @@ async fn logout(auth: &Arc<Auth>, body: &[u8], bearer: Option<&str>) -> Handled 
     }
 }
 
-fn issue(auth: &Auth, sub: &str, roles: &[String], fam: &str, reason: &'static str) -> Handled {
-    let pair = match auth.issue(sub, roles, fam) {
+fn issue(auth: &Auth, user: &User, family: &Family, reason: &'static str) -> Handled {
+    let pair = match auth.issue(user, family) {
         Ok(p) => p,
         Err(e) => {
             log::error!("token signing failed: {e}");

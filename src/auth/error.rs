@@ -37,6 +37,12 @@ pub enum AuthError {
     },
     #[error("{0}")]
     BadJwksUrl(String),
+    #[error("this is the demo secret published in conf/gateway.yaml: set GATEWAY_JWT_SECRET (or run with --demo)")]
+    DemoSecret,
+    #[error("the window must be at least 1s")]
+    ShortWindow,
+    #[error("name and roles are sent in X-User-Id / X-User-Roles: no control characters")]
+    NotHeaderSafe,
 }
 
 /// Tokens could not be issued.

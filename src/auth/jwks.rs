@@ -9,8 +9,11 @@ use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::upstreams::peer::HttpPeer;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// How often the key set is fetched again.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(300);
@@ -19,9 +22,18 @@ pub const RETRY_EVERY: Duration = Duration::from_secs(2);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BODY: usize = 1 << 20;
 
+/// Shortest time between two fetches asked for by tokens with an unknown `kid`.
+pub const MIN_REFETCH: Duration = Duration::from_secs(5);
+
 pub struct Jwks {
     pub url: String,
     keys: ArcSwap<HashMap<String, Arc<DecodingKey>>>,
+    /// Fingerprint of the keys now in use: a token verified under another set is verified again.
+    generation: AtomicU64,
+    /// A token named a `kid` the set does not have: fetch again soon (at most every
+    /// `MIN_REFETCH`), it may be a key the identity provider just added.
+    wanted: AtomicBool,
+    wake: Notify,
 }
 
 impl Jwks {
@@ -29,17 +41,40 @@ impl Jwks {
         Jwks {
             url: url.to_owned(),
             keys: ArcSwap::from_pointee(HashMap::new()),
+            generation: AtomicU64::new(0),
+            wanted: AtomicBool::new(false),
+            wake: Notify::new(),
         }
     }
 
-    /// The key for `kid` (or the only key when the token names none).
+    /// The key for `kid` (or the only key when the token names none). An unknown `kid` asks
+    /// the background refresh for an early fetch.
     pub fn key(&self, kid: Option<&str>) -> Option<Arc<DecodingKey>> {
         let keys = self.keys.load();
-        match kid {
+        let found = match kid {
             Some(kid) => keys.get(kid).cloned(),
             None if keys.len() == 1 => keys.values().next().cloned(),
             None => None,
+        };
+        if found.is_none() && !self.wanted.swap(true, Ordering::Relaxed) {
+            self.wake.notify_one();
         }
+        found
+    }
+
+    /// Changes whenever the key set does.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// True (once) when a token asked for a key the set does not have.
+    pub fn take_wanted(&self) -> bool {
+        self.wanted.swap(false, Ordering::Relaxed)
+    }
+
+    /// Resolves when a token asks for an unknown key.
+    pub async fn wanted(&self) {
+        self.wake.notified().await;
     }
 
     pub fn len(&self) -> usize {
@@ -50,11 +85,16 @@ impl Jwks {
     pub async fn refresh(&self) -> Result<usize, FetchError> {
         let body = fetch(&self.url).await?;
         let set: JwkSet = serde_json::from_slice(&body).map_err(FetchError::NotJwks)?;
+        let mut fingerprint = std::collections::hash_map::DefaultHasher::new();
         let mut keys = HashMap::new();
         for (i, jwk) in set.keys.iter().enumerate() {
             let kid = jwk.common.key_id.clone().unwrap_or_else(|| format!("#{i}"));
             match DecodingKey::from_jwk(jwk) {
                 Ok(key) => {
+                    kid.hash(&mut fingerprint);
+                    serde_json::to_string(jwk)
+                        .unwrap_or_default()
+                        .hash(&mut fingerprint);
                     keys.insert(kid, Arc::new(key));
                 }
                 Err(e) => log::warn!("jwks {}: key {kid} skipped: {e}", self.url),
@@ -65,6 +105,9 @@ impl Jwks {
         }
         let n = keys.len();
         self.keys.store(Arc::new(keys));
+        // Never 0, the value before any fetch.
+        self.generation
+            .store(fingerprint.finish() | 1, Ordering::Release);
         Ok(n)
     }
 }

@@ -89,7 +89,11 @@ impl JwtVerifier {
         let mut validation = Validation::new(alg);
         validation.leeway = cfg.leeway.map_or(30, |d| d.0.as_secs());
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A configured issuer or audience must be present, not only right when present.
+        let mut required = vec!["exp", "sub"];
+        required.extend(cfg.issuer.as_ref().map(|_| "iss"));
+        required.extend(cfg.audience.as_ref().map(|_| "aud"));
+        validation.set_required_spec_claims(&required);
         match &cfg.issuer {
             Some(iss) => validation.set_issuer(&[iss]),
             None => validation.iss = None,
@@ -280,6 +284,16 @@ mod tests {
             b64(&claims().to_string())
         );
         assert_eq!(v.verify(&none).err(), Some(TokenError::Invalid), "alg none");
+    }
+
+    #[test]
+    fn an_audience_list_containing_ours_is_accepted() {
+        let t = token(
+            Algorithm::HS256,
+            SECRET,
+            with(claims(), "aud", json!(["web", "api"])),
+        );
+        assert!(verifier().verify(&t).is_ok());
     }
 
     #[test]

@@ -16,13 +16,13 @@ mod token_cache;
 pub mod users;
 
 pub use background::{JwksRefresher, RevocationSync};
-pub use build::build;
+pub use build::{build, warnings};
 pub use claims::Caller;
 pub use policy::AuthPolicy;
 
 use crate::outcome::ErrorCode;
 use api_keys::ApiKeys;
-use claims::{Claims, ACCESS, REFRESH};
+use claims::{Audience, Claims, ACCESS, REFRESH};
 use error::SignError;
 use jwks::Jwks;
 use jwt::{JwtSigner, JwtVerifier, TokenError};
@@ -32,7 +32,7 @@ use revocation::{now, Revocations};
 use std::sync::Arc;
 use std::time::Duration;
 use token_cache::{TokenCache, Verified};
-use users::Users;
+use users::{User, Users};
 
 /// Why a request was not authenticated; each maps to one answer and one metric reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,10 @@ pub enum Denied {
     Revoked,
     RefreshAsAccess,
     InvalidApiKey,
+    /// The user was removed or has a new password since the token was issued.
+    UserChanged,
+    /// The login is older than `session_ttl`.
+    SessionExpired,
 }
 
 impl Denied {
@@ -50,11 +54,12 @@ impl Denied {
     pub fn code(self) -> ErrorCode {
         match self {
             Denied::Missing => ErrorCode::Unauthorized,
-            Denied::Expired => ErrorCode::TokenExpired,
+            Denied::Expired | Denied::SessionExpired => ErrorCode::TokenExpired,
             Denied::InvalidApiKey => ErrorCode::InvalidCredentials,
-            Denied::InvalidToken | Denied::Revoked | Denied::RefreshAsAccess => {
-                ErrorCode::InvalidToken
-            }
+            Denied::InvalidToken
+            | Denied::Revoked
+            | Denied::RefreshAsAccess
+            | Denied::UserChanged => ErrorCode::InvalidToken,
         }
     }
 
@@ -67,6 +72,33 @@ impl Denied {
             Denied::Revoked => "revoked",
             Denied::RefreshAsAccess => "refresh_as_access",
             Denied::InvalidApiKey => "invalid_api_key",
+            Denied::UserChanged => "user_changed",
+            Denied::SessionExpired => "session_expired",
+        }
+    }
+}
+
+/// The tokens of one login, across refreshes.
+pub struct Family {
+    pub id: String,
+    /// The login, unix seconds.
+    pub started: u64,
+}
+
+impl Family {
+    /// The family a login starts now.
+    pub fn start() -> Family {
+        Family {
+            id: random_id(),
+            started: now(),
+        }
+    }
+
+    /// The family of a refresh token, and whether its absolute lifetime is over.
+    fn of(claims: &Claims) -> Family {
+        Family {
+            id: claims.fam.clone(),
+            started: claims.fat.unwrap_or(claims.iat),
         }
     }
 }
@@ -111,6 +143,8 @@ pub struct Auth {
     audience: Option<String>,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    /// A login's absolute lifetime, however often its tokens are refreshed.
+    session_ttl: Duration,
     users: Users,
     api_keys: ApiKeys,
     /// Kept across reloads while the store settings stay the same.
@@ -161,7 +195,8 @@ impl Auth {
             return Err(Denied::InvalidToken);
         }
         let t = now();
-        if let Some(v) = self.verified.get(token, t) {
+        let keys = self.jwks().map_or(0, |j| j.generation());
+        if let Some(v) = self.verified.get(token, t).filter(|v| v.keys == keys) {
             if self.revocations.is_revoked(&v.jti, &v.fam) {
                 return Err(Denied::Revoked);
             }
@@ -171,11 +206,13 @@ impl Auth {
         if claims.is_refresh() {
             return Err(Denied::RefreshAsAccess);
         }
+        let caller = Caller::new(claims.sub, claims.roles).ok_or(Denied::InvalidToken)?;
         let verified = Verified {
             valid_until: claims.exp.saturating_add(self.leeway),
             jti: claims.jti.into(),
             fam: claims.fam.into(),
-            caller: Arc::new(Caller::new(claims.sub, claims.roles)),
+            caller: Arc::new(caller),
+            keys,
         };
         let caller = Arc::clone(&verified.caller);
         self.verified.insert(token, verified, t);
@@ -189,27 +226,59 @@ impl Auth {
             TokenError::Expired => Denied::Expired,
             TokenError::Invalid => Denied::InvalidToken,
         })?;
+        // Tokens of ours carry the user's epoch: a removed user or a new password ends them.
+        // (The verified-token cache is emptied by every reload, so this runs again after any
+        // change of users.) Tokens without one were minted elsewhere with the same key.
+        if let Some(epoch) = &claims.uep {
+            let current = self.users.get(&claims.sub).map(|u| u.epoch.as_str());
+            if current != Some(epoch.as_str()) {
+                return Err(Denied::UserChanged);
+            }
+        }
         if self.revocations.is_revoked(&claims.jti, &claims.fam) {
             return Err(Denied::Revoked);
         }
         Ok(claims)
     }
 
-    /// Issues an access and a refresh token for `sub` in token family `fam`.
-    pub fn issue(&self, sub: &str, roles: &[String], fam: &str) -> Result<TokenPair, SignError> {
+    /// Checks a refresh token for rotation: ours, a refresh token, its user still configured
+    /// (whose current roles the new tokens get), its login within `session_ttl`.
+    pub fn check_refresh(&self, token: &str) -> Result<(Claims, &User, Family), Denied> {
+        let claims = self.verify(token)?;
+        // A refresh token is always one of ours: typed, in a family, under a user's epoch.
+        if !claims.is_refresh() || claims.jti.is_empty() || claims.fam.is_empty() {
+            return Err(Denied::InvalidToken);
+        }
+        if claims.uep.is_none() {
+            return Err(Denied::UserChanged);
+        }
+        let user = self.users.get(&claims.sub).ok_or(Denied::UserChanged)?;
+        let family = Family::of(&claims);
+        if now() >= family.started.saturating_add(self.session_ttl.as_secs()) {
+            return Err(Denied::SessionExpired);
+        }
+        Ok((claims, user, family))
+    }
+
+    /// Issues an access and a refresh token for `user` in a token family. Neither outlives the
+    /// family's absolute lifetime (`session_ttl` from the login).
+    pub fn issue(&self, user: &User, family: &Family) -> Result<TokenPair, SignError> {
         let signer = self.signer.as_ref().ok_or(SignError::NoSigner)?;
         let iat = now();
+        let end = family.started.saturating_add(self.session_ttl.as_secs());
         let claims = |typ: &str, ttl: Duration| Claims {
-            sub: sub.to_owned(),
-            roles: roles.to_vec(),
+            sub: user.username.clone(),
+            roles: user.roles.clone(),
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
-            exp: iat + ttl.as_secs(),
+            aud: self.audience.clone().map(Audience::One),
+            exp: (iat + ttl.as_secs()).min(end),
             iat,
             nbf: Some(iat),
             jti: random_id(),
             typ: Some(typ.to_owned()),
-            fam: fam.to_owned(),
+            fam: family.id.clone(),
+            uep: Some(user.epoch.clone()),
+            fat: Some(family.started),
         };
         Ok(TokenPair {
             access: signer.sign(&claims(ACCESS, self.access_ttl))?,

@@ -25,20 +25,25 @@ pub struct AuthCheck {
 const INSUFFICIENT_SCOPE: &str = r#"Bearer realm="api-gateway", error="insufficient_scope""#;
 
 impl AuthPolicy {
-    /// Route settings over group settings, field by field.
-    pub fn merge(group: Option<&AuthPolicyConfig>, route: Option<&AuthPolicyConfig>) -> AuthPolicy {
+    /// Route settings over group settings, field by field. Roles imply `required: true`; an
+    /// explicit `required: false` beside roles is an error (`Err` carries the roles).
+    pub fn merge(
+        group: Option<&AuthPolicyConfig>,
+        route: Option<&AuthPolicyConfig>,
+    ) -> Result<AuthPolicy, Vec<String>> {
         let levels = [route, group];
-        AuthPolicy {
-            required: levels
-                .iter()
-                .flatten()
-                .find_map(|a| a.required)
-                .unwrap_or(false),
-            roles: levels
-                .iter()
-                .flatten()
-                .find_map(|a| a.roles.clone())
-                .unwrap_or_default(),
+        let required = levels.iter().flatten().find_map(|a| a.required);
+        let roles = levels
+            .iter()
+            .flatten()
+            .find_map(|a| a.roles.clone())
+            .unwrap_or_default();
+        match required {
+            Some(false) if !roles.is_empty() => Err(roles),
+            _ => Ok(AuthPolicy {
+                required: required.unwrap_or(!roles.is_empty()),
+                roles,
+            }),
         }
     }
 
@@ -82,27 +87,38 @@ mod tests {
         }
     }
 
+    fn merge(group: Option<&AuthPolicyConfig>, route: Option<&AuthPolicyConfig>) -> AuthPolicy {
+        AuthPolicy::merge(group, route).expect("a consistent policy")
+    }
+
     #[test]
     fn route_fields_override_group_fields_one_by_one() {
         let group = level(Some(true), Some(&["user"]));
-        let merged = AuthPolicy::merge(Some(&group), Some(&level(None, Some(&["admin"]))));
+        let merged = merge(Some(&group), Some(&level(None, Some(&["admin"]))));
         assert!(merged.required, "required comes from the group");
         assert_eq!(merged.roles, ["admin"], "roles come from the route");
 
-        let merged = AuthPolicy::merge(Some(&group), Some(&level(Some(false), None)));
+        let open = level(Some(false), Some(&[]));
+        let merged = merge(Some(&group), Some(&open));
         assert!(!merged.required, "a route may open what its group requires");
-        assert_eq!(merged.roles, ["user"]);
-
-        let merged = AuthPolicy::merge(Some(&group), Some(&level(None, Some(&[]))));
         assert!(
             merged.roles.is_empty(),
             "an empty list clears the group's roles"
         );
 
-        assert_eq!(AuthPolicy::merge(None, None), AuthPolicy::default());
-        assert_eq!(
-            AuthPolicy::merge(None, Some(&group)),
-            AuthPolicy::merge(Some(&group), None)
+        assert_eq!(merge(None, None), AuthPolicy::default());
+        assert_eq!(merge(None, Some(&group)), merge(Some(&group), None));
+    }
+
+    #[test]
+    fn roles_imply_required_and_contradictions_are_refused() {
+        let merged = merge(None, Some(&level(None, Some(&["admin"]))));
+        assert!(
+            merged.required,
+            "roles without `required` still require a caller"
         );
+        let group = level(Some(true), Some(&["user"]));
+        let contradiction = AuthPolicy::merge(Some(&group), Some(&level(Some(false), None)));
+        assert_eq!(contradiction, Err(vec!["user".to_owned()]));
     }
 }

@@ -23,6 +23,8 @@ pub enum StoreError {
     Redis(#[from] RedisError),
     #[error("revocation store: lock poisoned")]
     Poisoned,
+    #[error("revocation store: {MAX_USED} spent refresh tokens are remembered, none expired yet")]
+    Full,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,19 @@ pub struct RedisStore {
     seen: Mutex<i64>,
 }
 
+/// Refresh token ids already spent (memory store), until they expire.
+#[derive(Default)]
+struct Used {
+    /// `jti` → its `exp`.
+    ids: HashMap<String, u64>,
+    /// The second expired ids were last dropped: at most one pass a second, not one a refresh.
+    pruned_at: u64,
+}
+
+/// Spent refresh tokens remembered at most (memory store); past it refresh answers 503 until
+/// some expire, rather than forgetting one (which would allow its reuse).
+const MAX_USED: usize = 1_000_000;
+
 enum Backend {
     Memory,
     Redis(Box<RedisStore>),
@@ -45,7 +60,7 @@ enum Backend {
 pub struct Revocations {
     tokens: RwLock<HashMap<String, u64>>,
     families: RwLock<HashMap<String, u64>>,
-    used: std::sync::Mutex<HashMap<String, u64>>,
+    used: std::sync::Mutex<Used>,
     backend: Backend,
     /// What this store was built from, so a reload with the same settings keeps it.
     pub settings: String,
@@ -86,6 +101,23 @@ impl Revocations {
             seen: Mutex::new(0),
         };
         Revocations::with(Backend::Redis(Box::new(store)), settings)
+    }
+
+    /// Takes over what `previous` knows locally (revoked tokens and families, spent refresh
+    /// tokens), so a reload that changes the store forgets no revocation.
+    pub fn carry_over(self, previous: &Revocations) -> Revocations {
+        for (from, to) in [
+            (&previous.tokens, &self.tokens),
+            (&previous.families, &self.families),
+        ] {
+            if let (Ok(from), Ok(mut to)) = (from.read(), to.write()) {
+                to.extend(from.iter().map(|(k, v)| (k.clone(), *v)));
+            }
+        }
+        if let (Ok(from), Ok(mut to)) = (previous.used.lock(), self.used.lock()) {
+            to.ids.extend(from.ids.iter().map(|(k, v)| (k.clone(), *v)));
+        }
+        self
     }
 
     /// True when this store keeps its revocations in `redis`.
@@ -144,8 +176,18 @@ impl Revocations {
                     return Err(StoreError::Poisoned);
                 };
                 let t = now();
-                used.retain(|_, e| *e >= t);
-                Ok(used.insert(jti.to_owned(), exp).is_none())
+                if t > used.pruned_at {
+                    used.ids.retain(|_, e| *e >= t);
+                    used.pruned_at = t;
+                }
+                if used.ids.contains_key(jti) {
+                    return Ok(false);
+                }
+                if used.ids.len() >= MAX_USED {
+                    return Err(StoreError::Full);
+                }
+                used.ids.insert(jti.to_owned(), exp);
+                Ok(true)
             }
             Backend::Redis(store) => {
                 let mut conn = store.connection().await?;
@@ -172,6 +214,18 @@ impl Revocations {
         };
         let mut seen = store.seen.lock().await;
         let mut conn = store.connection().await?;
+        // A counter below what was seen means Redis lost its data (a restart without
+        // persistence, a flush): start over, or new revocations would stay unseen until the
+        // counter caught up.
+        let counter: Option<i64> = store.run(conn.get(format!("{PREFIX}:revoked:seq"))).await?;
+        if counter.unwrap_or(0) < *seen {
+            log::warn!(
+                "revocation counter in Redis went back from {} to {}: Redis lost its data; pulling every revocation again",
+                *seen,
+                counter.unwrap_or(0)
+            );
+            *seen = 0;
+        }
         let entries: Vec<(String, i64)> = store
             .run(conn.zrangebyscore_withscores(
                 format!("{PREFIX}:revoked"),

@@ -19,6 +19,8 @@ pub struct Verified {
     pub fam: Arc<str>,
     /// Unix seconds after which the token no longer verifies.
     pub valid_until: u64,
+    /// The JWKS generation that verified it (0 with static keys): another set verifies again.
+    pub keys: u64,
 }
 
 /// Token text → what verifying it gave, for one shard.
@@ -71,10 +73,11 @@ mod tests {
     fn entries_expire_and_shards_stay_bounded() {
         let cache = TokenCache::default();
         let v = |until| Verified {
-            caller: Arc::new(Caller::new("s".into(), vec![])),
+            caller: Arc::new(Caller::new("s".into(), vec![]).expect("valid")),
             jti: "j".into(),
             fam: "f".into(),
             valid_until: until,
+            keys: 0,
         };
         cache.insert("tok", v(100), 50);
         assert!(cache.get("tok", 100).is_some());

@@ -19,6 +19,23 @@ pub struct User {
     pub username: String,
     pub password_hash: String,
     pub roles: Vec<String>,
+    /// Changes whenever the password does (or the user is removed and added again): tokens
+    /// carry the epoch they were issued under, so a new password ends every older login.
+    pub epoch: String,
+}
+
+/// 64 bits of SHA-256 over the user name and password hash, as hex. Derived from the config, so
+/// every instance on the same config agrees without a shared store.
+fn epoch(username: &str, password_hash: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(username.as_bytes());
+    h.update([0]);
+    h.update(password_hash.as_bytes());
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[derive(Debug, Default, Clone)]
@@ -34,11 +51,17 @@ impl Users {
                     username: u.username.clone(),
                     password_hash: u.password_hash.clone(),
                     roles: u.roles.clone(),
+                    epoch: epoch(&u.username, &u.password_hash),
                 };
                 (u.username.clone(), user)
             })
             .collect();
         Users(Arc::new(map))
+    }
+
+    /// The user named `username`, as the running config has it.
+    pub fn get(&self, username: &str) -> Option<&User> {
+        self.0.get(username)
     }
 
     /// Checks a password. Blocking (argon2 takes tens of milliseconds): run it off the async

@@ -1,8 +1,19 @@
 //! `${NAME}` and `${NAME:-default}` substitution, applied to the raw file text before parsing.
 
+/// A `${...}` that cannot be replaced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    #[error("unterminated ${{...}} at byte {0}")]
+    Unterminated(usize),
+    #[error("invalid variable name {name:?} in ${{{expr}}}")]
+    BadName { name: String, expr: String },
+    #[error("environment variable {0} is not set (${{{0}}})")]
+    Unset(String),
+}
+
 /// Replaces every `${NAME}` / `${NAME:-default}` in `text` using `lookup`. `$$` is a literal `$`.
 /// Returns the substituted text, or every variable that is unset and has no default.
-pub fn substitute<F>(text: &str, lookup: F) -> Result<String, Vec<String>>
+pub fn substitute<F>(text: &str, lookup: F) -> Result<String, Vec<EnvError>>
 where
     F: Fn(&str) -> Option<String>,
 {
@@ -23,7 +34,7 @@ where
             continue;
         };
         let Some(end) = body.find('}') else {
-            missing.push(format!("unterminated ${{...}} at byte {pos}"));
+            missing.push(EnvError::Unterminated(pos));
             out.push_str(&rest[pos..]);
             rest = "";
             break;
@@ -36,14 +47,15 @@ where
         let valid_name =
             !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !valid_name {
-            missing.push(format!("invalid variable name {name:?} in ${{{expr}}}"));
+            missing.push(EnvError::BadName {
+                name: name.to_owned(),
+                expr: expr.to_owned(),
+            });
         } else {
             match (lookup(name).filter(|v| !v.is_empty()), default) {
                 (Some(value), _) => out.push_str(&value),
                 (None, Some(default)) => out.push_str(default),
-                (None, None) => missing.push(format!(
-                    "environment variable {name} is not set (${{{name}}})"
-                )),
+                (None, None) => missing.push(EnvError::Unset(name.to_owned())),
             }
         }
         rest = &body[end + 1..];
@@ -81,8 +93,12 @@ mod tests {
     fn reports_every_missing_variable() {
         let errors = substitute("${A} ${B:-ok} ${C} ${bad name}", env).expect_err("missing");
         assert_eq!(errors.len(), 3, "{errors:?}");
-        assert!(errors[0].contains("A is not set"));
-        assert!(errors[1].contains("C is not set"));
-        assert!(errors[2].contains("invalid variable name"));
+        assert_eq!(errors[0], EnvError::Unset("A".into()));
+        assert_eq!(errors[1], EnvError::Unset("C".into()));
+        assert!(matches!(&errors[2], EnvError::BadName { name, .. } if name == "bad name"));
+        assert_eq!(
+            errors[0].to_string(),
+            "environment variable A is not set (${A})"
+        );
     }
 }

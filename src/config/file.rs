@@ -144,6 +144,23 @@ pub struct AuthConfig {
     pub api_keys: Vec<ApiKeyConfig>,
     #[serde(default)]
     pub revocation_store: StoreKind,
+    #[serde(default)]
+    pub login_limit: Option<LoginLimitConfig>,
+}
+
+/// `auth.login_limit`: failed logins and refreshes allowed, as rates (`5/m`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginLimitConfig {
+    /// Failed logins per (username, client IP); a success clears them. Default `5/m`.
+    #[serde(default)]
+    pub per_user: Option<Rate>,
+    /// Failed logins per client IP, whatever the username. Default `30/m`.
+    #[serde(default)]
+    pub per_ip: Option<Rate>,
+    /// Refreshes per client IP. Default `60/m`.
+    #[serde(default)]
+    pub refresh_per_ip: Option<Rate>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -186,6 +203,9 @@ pub struct JwtConfig {
     pub access_ttl: Option<HumanDuration>,
     #[serde(default)]
     pub refresh_ttl: Option<HumanDuration>,
+    /// Absolute lifetime of a login: refreshing never extends it (default 30d).
+    #[serde(default)]
+    pub session_ttl: Option<HumanDuration>,
     #[serde(default)]
     pub leeway: Option<HumanDuration>,
 }
@@ -434,6 +454,12 @@ pub struct RouteConfig {
     pub upstream: String,
     #[serde(default)]
     pub strip_prefix: bool,
+    /// Match the path without regard to ASCII case (for backends that ignore case).
+    #[serde(default)]
+    pub case_insensitive: bool,
+    /// Accept `;` in paths (matrix parameters); otherwise such requests get 400.
+    #[serde(default)]
+    pub allow_semicolon: bool,
     #[serde(default)]
     pub auth: Option<AuthPolicyConfig>,
     #[serde(default)]

@@ -31,7 +31,13 @@ pub struct Parsed {
     pub file: FileConfig,
     pub declared_upstreams: BTreeSet<String>,
     pub declared_groups: BTreeSet<String>,
+    /// For each entry of `file.routes`, its index in the file (entries that did not parse are
+    /// left out of `file.routes`, so the two can differ).
+    pub route_index: Vec<usize>,
     pub errors: ConfigErrors,
+    /// Set by the caller: the process runs as a demo (`--demo`), where the demo config's
+    /// published JWT secret is accepted.
+    pub demo: bool,
 }
 
 /// Reads and parses the config file at `path`.
@@ -121,6 +127,7 @@ where
                         for (i, v) in items.into_iter().enumerate() {
                             if let Some(r) = section_value(&format!("routes[{i}]"), v, errors) {
                                 file.routes.push(r);
+                                parsed.route_index.push(i);
                             }
                         }
                     }

@@ -23,9 +23,22 @@ pub struct Rate {
     pub per: Duration,
 }
 
+/// A value that is not a duration, size or rate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    #[error("invalid duration {0:?}: expected e.g. 250ms, 5s, 15m, 2h, 7d")]
+    Duration(String),
+    #[error("invalid size {0:?}: expected e.g. 4096, 512KiB, 10MiB, 1GB")]
+    Size(String),
+    #[error("invalid rate {0:?}: expected e.g. 100/s, 6000/m, 50000/h")]
+    Rate(String),
+    #[error("invalid rate {0:?}: count and period must be positive")]
+    RateNotPositive(String),
+}
+
 /// Parses a duration such as `250ms`, `5s`, `1m30s`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let expected = || format!("invalid duration {text:?}: expected e.g. 250ms, 5s, 15m, 2h, 7d");
+pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
+    let expected = || UnitError::Duration(text.to_owned());
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(expected());
@@ -54,8 +67,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Parses a size such as `512KiB`, `10MiB` or `4096`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let expected = || format!("invalid size {text:?}: expected e.g. 4096, 512KiB, 10MiB, 1GB");
+pub fn parse_size(text: &str) -> Result<u64, UnitError> {
+    let expected = || UnitError::Size(text.to_owned());
     let trimmed = text.trim();
     let digits = trimmed.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 {
@@ -76,8 +89,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Parses a rate such as `100/s`, `6000/m`, `10/2s`.
-pub fn parse_rate(text: &str) -> Result<Rate, String> {
-    let expected = || format!("invalid rate {text:?}: expected e.g. 100/s, 6000/m, 50000/h");
+pub fn parse_rate(text: &str) -> Result<Rate, UnitError> {
+    let expected = || UnitError::Rate(text.to_owned());
     let (count, per) = text.trim().split_once('/').ok_or_else(expected)?;
     let count: u64 = count.trim().parse().map_err(|_| expected())?;
     let per = per.trim();
@@ -87,9 +100,7 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
         parse_duration(&format!("1{per}")).map_err(|_| expected())?
     };
     if count == 0 || per.is_zero() {
-        return Err(format!(
-            "invalid rate {text:?}: count and period must be positive"
-        ));
+        return Err(UnitError::RateNotPositive(text.to_owned()));
     }
     Ok(Rate { count, per })
 }
@@ -111,7 +122,7 @@ pub fn format_duration(d: Duration) -> String {
 
 struct StrOrInt<F>(F, &'static str);
 
-impl<'de, T, F: Fn(&str) -> Result<T, String>> Visitor<'de> for StrOrInt<F> {
+impl<'de, T, F: Fn(&str) -> Result<T, UnitError>> Visitor<'de> for StrOrInt<F> {
     type Value = T;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(self.1)

@@ -4,7 +4,7 @@
 use super::ctx::RequestCtx;
 use super::health;
 use crate::auth::endpoints::{self, Call, Endpoint, MAX_BODY};
-use crate::outcome::{Flow, Reply};
+use crate::outcome::{ErrorCode, Flow, Reply};
 use bytes::{Bytes, BytesMut};
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -24,6 +24,11 @@ pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option
     let Some(endpoint) = Endpoint::at(path) else {
         return Ok(None);
     };
+    // The global IP rules cover the token endpoints too (only /health is exempt).
+    let rules = &ctx.snapshot.edge.ip_rules;
+    if !rules.is_empty() && !ctx.peer.client_ip.is_some_and(|ip| rules.permits(ip)) {
+        return Ok(Some(ErrorCode::Forbidden.into()));
+    }
     let auth = Arc::clone(auth);
     let body = read_body(session).await?;
     let req = session.req_header();

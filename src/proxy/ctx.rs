@@ -63,6 +63,9 @@ pub struct RequestCtx {
     pub peer: Peer,
     /// The matched route; written once, by `request_filter`.
     pub route: Option<Arc<Route>>,
+    /// The normalized path the route matched, when it differs from the request's (written with
+    /// the route); the backend gets this one.
+    pub path: Option<Box<str>>,
     /// What the route's chain learnt about the caller.
     pub caller: Admitted,
     pub attempt: Attempt,
@@ -82,6 +85,7 @@ impl RequestCtx {
                 client_ip: None,
             },
             route: None,
+            path: None,
             caller: Admitted::default(),
             attempt: Attempt::default(),
             outcome: Outcome {

@@ -18,7 +18,7 @@ pub fn client_ip(peer: IpAddr, trusted: &TrustedProxies, req: &RequestHeader) ->
             return client;
         };
         for hop in text.rsplit(',') {
-            match hop.trim().parse::<IpAddr>() {
+            match hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) {
                 Ok(ip) => {
                     client = ip;
                     if !trusted.contains(ip) {
@@ -35,7 +35,7 @@ pub fn client_ip(peer: IpAddr, trusted: &TrustedProxies, req: &RequestHeader) ->
 /// Sets `X-Forwarded-For/-Proto/-Host` and `X-Request-Id` on the upstream request and removes
 /// every client-sent `X-User-*` header.
 pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) -> Result<()> {
-    remove_user_headers(req);
+    remove_client_headers(req, ctx.peer.trusted, ctx.caller.auth.is_some());
     if let Some(peer) = peer {
         let xff = match req.headers.get("x-forwarded-for").map(|v| v.to_str()) {
             Some(Ok(prev)) if ctx.peer.trusted && !prev.is_empty() => format!("{prev}, {peer}"),
@@ -56,22 +56,55 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
     }
     req.insert_header("x-request-id", ctx.peer.request_id.as_str())?;
     if let Some(caller) = &ctx.caller.caller {
-        req.insert_header("x-user-id", caller.subject.as_str())?;
-        req.insert_header("x-user-roles", caller.roles_header.as_str())?;
+        req.insert_header("x-user-id", caller.subject_header.clone())?;
+        req.insert_header("x-user-roles", caller.roles_header.clone())?;
     }
     Ok(())
 }
 
-fn remove_user_headers(req: &mut RequestHeader) {
-    let has_user_header = |req: &RequestHeader| {
-        req.headers
-            .keys()
-            .find(|k| k.as_str().starts_with("x-user-"))
-            .cloned()
+/// Identity and routing headers a client must not set for the backend: `X-User-*` (also written
+/// with `_`, which CGI, WSGI, PHP and Rack read as `-`) always; from an untrusted peer also the
+/// headers a backend may take for a proxy's word about the client or the original URL; and
+/// `X-API-Key` once the gateway has checked it.
+fn remove_client_headers(req: &mut RequestHeader, trusted: bool, key_checked: bool) {
+    const PROXY_HEADERS: [&str; 5] = [
+        "forwarded",
+        "x-real-ip",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-original-url",
+    ];
+    // Spelled with `_`, these would reach such backends beside the values the gateway sets.
+    const SET_BY_GATEWAY: [&str; 4] = [
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-request-id",
+    ];
+    let unwanted = |name: &str| {
+        let user = name.len() > 7 && name.get(..7).is_some_and(|p| same_name("x-user-", p));
+        let shadow = name.contains('_') && SET_BY_GATEWAY.iter().any(|h| same_name(h, name));
+        let spoofable = !trusted && PROXY_HEADERS.iter().any(|h| same_name(h, name));
+        user || shadow || spoofable || (key_checked && name == "x-api-key")
     };
-    while let Some(name) = has_user_header(req) {
+    let found: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|k| unwanted(k.as_str()))
+        .cloned()
+        .collect();
+    for name in found {
         req.remove_header(&name);
     }
+}
+
+/// `name` (lower case, as stored) is `canonical` with any `-` written as `_`.
+fn same_name(canonical: &str, name: &str) -> bool {
+    canonical.len() == name.len()
+        && canonical
+            .bytes()
+            .zip(name.bytes())
+            .all(|(c, n)| c == n || (c == b'-' && n == b'_'))
 }
 
 #[cfg(test)]
@@ -129,6 +162,13 @@ mod tests {
         assert_eq!(client_ip(ip("10.0.0.1"), &t, &req(&[])), ip("10.0.0.1"));
         let all_trusted = req(&["10.9.9.9, 10.0.0.3"]);
         assert_eq!(client_ip(ip("10.0.0.1"), &t, &all_trusted), ip("10.9.9.9"));
+    }
+
+    #[test]
+    fn ipv4_mapped_hops_count_as_ipv4() {
+        let t = trusted(&["10.0.0.0/8"]);
+        let r = req(&["::ffff:198.51.100.7, ::ffff:10.0.0.2"]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &t, &r), ip("198.51.100.7"));
     }
 
     #[test]

@@ -6,14 +6,15 @@ use super::{builtin, errors, forwarded, observe, respond};
 use crate::balance::InFlight;
 use crate::chain::Request;
 use crate::outcome::{Denial, ErrorCode, Flow};
-use crate::routing::Lookup;
-use crate::security::is_preflight;
+use crate::routing::{normalize, Lookup};
+use crate::security::{self, is_preflight};
 use crate::state::Shared;
 use async_trait::async_trait;
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,19 +49,23 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
         let sent = req.headers.get("x-request-id").map(|v| v.as_bytes());
         ctx.peer.request_id = RequestId::from_request(sent);
-        if let Some(peer) = session.client_addr().and_then(|a| a.as_inet()) {
+        if let Some(peer) = peer_ip(session) {
             let trusted = &ctx.snapshot.edge.trusted_proxies;
-            ctx.peer.trusted = trusted.contains(peer.ip());
-            ctx.peer.client_ip = Some(forwarded::client_ip(peer.ip(), trusted, req));
+            ctx.peer.trusted = trusted.contains(peer);
+            ctx.peer.client_ip = Some(forwarded::client_ip(peer, trusted, req));
         }
         Ok(())
     }
 
-    /// Built-in endpoints, route lookup, the route's checks; the first answer is written.
+    /// Header screening, built-in endpoints, route lookup, the route's checks; the first
+    /// answer is written.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let flow = match builtin::serve(session, ctx).await? {
-            Some(flow) => flow,
-            None => self.admit(session, ctx).await,
+        let flow = match security::screen(session.req_header(), raw_head(session).as_deref()) {
+            Flow::Continue => match builtin::serve(session, ctx).await? {
+                Some(flow) => flow,
+                None => self.admit(session, ctx).await,
+            },
+            refused => refused,
         };
         if flow == Flow::Continue {
             return Ok(false);
@@ -144,22 +149,12 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let Some(route) = &ctx.route {
-            let rewritten = upstream_request
-                .uri
-                .path_and_query()
-                .and_then(|pq| route.rewrite_path(pq.as_str()));
-            if let Some(path) = rewritten {
-                let uri = http::Uri::try_from(path)
-                    .or_err(InternalError, "rewritten path is not a valid URI")?;
-                upstream_request.set_uri(uri);
-            }
+        if let Some(uri) = backend_uri(ctx, &upstream_request.uri) {
+            let uri = http::Uri::try_from(uri)
+                .or_err(InternalError, "rewritten path is not a valid URI")?;
+            upstream_request.set_uri(uri);
         }
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        forwarded::apply(upstream_request, ctx, peer)
+        forwarded::apply(upstream_request, ctx, peer_ip(session))
     }
 
     async fn upstream_response_filter(
@@ -226,7 +221,10 @@ impl Gateway {
             .and_then(|_| req.headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD))
             .and_then(|m| http::Method::from_bytes(m.as_bytes()).ok());
         let method = requested.as_ref().unwrap_or(&req.method);
-        let route = match snapshot.table.lookup(req.uri.path(), method) {
+        let Ok(path) = normalize(req.uri.path()) else {
+            return ErrorCode::BadRequest.into();
+        };
+        let route = match snapshot.table.lookup(&path, method) {
             Lookup::Found(route) => Arc::clone(route),
             Lookup::MethodNotAllowed(_) if cors.is_some() => {
                 let origin = req.headers.get(http::header::ORIGIN);
@@ -238,18 +236,55 @@ impl Gateway {
                 return denial.with(http::header::ALLOW, allow).into();
             }
             Lookup::NotFound => return ErrorCode::RouteNotFound.into(),
-            Lookup::BadPath => return ErrorCode::BadRequest.into(),
         };
+        if !route.allow_semicolon && path.contains(';') {
+            return ErrorCode::BadRequest.into();
+        }
         ctx.route = Some(Arc::clone(&route));
         let request = Request {
             header: req,
+            path: &path,
             client_ip: ctx.peer.client_ip,
             preflight: cors.is_some(),
             route: &route.name,
             auth: snapshot.auth.as_deref(),
         };
-        route.chain.run(&request, &mut ctx.caller).await
+        let flow = route.chain.run(&request, &mut ctx.caller).await;
+        if let Cow::Owned(p) = path {
+            ctx.path = Some(p.into_boxed_str());
+        }
+        flow
     }
+}
+
+/// The target the backend gets, when it is not the request's own: the normalized path the
+/// route matched (without its prefix for `strip_prefix`), and the query as the client sent it.
+fn backend_uri(ctx: &RequestCtx, uri: &http::Uri) -> Option<String> {
+    let route = ctx.route.as_ref()?;
+    let matched = ctx.path.as_deref().unwrap_or(uri.path());
+    let path = route.backend_path(matched).unwrap_or(matched);
+    if path == uri.path() {
+        return None;
+    }
+    Some(match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    })
+}
+
+/// The request head as received, for HTTP/1 (HTTP/2 has no line endings to check).
+fn raw_head(session: &Session) -> Option<bytes::Bytes> {
+    match session.as_downstream() {
+        pingora::protocols::http::ServerSession::H1(s) => Some(s.get_headers_raw_bytes()),
+        _ => None,
+    }
+}
+
+/// The TCP peer's address; an IPv4 client of a dual-stack listener (`::ffff:a.b.c.d`) as the
+/// IPv4 address it is, so IPv4 rules and trusted proxies apply to it.
+fn peer_ip(session: &Session) -> Option<IpAddr> {
+    let addr = session.client_addr()?.as_inet()?;
+    Some(addr.ip().to_canonical())
 }
 
 /// The client address as hash key bytes (for `ip_hash`), written into `buf`.

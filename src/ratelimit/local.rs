@@ -42,7 +42,10 @@ enum State {
 }
 
 /// Key bytes → state, for one shard.
-type Shard = HashMap<Box<[u8]>, State>;
+/// Keys are kept as a 64-bit keyed hash, so a key costs the same memory however long the
+/// path, header or user it was made of (the key of the hash is random per store, so clients
+/// cannot aim for collisions).
+type Shard = HashMap<u64, State>;
 
 pub struct LocalStore {
     shards: Box<[Mutex<Shard>]>,
@@ -73,14 +76,15 @@ impl LocalStore {
         self.len() == 0
     }
 
-    /// Counts one request for `key` and decides. Allocates only when the key is new.
+    /// Counts one request for `key` and decides. Allocates only when a shard grows.
     pub fn check(&self, algorithm: Algorithm, key: &[u8], now: Instant) -> Decision {
-        let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
+        let key = self.hasher.hash_one(key);
+        let shard = &self.shards[(key >> 58) as usize % SHARDS];
         let Ok(mut map) = shard.lock() else {
             // A poisoned shard means a panic elsewhere; do not turn it into an outage.
             return decide(algorithm, None, now, self.epoch).0;
         };
-        if let Some(state) = map.get_mut(key) {
+        if let Some(state) = map.get_mut(&key) {
             let (decision, next) = decide(algorithm, Some(*state), now, self.epoch);
             *state = next;
             return decision;
@@ -89,7 +93,7 @@ impl LocalStore {
             evict(&mut map, algorithm, now, self.epoch);
         }
         let (decision, state) = decide(algorithm, None, now, self.epoch);
-        map.insert(key.into(), state);
+        map.insert(key, state);
         decision
     }
 }
@@ -98,7 +102,7 @@ fn evict(map: &mut Shard, algorithm: Algorithm, now: Instant, epoch: Instant) {
     let before = map.len();
     map.retain(|_, s| !idle(algorithm, *s, now, epoch));
     if map.len() == before {
-        let drop: Vec<Box<[u8]>> = map.keys().take(before / 8 + 1).cloned().collect();
+        let drop: Vec<u64> = map.keys().take(before / 8 + 1).copied().collect();
         for k in drop {
             map.remove(&k);
         }

@@ -5,6 +5,7 @@
 use super::local::{Algorithm, Decision};
 use crate::redis::{RedisError, RedisHandle};
 use redis::Script;
+use sha2::Digest;
 use std::sync::{Arc, LazyLock};
 
 static TOKEN_BUCKET: LazyLock<Script> = LazyLock::new(|| {
@@ -61,6 +62,11 @@ return {allowed, math.max(0, limit - math.ceil(weighted + curr)), left, left}
     )
 });
 
+fn hex_byte(b: u8) -> [u8; 2] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]
+}
+
 pub struct RedisLimiter {
     pub redis: Arc<RedisHandle>,
     /// `gw:rl:<route>:`
@@ -69,9 +75,14 @@ pub struct RedisLimiter {
 
 impl RedisLimiter {
     pub async fn check(&self, algorithm: Algorithm, key: &[u8]) -> Result<Decision, RedisError> {
-        let mut full = Vec::with_capacity(self.prefix.len() + key.len());
+        // A fixed-size key however long the inputs: the first 128 bits of SHA-256, the same on
+        // every instance.
+        let digest = sha2::Sha256::digest(key);
+        let mut full = Vec::with_capacity(self.prefix.len() + 32);
         full.extend_from_slice(self.prefix.as_bytes());
-        full.extend_from_slice(key);
+        for b in &digest[..16] {
+            full.extend_from_slice(&hex_byte(*b));
+        }
         let mut conn = self.redis.connection().await?;
         let (script, a, b, limit) = match algorithm {
             Algorithm::TokenBucket { rate, burst } => {

@@ -2,8 +2,8 @@
 //! chain of checks built from the other sections, overlaps rejected.
 
 use super::method::MethodSet;
+use super::path;
 use super::route::Route;
-use super::table::is_dot_segment;
 use crate::auth::AuthPolicy;
 use crate::balance::Upstream;
 use crate::chain::{Chain, ChainParts};
@@ -30,8 +30,10 @@ pub enum RouteError {
     NoSlash(String),
     #[error("{0:?} must be a plain path (no query, fragment or spaces)")]
     NotPlain(String),
-    #[error("{0:?} has an empty, . or .. segment")]
+    #[error("{0:?} has an empty, . or .. segment, or a character requests cannot match")]
     BadSegment(String),
+    #[error("{given:?} is matched against normalized request paths: write it as {canonical:?}")]
+    NotCanonical { given: String, canonical: String },
     #[error("must not be empty (omit it to allow every method)")]
     NoMethods,
     #[error("unknown method {0:?}")]
@@ -42,6 +44,8 @@ pub enum RouteError {
     Overlap { prefix: String, other: usize },
     #[error("auth is required but there is no auth section")]
     NoAuthSection,
+    #[error("required: false with roles {0:?}: roles need an authenticated caller (set roles: [] to open the route)")]
+    OpenWithRoles(Vec<String>),
 }
 
 /// What routes are built from: the sections compiled before them.
@@ -94,7 +98,9 @@ pub fn compile(
     let mut routes = Vec::with_capacity(file.routes.len());
     let mut names = HashMap::new();
     let mut by_prefix: HashMap<String, Vec<(usize, Option<MethodSet>)>> = HashMap::new();
-    for (i, r) in file.routes.iter().enumerate() {
+    for (n, r) in file.routes.iter().enumerate() {
+        // The index as written in the file, whatever entries before it failed to parse.
+        let i = parsed.route_index.get(n).copied().unwrap_or(n);
         let path = format!("routes[{i}]");
         let before = errors.len();
         if r.name.is_empty() {
@@ -141,7 +147,11 @@ pub fn compile(
         {
             errors.push(format!("{path}.cache.ttl"), RouteError::NotPositive);
         }
-        let auth = AuthPolicy::merge(group.and_then(|g| g.cfg.auth.as_ref()), r.auth.as_ref());
+        let auth = AuthPolicy::merge(group.and_then(|g| g.cfg.auth.as_ref()), r.auth.as_ref())
+            .unwrap_or_else(|roles| {
+                errors.push(format!("{path}.auth"), RouteError::OpenWithRoles(roles));
+                AuthPolicy::default()
+            });
         if auth.required && !sections.has_auth {
             errors.push(format!("{path}.auth"), RouteError::NoAuthSection);
         }
@@ -200,6 +210,8 @@ pub fn compile(
             methods,
             upstream: Arc::clone(upstream),
             strip_prefix: r.strip_prefix,
+            case_insensitive: r.case_insensitive,
+            allow_semicolon: r.allow_semicolon,
             timeout: r.timeout.map(|t| t.0),
             chain,
             headers: Arc::new(headers),
@@ -259,13 +271,17 @@ fn normalize_prefix(p: &str) -> Result<String, RouteError> {
         return Err(RouteError::NotPlain(p.to_owned()));
     }
     let trimmed = p.trim_end_matches('/');
-    if trimmed[1..]
-        .split('/')
-        .any(|s| s.is_empty() || is_dot_segment(s))
-    {
+    if trimmed[1..].split('/').any(str::is_empty) {
         return Err(RouteError::BadSegment(p.to_owned()));
     }
-    Ok(trimmed.to_owned())
+    match path::normalize(trimmed) {
+        Ok(n) if n == trimmed => Ok(trimmed.to_owned()),
+        Ok(n) => Err(RouteError::NotCanonical {
+            given: p.to_owned(),
+            canonical: n.into_owned(),
+        }),
+        Err(_) => Err(RouteError::BadSegment(p.to_owned())),
+    }
 }
 
 fn join_prefix(group: &str, own: &str) -> String {

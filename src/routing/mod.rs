@@ -3,9 +3,11 @@
 
 mod compile;
 pub mod method;
+mod path;
 mod route;
 mod table;
 
 pub use compile::{compile, Sections};
+pub use path::normalize;
 pub use route::Route;
 pub use table::{Lookup, RouteTable};

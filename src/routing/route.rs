@@ -16,6 +16,10 @@ pub struct Route {
     pub methods: Option<MethodSet>,
     pub upstream: Arc<Upstream>,
     pub strip_prefix: bool,
+    /// Segments match without regard to ASCII case (`/api/ADMIN` takes `/api/admin`).
+    pub case_insensitive: bool,
+    /// Paths with `;` (matrix parameters) are accepted; otherwise they get 400.
+    pub allow_semicolon: bool,
     pub timeout: Option<Duration>,
     /// The checks a request passes before it is proxied.
     pub chain: Chain,
@@ -24,17 +28,14 @@ pub struct Route {
 }
 
 impl Route {
-    /// The path the backend receives: the request path with the route prefix removed when
-    /// `strip_prefix` is set. Returns `None` when the path is kept as it is.
-    pub fn rewrite_path(&self, path_and_query: &str) -> Option<String> {
+    /// The path the backend receives for the normalized `path` this route matched: without
+    /// the route prefix when `strip_prefix` is set. `None` when it is `path` itself.
+    pub fn backend_path<'a>(&self, path: &'a str) -> Option<&'a str> {
         if !self.strip_prefix || self.prefix == "/" {
             return None;
         }
-        let rest = path_and_query.get(self.prefix.len()..).unwrap_or("");
-        Some(if rest.is_empty() || rest.starts_with('?') {
-            format!("/{rest}")
-        } else {
-            rest.to_owned()
-        })
+        // Normalized paths have no `//`, so what is left cannot be `//host/...`.
+        let rest = path.get(self.prefix.len()..).unwrap_or("");
+        Some(if rest.is_empty() { "/" } else { rest })
     }
 }

@@ -1,5 +1,7 @@
 //! Route lookup: a trie over whole path segments, so a request walks at most as many nodes as
-//! its path has segments, whatever the number of routes. No allocation per lookup.
+//! its path has segments, whatever the number of routes. No allocation per lookup. Paths are
+//! looked up after `path::normalize`. Routes with `case_insensitive` live in a second trie whose
+//! segments compare without regard to ASCII case; the deeper match of the two wins.
 
 use super::route::Route;
 use std::collections::HashMap;
@@ -12,9 +14,6 @@ pub enum Lookup<'a> {
     /// The path matched, the method did not; carries the `Allow` header value.
     MethodNotAllowed(&'a str),
     NotFound,
-    /// The path has a `.` or `..` segment (plain or percent-encoded), which a backend could
-    /// resolve to a path the gateway never matched.
-    BadPath,
 }
 
 #[derive(Debug, Default)]
@@ -29,51 +28,61 @@ struct Node {
 /// The routes of one snapshot, ready for lookup.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    root: Node,
+    exact: Node,
+    /// Only the case-insensitive routes, keyed by their lower-case segments.
+    folded: Node,
 }
 
 impl RouteTable {
     /// Builds the table. Overlaps (same prefix, overlapping methods) are rejected earlier, by
     /// `compile`.
     pub fn build(routes: &[Arc<Route>]) -> RouteTable {
-        let mut root = Node::default();
+        let mut exact = Node::default();
+        let mut folded = Node::default();
         for route in routes {
-            let mut node = &mut root;
+            let (root, fold) = if route.case_insensitive {
+                (&mut folded, true)
+            } else {
+                (&mut exact, false)
+            };
+            let mut node = root;
             for seg in segments(&route.prefix) {
-                node = node.children.entry(seg.into()).or_default();
+                let key = if fold {
+                    seg.to_ascii_lowercase()
+                } else {
+                    seg.to_owned()
+                };
+                node = node.children.entry(key.into()).or_default();
             }
             node.routes.push(Arc::clone(route));
         }
-        finish(&mut root);
-        RouteTable { root }
+        finish(&mut exact);
+        finish(&mut folded);
+        RouteTable { exact, folded }
     }
 
-    /// Finds the route for `path` (no query) and `method`: the longest prefix on whole segments
-    /// wins; at that prefix a route listing the method wins over one without `methods`.
+    /// Finds the route for a normalized `path` (no query) and `method`: the longest prefix on
+    /// whole segments wins; at that prefix a route listing the method wins over one without
+    /// `methods`.
     pub fn lookup(&self, path: &str, method: &http::Method) -> Lookup<'_> {
-        if !path.starts_with('/') {
+        let Some(rest) = path.strip_prefix('/') else {
             return Lookup::NotFound;
-        }
-        let mut node = &self.root;
-        let mut best = (!node.routes.is_empty()).then_some(node);
-        let mut walking = true;
-        for seg in path[1..].split('/') {
-            if is_dot_segment(seg) {
-                return Lookup::BadPath;
-            }
-            if !walking {
-                continue;
-            }
-            match node.children.get(seg) {
-                Some(child) => {
-                    node = child;
-                    if !node.routes.is_empty() {
-                        best = Some(node);
-                    }
-                }
-                None => walking = false,
-            }
-        }
+        };
+        let exact = deepest(&self.exact, rest, |node, seg| node.children.get(seg));
+        let folded = if self.folded.children.is_empty() && self.folded.routes.is_empty() {
+            None
+        } else {
+            deepest(&self.folded, rest, |node, seg| {
+                node.children
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(seg))
+                    .map(|(_, n)| n)
+            })
+        };
+        let best = match (exact, folded) {
+            (Some((e, de)), Some((f, df))) => Some(if df > de { f } else { e }),
+            (e, f) => e.or(f).map(|(n, _)| n),
+        };
         let Some(node) = best else {
             return Lookup::NotFound;
         };
@@ -85,6 +94,28 @@ impl RouteTable {
         }
         Lookup::MethodNotAllowed(&node.allow)
     }
+}
+
+/// The deepest node with routes along `rest`, and its depth in segments.
+fn deepest<'a>(
+    root: &'a Node,
+    rest: &str,
+    child: impl Fn(&'a Node, &str) -> Option<&'a Node>,
+) -> Option<(&'a Node, usize)> {
+    let mut node = root;
+    let mut best = (!node.routes.is_empty()).then_some((node, 0));
+    for (depth, seg) in rest.split('/').enumerate() {
+        match child(node, seg) {
+            Some(next) => {
+                node = next;
+                if !node.routes.is_empty() {
+                    best = Some((node, depth + 1));
+                }
+            }
+            None => break,
+        }
+    }
+    best
 }
 
 fn finish(node: &mut Node) {
@@ -105,19 +136,6 @@ fn finish(node: &mut Node) {
 /// The segments of a normalized prefix (`/` has none).
 fn segments(prefix: &str) -> impl Iterator<Item = &str> {
     prefix.split('/').filter(|s| !s.is_empty())
-}
-
-/// `.` and `..`, also when written with `%2e`.
-pub(crate) fn is_dot_segment(seg: &str) -> bool {
-    let b = seg.as_bytes();
-    let dot = |s: &[u8]| s == b"." || s.eq_ignore_ascii_case(b"%2e");
-    match b.len() {
-        1 | 3 => dot(b),
-        2 => b == b"..",
-        4 => (b[0] == b'.' && dot(&b[1..])) || (dot(&b[..3]) && b[3] == b'.'),
-        6 => dot(&b[..3]) && dot(&b[3..]),
-        _ => false,
-    }
 }
 
 #[cfg(test)]
@@ -148,6 +166,8 @@ mod tests {
             upstream: Arc::clone(up),
             strip_prefix: false,
             timeout: None,
+            case_insensitive: false,
+            allow_semicolon: false,
             chain: Default::default(),
             headers: Default::default(),
         })
@@ -158,7 +178,6 @@ mod tests {
             Lookup::Found(r) => r.name.clone(),
             Lookup::MethodNotAllowed(allow) => format!("405 {allow}"),
             Lookup::NotFound => "404".into(),
-            Lookup::BadPath => "400".into(),
         }
     }
 
@@ -204,20 +223,19 @@ mod tests {
     }
 
     #[test]
-    fn dot_segments_are_rejected() {
+    fn case_insensitive_routes_match_any_case_and_the_deeper_match_wins() {
         let up = upstream();
-        let t = RouteTable::build(&[route("root", "/", &[], &up)]);
-        for p in [
-            "/a/../b",
-            "/./a",
-            "/a/%2e%2E/b",
-            "/a/.%2e",
-            "/a/%2e.",
-            "/a/%2E",
-        ] {
-            assert_eq!(name(&t, p, Method::GET), "400", "{p}");
-        }
-        assert_eq!(name(&t, "/a/...", Method::GET), "root");
-        assert_eq!(name(&t, "/a/.hidden", Method::GET), "root");
+        let mut admin = route("admin", "/api/Admin", &[], &up);
+        Arc::get_mut(&mut admin).expect("fresh").case_insensitive = true;
+        let t = RouteTable::build(&[route("api", "/api", &[], &up), admin]);
+        assert_eq!(name(&t, "/api/admin/x", Method::GET), "admin");
+        assert_eq!(name(&t, "/api/ADMIN", Method::GET), "admin");
+        assert_eq!(name(&t, "/api/AdMiN/", Method::GET), "admin");
+        assert_eq!(name(&t, "/api/users", Method::GET), "api");
+        assert_eq!(
+            name(&t, "/API/users", Method::GET),
+            "404",
+            "api itself is exact"
+        );
     }
 }

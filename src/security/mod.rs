@@ -11,6 +11,9 @@ pub use ip::{IpRules, TrustedProxies};
 
 use crate::config::file::SecurityConfig;
 use crate::config::ConfigErrors;
+use crate::outcome::{Denial, ErrorCode, Flow};
+use http::HeaderValue;
+use pingora::http::RequestHeader;
 use std::sync::Arc;
 
 /// A problem in the `security` section (or a group's or route's security settings).
@@ -62,4 +65,38 @@ pub fn build(cfg: &SecurityConfig, errors: &mut ConfigErrors) -> Edge {
         ip_rules: IpRules::build("security", &cfg.ip_allow, &cfg.ip_deny, errors),
         max_body_size: cfg.max_body_size.map(|s| s.0),
     }
+}
+
+/// Refuses what no check after it could read unambiguously, before anything else looks at the
+/// request: a repeated `Authorization` or `X-API-Key` (the gateway would check one value and
+/// the backend might read the other), an HTTP/1.1 request without exactly one `Host`, header
+/// lines ending in a bare LF (`raw_head`: the head as received, for HTTP/1), and `TRACE`
+/// (it would echo credentials back to a script).
+pub fn screen(req: &RequestHeader, raw_head: Option<&[u8]>) -> Flow {
+    let count = |name: http::header::HeaderName| req.headers.get_all(name).iter().count();
+    if count(http::header::AUTHORIZATION) > 1 || count(X_API_KEY) > 1 {
+        return ErrorCode::BadRequest.into();
+    }
+    if req.version == http::Version::HTTP_11 && count(http::header::HOST) != 1 {
+        return ErrorCode::BadRequest.into();
+    }
+    if raw_head.is_some_and(has_bare_lf) {
+        return ErrorCode::BadRequest.into();
+    }
+    if req.method == http::Method::TRACE {
+        let allow = HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
+        return Denial::new(ErrorCode::MethodNotAllowed)
+            .with(http::header::ALLOW, allow)
+            .into();
+    }
+    Flow::Continue
+}
+
+const X_API_KEY: http::header::HeaderName = http::header::HeaderName::from_static("x-api-key");
+
+/// A line feed not preceded by a carriage return.
+fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, b)| *b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
 }

@@ -12,7 +12,7 @@ pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
 pub const API_KEY: &str = "k-ci-0123456789";
 
 /// `gateway hash-password`, through the real binary.
-fn hash(password: &str) -> String {
+pub fn hash(password: &str) -> String {
     let mut child = Command::new(BIN)
         .arg("hash-password")
         .stdin(Stdio::piped())

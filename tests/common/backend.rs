@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 pub struct Backend {
     pub name: String,
     pub addr: SocketAddr,
+    fixed: Option<Arc<Mutex<String>>>,
     hits: Arc<AtomicUsize>,
     received: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
@@ -29,10 +30,16 @@ impl Backend {
 
     /// A backend answering every request with `body` as JSON (e.g. a JWK set).
     pub fn serving(name: &str, body: String) -> Backend {
-        Backend::spawn(name, Some(Arc::new(body)))
+        Backend::spawn(name, Some(Arc::new(Mutex::new(body))))
     }
 
-    fn spawn(name: &str, fixed: Option<Arc<String>>) -> Backend {
+    /// What a `serving` backend answers from now on.
+    pub fn set_body(&self, body: String) {
+        let fixed = self.fixed.as_ref().expect("a serving backend");
+        *fixed.lock().expect("body lock") = body;
+    }
+
+    fn spawn(name: &str, fixed: Option<Arc<Mutex<String>>>) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
         let addr = listener.local_addr().expect("backend addr");
         let hits = Arc::new(AtomicUsize::new(0));
@@ -41,7 +48,7 @@ impl Backend {
         let stop = Arc::new(AtomicBool::new(false));
         let healthy = Arc::new(AtomicBool::new(true));
         let counters = Counters {
-            fixed,
+            fixed: fixed.clone(),
             hits: hits.clone(),
             received: received.clone(),
             healthy: healthy.clone(),
@@ -61,6 +68,7 @@ impl Backend {
         Backend {
             name: name.to_owned(),
             addr,
+            fixed,
             hits,
             received,
             connections,
@@ -106,7 +114,7 @@ pub fn dead_addr() -> SocketAddr {
 
 #[derive(Clone)]
 struct Counters {
-    fixed: Option<Arc<String>>,
+    fixed: Option<Arc<Mutex<String>>>,
     hits: Arc<AtomicUsize>,
     received: Arc<AtomicUsize>,
     healthy: Arc<AtomicBool>,
@@ -187,7 +195,7 @@ fn serve(stream: TcpStream, name: &str, counters: &Counters) {
             .map_or(String::new(), |(k, v)| format!("{k}: {v}\r\n"));
         counters.hits.fetch_add(1, Ordering::SeqCst);
         let json = match &counters.fixed {
-            Some(body) => body.to_string(),
+            Some(body) => body.lock().expect("body lock").clone(),
             None => serde_json::json!({
             "backend": name,
             "method": method,

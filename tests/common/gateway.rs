@@ -178,6 +178,7 @@ pub fn header() -> String {
 /// Fills the placeholders; the same gateway always gets the same listener addresses.
 fn fill(yaml: &str, dir: &Path, [proxy, metrics, admin]: [SocketAddr; 3]) -> String {
     yaml.replace("{proxy}", &proxy.to_string())
+        .replace("{proxy_port}", &proxy.port().to_string())
         .replace("{metrics}", &metrics.to_string())
         .replace("{admin}", &admin.to_string())
         .replace("{dir}", &dir.display().to_string())

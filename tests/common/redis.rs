@@ -11,34 +11,49 @@ pub struct Redis {
     pub addr: SocketAddr,
 }
 
+fn spawn(port: u16) -> Child {
+    Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (.ci/run installs it)")
+}
+
 impl Redis {
     pub fn start() -> Redis {
         let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (.ci/run installs it)");
         let redis = Redis {
-            child,
+            child: spawn(port),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
+        redis.wait_ready();
+        redis
+    }
+
+    fn wait_ready(&self) {
         wait_for(
             "redis-server to answer PING",
             Duration::from_secs(10),
-            || redis.ping().then_some(()),
+            || self.ping().then_some(()),
         );
-        redis
+    }
+
+    /// Stops the server and starts an empty one on the same port (a restart without
+    /// persistence: every key is gone).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(self.addr.port());
+        self.wait_ready();
     }
 
     pub fn url(&self) -> String {

@@ -16,7 +16,7 @@ fn auth() -> Arc<Auth> {
     );
     let cfg: AuthConfig = serde_yaml::from_str(&yaml).expect("auth section");
     let mut errors = ConfigErrors::default();
-    let auth = crate::auth::build(Some(&cfg), None, None, &mut errors);
+    let auth = crate::auth::build(Some(&cfg), None, None, false, &mut errors);
     assert!(errors.is_empty(), "{errors}");
     auth.expect("auth builds")
 }
@@ -174,7 +174,7 @@ async fn logout_needs_an_access_token_and_revokes_it() {
 #[tokio::test]
 async fn repeated_failed_logins_are_limited() {
     let auth = auth();
-    for _ in 0..super::super::login_limit::MAX_ATTEMPTS {
+    for _ in 0..super::super::login_limit::DEFAULT_PER_USER.count {
         let r = call(&auth, Endpoint::Login, Some(&login_body("nope")), None).await;
         assert_eq!(code(&r), ErrorCode::InvalidCredentials);
     }
