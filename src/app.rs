@@ -5,11 +5,11 @@ use crate::cli::Cli;
 use crate::config::file::ServerConfig;
 use crate::health::HealthChecks;
 use crate::metrics::MetricsApp;
-use crate::proxy::Gateway;
+use crate::proxy::{Gateway, Guarded};
 use crate::reload::ConfigReloader;
 use crate::snapshot::Snapshot;
 use crate::state::Shared;
-use pingora::proxy::http_proxy_service_with_name;
+use pingora::proxy::http_proxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -61,8 +61,8 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
         JwksRefresher::new(shared.clone()),
     ));
 
-    let mut proxy =
-        http_proxy_service_with_name(&server.configuration, Gateway::new(shared), "gateway proxy");
+    let http = http_proxy(&server.configuration, Gateway::new(shared.clone()));
+    let mut proxy = Service::new("gateway proxy".to_owned(), Guarded::new(http, shared));
     proxy.add_tcp(&file.listen.proxy);
     let proxy = server.add_service(proxy);
     proxy.add_dependency(&reloader);

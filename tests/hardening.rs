@@ -648,3 +648,102 @@ fn long_limit_keys_cost_a_fixed_size() {
         "peak RSS grew by {grown_mib} MiB for 800 long keys"
     );
 }
+
+#[test]
+fn a_request_head_sent_slowly_is_cut_off() {
+    use std::io::{Read, Write};
+    let b = Backend::start("b");
+    let gw = Gateway::start(&format!(
+        "security: {{request_head_timeout: 1s}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
+        b.addr
+    ));
+    let mut s = std::net::TcpStream::connect(gw.proxy).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let started = std::time::Instant::now();
+    // One header line every 300 ms: each read is quick, the head as a whole is not.
+    let mut cut_off = false;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .expect("start");
+    for i in 0..10 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if s.write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
+            .is_err()
+        {
+            cut_off = true;
+            break;
+        }
+    }
+    if !cut_off {
+        let _ = s.write_all(b"\r\n");
+    }
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        !answer.contains(" 200 "),
+        "the slow head was served: {answer}"
+    );
+    assert_eq!(b.received(), 0);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(9),
+        "the connection was held for {:?}",
+        started.elapsed()
+    );
+    // A head sent at once is served as usual, also on a kept-alive connection.
+    let mut s = std::net::TcpStream::connect(gw.proxy).expect("connect");
+    for _ in 0..2 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).expect("answer");
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+    }
+}
+
+#[test]
+fn connections_per_address_are_capped() {
+    use std::io::{Read, Write};
+    let b = Backend::start("b");
+    let gw = Gateway::start(&format!(
+        "security: {{max_connections_per_ip: 3}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
+        b.addr
+    ));
+    // A connection that got an answer is counted and stays open (keep-alive).
+    let served = || {
+        let mut s = std::net::TcpStream::connect(gw.proxy).ok()?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .ok()?;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).ok()?;
+        String::from_utf8_lossy(&buf[..n])
+            .starts_with("HTTP/1.1 200")
+            .then_some(s)
+    };
+    // Three such connections take every slot of 127.0.0.1 (once the readiness probe's is gone).
+    common::wait_for(
+        "three connections served",
+        std::time::Duration::from_secs(5),
+        || {
+            let held: Vec<_> = (0..3).filter_map(|_| served()).collect();
+            if held.len() < 3 {
+                return None;
+            }
+            let mut fourth = std::net::TcpStream::connect(gw.proxy).expect("connect");
+            fourth
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .expect("timeout");
+            let _ = fourth.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            let mut buf = [0u8; 64];
+            let refused = matches!(fourth.read(&mut buf), Ok(0) | Err(_));
+            drop(held);
+            refused.then_some(())
+        },
+    );
+    // Once they close, the address gets its slots back.
+    common::wait_for("a slot to free", std::time::Duration::from_secs(5), || {
+        (common::get(&gw.url("/")).status == 200).then_some(())
+    });
+}

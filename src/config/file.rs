@@ -298,6 +298,12 @@ pub struct SecurityConfig {
     pub ip_allow: Vec<String>,
     #[serde(default)]
     pub ip_deny: Vec<String>,
+    /// The whole request head must arrive within this, from its first byte (default 10s; 0s: off).
+    #[serde(default)]
+    pub request_head_timeout: Option<HumanDuration>,
+    /// Connections one client address may hold open at once (default: no cap).
+    #[serde(default)]
+    pub max_connections_per_ip: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]

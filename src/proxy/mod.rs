@@ -4,6 +4,7 @@
 
 mod access_log;
 mod builtin;
+mod connection;
 mod ctx;
 mod errors;
 mod forwarded;
@@ -13,4 +14,5 @@ mod request_id;
 mod respond;
 mod service;
 
+pub use connection::Guarded;
 pub use service::Gateway;

@@ -15,6 +15,7 @@ use crate::outcome::{Denial, ErrorCode, Flow};
 use http::HeaderValue;
 use pingora::http::RequestHeader;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A problem in the `security` section (or a group's or route's security settings).
 #[derive(Debug, thiserror::Error)]
@@ -42,10 +43,23 @@ pub struct Edge {
     pub ip_rules: IpRules,
     /// Largest request body accepted, in bytes.
     pub max_body_size: Option<u64>,
+    /// The whole request head must arrive within this, from its first byte.
+    pub request_head_timeout: Option<Duration>,
+    /// Connections one client address may hold open at once.
+    pub max_connections_per_ip: Option<u32>,
 }
+
+/// The default `request_head_timeout`.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Checks and builds the section; every problem is pushed with its path.
 pub fn build(cfg: &SecurityConfig, errors: &mut ConfigErrors) -> Edge {
+    if cfg.max_connections_per_ip == Some(0) {
+        errors.push(
+            "security.max_connections_per_ip",
+            SecurityError::NotPositive,
+        );
+    }
     if cfg.max_body_size.is_some_and(|s| s.0 == 0) {
         errors.push("security.max_body_size", SecurityError::NotPositive);
     }
@@ -64,6 +78,10 @@ pub fn build(cfg: &SecurityConfig, errors: &mut ConfigErrors) -> Edge {
         trusted_proxies: TrustedProxies::build(&cfg.trusted_proxies, errors),
         ip_rules: IpRules::build("security", &cfg.ip_allow, &cfg.ip_deny, errors),
         max_body_size: cfg.max_body_size.map(|s| s.0),
+        // `0s` turns the deadline off.
+        request_head_timeout: Some(cfg.request_head_timeout.map_or(HEAD_TIMEOUT, |d| d.0))
+            .filter(|d| !d.is_zero()),
+        max_connections_per_ip: cfg.max_connections_per_ip.filter(|n| *n > 0),
     }
 }
 
