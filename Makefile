@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_BACKENDS = users-1=127.0.0.1:9001 users-2=127.0.0.1:9002 orders=127.0.0.1:9003
 
-.PHONY: all build run test lint check-config bench bench-load bench-micro clean
+.PHONY: all build run test lint deny check-config bench bench-load bench-micro docker clean
 
 all: build
 
@@ -22,9 +22,18 @@ lint:
 check-config: build
 	./target/debug/gateway --demo -t -c conf/gateway.yaml
 
-## test: formatting, lints, the demo config, unit and end-to-end tests.
-test: lint check-config
+## test: formatting, lints, the supply-chain gate, the demo config, unit and end-to-end tests
+## (these include systemd-analyze on the unit and hadolint on the Dockerfile).
+test: lint deny check-config
 	$(CARGO) test --all-targets
+
+## deny: licences, bans and sources of every dependency (deny.toml); works offline.
+deny:
+	$(CARGO) deny check licenses bans sources
+
+## docker: the container image (Dockerfile); `docker compose up --build` runs the whole stack.
+docker:
+	docker build -t api-gateway .
 
 ## bench: release build, load scenarios against a direct connection and nginx, then criterion.
 bench: bench-load bench-micro

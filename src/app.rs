@@ -27,7 +27,11 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
         ..Opt::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&file.server, cli.daemon));
-    server.bootstrap();
+    // Bootstrap (taking the sockets over in an upgrade) runs as a service, after any daemon
+    // fork: the foreground parent of `-d` then returns once the daemon has written its pid file
+    // and waits for the sockets, which is what systemd's ExecReload needs (see
+    // conf/gateway.service). Listening services wait for it.
+    let bootstrap = server.bootstrap_as_a_service();
 
     let shared = Shared::new(snapshot, config_path, cli.demo);
     if crate::metrics::get().is_some() {
@@ -66,10 +70,11 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     proxy.add_tcp(&file.listen.proxy);
     let proxy = server.add_service(proxy);
     proxy.add_dependency(&reloader);
+    proxy.add_dependency(&bootstrap);
 
     let mut metrics = Service::new("metrics".to_owned(), MetricsApp);
     metrics.add_tcp(&file.listen.metrics);
-    server.add_service(metrics);
+    server.add_service(metrics).add_dependency(&bootstrap);
 
     log::info!(
         "gateway starting: proxy on {}, metrics on {}",
@@ -84,6 +89,8 @@ fn server_conf(cfg: &ServerConfig, daemon: bool) -> ServerConf {
         daemon,
         threads: cfg.threads,
         pid_file: cfg.pid_file.clone(),
+        // `-d`: the foreground process exits only once the daemon is up and its pid file written.
+        daemon_wait_for_ready: daemon,
         upgrade_sock: cfg.upgrade_sock.clone(),
         grace_period_seconds: Some(whole_seconds(cfg.grace_period.0)),
         graceful_shutdown_timeout_seconds: Some(whole_seconds(cfg.graceful_shutdown_timeout.0)),

@@ -5,8 +5,8 @@
 #
 # Needs: wrk (apt-get install wrk); optional: nginx (fast origin and the comparison), redis-server.
 # Tunables: BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_CONNECTIONS (50), BENCH_ROUNDS (3).
-# BENCH_BASELINE=<path to another gateway binary> adds its plain and full scenarios to the same
-# rounds, for a before/after comparison in one sitting.
+# BENCH_BASELINE=<path>[:<path>...] adds the plain and full scenarios of other gateway builds to
+# the same rounds (labelled by file name), for a before/after comparison in one sitting.
 # Scenarios are measured in interleaved rounds and the median round is reported, so a noisy
 # neighbour during one run does not decide a ratio.
 set -euo pipefail
@@ -173,16 +173,18 @@ $(full_routes "$3")"
 }
 full_gateway gw-full "gateway: full pipeline" memory ""
 
-# 3b. The same two scenarios on another build, when asked.
-if [ -n "${BENCH_BASELINE:-}" ]; then
-  [ -x "$BENCH_BASELINE" ] || { echo "BENCH_BASELINE is not an executable: $BENCH_BASELINE" >&2; exit 1; }
+# 3b. The same two scenarios on other builds, when asked.
+IFS=':' read -r -a BASELINES <<<"${BENCH_BASELINE:-}"
+for bin in "${BASELINES[@]}"; do
+  [ -x "$bin" ] || { echo "BENCH_BASELINE: not an executable: $bin" >&2; exit 1; }
+  name=$(basename "$bin")
   PORT=$(free_port)
-  gateway_config "$WORK/base-plain.yaml" "$PORT" warn false "routes: [{name: api, path: /api, upstream: origin}]"
-  start base-plain "${PROXY_CPU[@]}" -- "$BENCH_BASELINE" -c "$WORK/base-plain.yaml"
+  gateway_config "$WORK/$name-plain.yaml" "$PORT" warn false "routes: [{name: api, path: /api, upstream: origin}]"
+  start "$name-plain" "${PROXY_CPU[@]}" -- "$bin" -c "$WORK/$name-plain.yaml"
   BASE_PID=$LAST_PID; wait_port "$PORT"
-  scenario "baseline: plain proxy" "http://127.0.0.1:$PORT/api/items" "$BASE_PID"
-  full_gateway base-full "baseline: full pipeline" memory "" "$BENCH_BASELINE"
-fi
+  scenario "$name: plain proxy" "http://127.0.0.1:$PORT/api/items" "$BASE_PID"
+  full_gateway "$name-full" "$name: full pipeline" memory "" "$bin"
+done
 
 # 4. The same with the limit shared through a local redis-server (one Lua round trip a request).
 if command -v redis-server >/dev/null; then
@@ -245,7 +247,7 @@ for i in "${!LABELS[@]}"; do
   rss="-"
   [ "${PIDS_OF[$i]}" != "-" ] && rss=$(peak_rss_mib "${PIDS_OF[$i]}")
   vs_bare="-"; vs_nginx="-"
-  if [[ "${LABELS[$i]}" == gateway* || "${LABELS[$i]}" == baseline* || "${LABELS[$i]}" == pingora* ]]; then
+  if [ "${PIDS_OF[$i]}" != "-" ] && [ "${LABELS[$i]}" != "$NGINX_LABEL" ]; then
     vs_bare=$(ratio "$rps" "$BARE_RPS"); vs_nginx=$(ratio "$rps" "$NGINX_RPS")
   fi
   printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABELS[$i]}" "$rps" "$p50" "$p99" "$errors" "$rss" "$vs_bare" "$vs_nginx"

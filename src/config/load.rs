@@ -40,10 +40,21 @@ pub struct Parsed {
     pub demo: bool,
 }
 
-/// Reads and parses the config file at `path`.
+/// Reads and parses the config file at `path`. Relative paths in it (pid file, upgrade socket,
+/// key files, dashboard folder) are taken against the file's own folder, whatever the working
+/// directory (a daemon runs in `/`).
 pub fn load_file(path: &Path) -> Parsed {
     match std::fs::read_to_string(path) {
-        Ok(text) => parse_str(&text, |name| std::env::var(name).ok()),
+        Ok(text) => {
+            let mut parsed = parse_str(&text, |name| std::env::var(name).ok());
+            let folder = std::fs::canonicalize(path)
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_path_buf));
+            if let Some(folder) = folder {
+                resolve_paths(&mut parsed.file, &folder);
+            }
+            parsed
+        }
         Err(e) => {
             let mut parsed = Parsed::default();
             parsed
@@ -154,6 +165,28 @@ where
     parsed
 }
 
+/// Makes the file's relative paths absolute against `folder`.
+fn resolve_paths(file: &mut FileConfig, folder: &Path) {
+    let absolute = |p: &mut String| {
+        if !p.is_empty() && Path::new(p.as_str()).is_relative() {
+            *p = folder.join(p.as_str()).to_string_lossy().into_owned();
+        }
+    };
+    absolute(&mut file.server.pid_file);
+    absolute(&mut file.server.upgrade_sock);
+    if let Some(jwt) = file.auth.as_mut().and_then(|a| a.jwt.as_mut()) {
+        for key in [&mut jwt.public_key_file, &mut jwt.private_key_file]
+            .into_iter()
+            .flatten()
+        {
+            absolute(key);
+        }
+    }
+    if let Some(dir) = file.admin.as_mut().and_then(|a| a.dashboard_dir.as_mut()) {
+        absolute(dir);
+    }
+}
+
 fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *slot = v;
@@ -249,6 +282,29 @@ mod tests {
         let text = p.errors.to_string();
         assert!(text.contains("upstreams: missing"), "{text}");
         assert!(text.contains("routes: missing"), "{text}");
+    }
+
+    #[test]
+    fn relative_paths_are_taken_against_the_file_folder() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("gw.yaml");
+        std::fs::write(
+            &path,
+            "server: {pid_file: run/gw.pid, upgrade_sock: /abs/up.sock}\nauth:\n  jwt: {algorithm: RS256, public_key_file: keys/pub.pem}\nupstreams:\n  u: {backends: [{addr: 127.0.0.1:1}]}\nroutes:\n  - {name: r, path: /, upstream: u}\n",
+        )
+        .expect("write");
+        let parsed = load_file(&path);
+        let folder = std::fs::canonicalize(dir.path()).expect("folder");
+        assert_eq!(
+            Path::new(&parsed.file.server.pid_file),
+            folder.join("run/gw.pid")
+        );
+        assert_eq!(parsed.file.server.upgrade_sock, "/abs/up.sock");
+        let jwt = parsed.file.auth.and_then(|a| a.jwt).expect("jwt");
+        assert_eq!(
+            jwt.public_key_file.map(std::path::PathBuf::from),
+            Some(folder.join("keys/pub.pem"))
+        );
     }
 
     #[test]
