@@ -10,10 +10,10 @@ use common::{raw, request, Backend, Gateway};
 #[test]
 fn global_ip_rules_cover_the_token_endpoints() {
     let b = Backend::start("b");
-    let gw = Gateway::start(&format!(
-        "{}security: {{ip_deny: [127.0.0.1/32]}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
-        auth_section("memory"),
-        b.addr
+    let gw = Gateway::start(&with_routes(
+        auth_section("memory") + "security: {ip_deny: [127.0.0.1/32]}\n",
+        &b,
+        &["{name: r, path: /, upstream: u}"],
     ));
     let r = login(&gw, "alice", "alice-pass");
     assert_eq!(r.status, 403, "{}", r.body);
@@ -28,10 +28,13 @@ fn global_ip_rules_cover_the_token_endpoints() {
 #[test]
 fn repeated_credentials_are_refused_and_checked_keys_are_not_forwarded() {
     let b = Backend::start("b");
-    let gw = Gateway::start(&format!(
-        "{}upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: open, path: /open, upstream: u}}\n  - {{name: me, path: /me, upstream: u, auth: {{required: true}}}}\n",
+    let gw = Gateway::start(&with_routes(
         auth_section("memory"),
-        b.addr
+        &b,
+        &[
+            "{name: open, path: /open, upstream: u}",
+            "{name: me, path: /me, upstream: u, auth: {required: true}}",
+        ],
     ));
     let (token, _) = tokens(&gw, "alice", "alice-pass");
     for (path, name, first, second) in [
@@ -85,10 +88,10 @@ fn repeated_credentials_are_refused_and_checked_keys_are_not_forwarded() {
 #[test]
 fn roles_without_required_still_need_a_caller() {
     let b = Backend::start("b");
-    let gw = Gateway::start(&format!(
-        "{}upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: admin, path: /admin, upstream: u, auth: {{roles: [admin]}}}}\n",
+    let gw = Gateway::start(&with_routes(
         auth_section("memory"),
-        b.addr
+        &b,
+        &["{name: admin, path: /admin, upstream: u, auth: {roles: [admin]}}"],
     ));
     let anonymous = common::get(&gw.url("/admin"));
     assert_eq!(anonymous.status, 401, "{}", anonymous.body);
@@ -130,9 +133,10 @@ fn an_explicitly_open_route_with_roles_is_a_config_error() {
 #[test]
 fn identity_and_proxy_headers_from_clients_never_reach_the_backend() {
     let b = Backend::start("b");
-    let gw = Gateway::start(&format!(
-        "upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
-        b.addr
+    let gw = Gateway::start(&with_routes(
+        String::new(),
+        &b,
+        &["{name: r, path: /, upstream: u}"],
     ));
     let sent = [
         ("X-User-Id", "admin"),
@@ -179,6 +183,19 @@ fn identity_and_proxy_headers_from_clients_never_reach_the_backend() {
     assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
 }
 
+/// `prefix` (other sections), then one upstream `u` on `backend` and `routes` to it.
+fn with_routes(prefix: impl Into<String>, backend: &Backend, routes: &[&str]) -> String {
+    let mut yaml = prefix.into();
+    yaml.push_str(&format!(
+        "upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n",
+        backend.addr
+    ));
+    for r in routes {
+        yaml.push_str(&format!("  - {r}\n"));
+    }
+    yaml
+}
+
 fn status_of(answer: &str) -> u16 {
     answer
         .split(' ')
@@ -190,11 +207,7 @@ fn status_of(answer: &str) -> u16 {
 #[test]
 fn path_variants_cannot_reach_a_parent_route() {
     let b = Backend::start("b");
-    let gw = Gateway::start(&format!(
-        "{}upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: api, path: /api, upstream: u, auth: {{roles: [user]}}}}\n  - {{name: admin, path: /api/admin, upstream: u, auth: {{roles: [admin]}}, case_insensitive: true}}\n  - {{name: internal, path: /internal, upstream: u, ip_allow: [10.0.0.0/8]}}\n  - {{name: rl, path: /rl, upstream: u, rate_limit: {{rate: 1/m, burst: 1, key: [path]}}}}\n",
-        auth_section("memory"),
-        b.addr
-    ));
+    let gw = Gateway::start(&with_routes(auth_section("memory"), &b, &["{name: api, path: /api, upstream: u, auth: {roles: [user]}}", "{name: admin, path: /api/admin, upstream: u, auth: {roles: [admin]}, case_insensitive: true}", "{name: internal, path: /internal, upstream: u, ip_allow: [10.0.0.0/8]}", "{name: rl, path: /rl, upstream: u, rate_limit: {rate: 1/m, burst: 1, key: [path]}}"]));
     let (user, _) = tokens(&gw, "alice", "alice-pass");
     let get = |path: &str, token: Option<&str>| {
         let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
@@ -274,10 +287,10 @@ fn ipv4_clients_of_a_dual_stack_listener_meet_ipv4_rules() {
 fn configured_claims_are_required_and_audience_lists_accepted() {
     use jsonwebtoken::{encode, EncodingKey, Header};
     let b = Backend::start("b");
-    let gw = Gateway::start(&format!(
-        "{}upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: me, path: /me, upstream: u, auth: {{required: true}}}}\n",
+    let gw = Gateway::start(&with_routes(
         auth_section("memory"),
-        b.addr
+        &b,
+        &["{name: me, path: /me, upstream: u, auth: {required: true}}"],
     ));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -431,10 +444,10 @@ fn a_login_has_an_absolute_lifetime_that_refreshing_does_not_extend() {
     use common::auth::hash;
     let b = Backend::start("b");
     let alice = hash("alice-pass");
-    let gw = Gateway::start(&format!(
-        "{}upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: me, path: /me, upstream: u, auth: {{required: true}}}}\n",
+    let gw = Gateway::start(&with_routes(
         users_section(&[("alice", alice.as_str(), "user")], ", session_ttl: 2s"),
-        b.addr
+        &b,
+        &["{name: me, path: /me, upstream: u, auth: {required: true}}"],
     ));
     let started = std::time::Instant::now();
     let (_, mut token) = tokens(&gw, "alice", "alice-pass");
@@ -479,9 +492,10 @@ fn login_limits_count_failures_are_configurable_and_cover_addresses_and_refreshe
         ],
         "",
     ) + "  login_limit: {per_user: 2/m, per_ip: 4/m, refresh_per_ip: 3/m}\n";
-    let gw = Gateway::start(&format!(
-        "{section}upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
-        b.addr
+    let gw = Gateway::start(&with_routes(
+        section.clone(),
+        &b,
+        &["{name: r, path: /, upstream: u}"],
     ));
     // Successes never count: a dashboard open in many tabs logs in again and again.
     for _ in 0..8 {
@@ -500,9 +514,10 @@ fn login_limits_count_failures_are_configurable_and_cover_addresses_and_refreshe
     assert_eq!(r.status, 429, "per_ip: {}", r.body);
     assert!(r.header("retry-after").is_some());
 
-    let refresh_gw = Gateway::start(&format!(
-        "{section}upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
-        b.addr
+    let refresh_gw = Gateway::start(&with_routes(
+        section.clone(),
+        &b,
+        &["{name: r, path: /, upstream: u}"],
     ));
     let (_, mut token) = tokens(&refresh_gw, "alice", "alice-pass");
     for _ in 0..3 {
@@ -532,10 +547,10 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[test]
 fn a_flood_of_logins_cannot_exhaust_memory() {
     let b = Backend::start("b");
-    let gw = Gateway::start(&format!(
-        "{}upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
+    let gw = Gateway::start(&with_routes(
         auth_section("memory"),
-        b.addr
+        &b,
+        &["{name: r, path: /, upstream: u}"],
     ));
     let before = peak_rss_kib(gw.child.id());
     let statuses: Vec<u16> = std::thread::scope(|s| {
@@ -562,9 +577,10 @@ fn a_flood_of_logins_cannot_exhaust_memory() {
 #[test]
 fn strip_prefix_never_hands_the_backend_a_network_path() {
     let b = Backend::start("b");
-    let gw = Gateway::start(&format!(
-        "upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /api, upstream: u, strip_prefix: true}}\n",
-        b.addr
+    let gw = Gateway::start(&with_routes(
+        String::new(),
+        &b,
+        &["{name: r, path: /api, upstream: u, strip_prefix: true}"],
     ));
     for (sent, expected) in [
         ("/api//evil.example/x", "/evil.example/x"),
@@ -586,10 +602,13 @@ fn strip_prefix_never_hands_the_backend_a_network_path() {
 fn malformed_requests_get_the_contract_errors() {
     use jsonwebtoken::{encode, EncodingKey, Header};
     let b = Backend::start("b");
-    let gw = Gateway::start(&format!(
-        "{}upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: open, path: /open, upstream: u}}\n  - {{name: me, path: /me, upstream: u, auth: {{required: true}}}}\n",
+    let gw = Gateway::start(&with_routes(
         auth_section("memory"),
-        b.addr
+        &b,
+        &[
+            "{name: open, path: /open, upstream: u}",
+            "{name: me, path: /me, upstream: u, auth: {required: true}}",
+        ],
     ));
     let send = |head: &str| raw(gw.proxy, head.as_bytes());
     let no_host = send("GET /open HTTP/1.1\r\nConnection: close\r\n\r\n");
@@ -624,10 +643,7 @@ fn malformed_requests_get_the_contract_errors() {
 #[test]
 fn long_limit_keys_cost_a_fixed_size() {
     let b = Backend::start("b");
-    let gw = Gateway::start(&format!(
-        "upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u, rate_limit: {{rate: 1000000/s, burst: 1000000, key: [path]}}}}\n",
-        b.addr
-    ));
+    let gw = Gateway::start(&with_routes(String::new(), &b, &["{name: r, path: /, upstream: u, rate_limit: {rate: 1000000/s, burst: 1000000, key: [path]}}"]));
     let pad = "a".repeat(58 * 1024);
     let send = |i: usize| {
         let head = format!("GET /{i}-{pad} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -653,9 +669,10 @@ fn long_limit_keys_cost_a_fixed_size() {
 fn a_request_head_sent_slowly_is_cut_off() {
     use std::io::{Read, Write};
     let b = Backend::start("b");
-    let gw = Gateway::start(&format!(
-        "security: {{request_head_timeout: 1s}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
-        b.addr
+    let gw = Gateway::start(&with_routes(
+        "security: {request_head_timeout: 1s}\n".to_owned(),
+        &b,
+        &["{name: r, path: /, upstream: u}"],
     ));
     let mut s = std::net::TcpStream::connect(gw.proxy).expect("connect");
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
@@ -706,9 +723,10 @@ fn a_request_head_sent_slowly_is_cut_off() {
 fn connections_per_address_are_capped() {
     use std::io::{Read, Write};
     let b = Backend::start("b");
-    let gw = Gateway::start(&format!(
-        "security: {{max_connections_per_ip: 3}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
-        b.addr
+    let gw = Gateway::start(&with_routes(
+        "security: {max_connections_per_ip: 3}\n".to_owned(),
+        &b,
+        &["{name: r, path: /, upstream: u}"],
     ));
     // A connection that got an answer is counted and stays open (keep-alive).
     let served = || {
