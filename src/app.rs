@@ -28,9 +28,9 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     };
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(&file.server, cli.daemon));
     // Bootstrap (taking the sockets over in an upgrade) runs as a service, after any daemon
-    // fork: the foreground parent of `-d` then returns once the daemon has written its pid file
-    // and waits for the sockets, which is what systemd's ExecReload needs (see
-    // conf/gateway.service). Listening services wait for it.
+    // fork, so `-u -d` returns at once and systemd's next ExecReload line can send SIGQUIT to the
+    // old process, which only then hands its sockets over (see conf/gateway.service). Listening
+    // services wait for it.
     let bootstrap = server.bootstrap_as_a_service();
 
     let shared = Shared::new(snapshot, config_path, cli.demo);
@@ -88,9 +88,11 @@ fn server_conf(cfg: &ServerConfig, daemon: bool) -> ServerConf {
     ServerConf {
         daemon,
         threads: cfg.threads,
+        // Not `daemon_wait_for_ready`: in pingora 0.9.1 the daemon can signal readiness before
+        // the parent listens for it, and the signal then kills the parent (a failed reload).
+        // The new pid file is written right after the fork, seconds before the old process
+        // exits, which is what systemd needs to follow the main pid.
         pid_file: cfg.pid_file.clone(),
-        // `-d`: the foreground process exits only once the daemon is up and its pid file written.
-        daemon_wait_for_ready: daemon,
         upgrade_sock: cfg.upgrade_sock.clone(),
         grace_period_seconds: Some(whole_seconds(cfg.grace_period.0)),
         graceful_shutdown_timeout_seconds: Some(whole_seconds(cfg.graceful_shutdown_timeout.0)),

@@ -383,7 +383,11 @@ fn relative_paths_resolve_against_the_config_folder_in_daemon_mode() {
         .status()
         .expect("gateway -d");
     assert!(start.success());
-    let pid = daemon.pid().expect("pid file in the config folder");
+    let pid = wait_for(
+        "the pid file in the config folder",
+        Duration::from_secs(10),
+        || daemon.pid(),
+    );
     daemon.seen.push(pid);
     let login = format!("http://127.0.0.1:{proxy}/auth/login");
     wait_listening(proxy);
