@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_BACKENDS = users-1=127.0.0.1:9001 users-2=127.0.0.1:9002 orders=127.0.0.1:9003
 
-.PHONY: all build run test lint deny check-config bench bench-load bench-micro docker clean
+.PHONY: all build run test lint deny check-config bench bench-load bench-micro docker fuzz clean
 
 all: build
 
@@ -30,6 +30,15 @@ test: lint deny check-config
 ## deny: licences, bans and sources of every dependency (deny.toml); works offline.
 deny:
 	$(CARGO) deny check licenses bans sources
+
+## fuzz: every fuzz target for FUZZ_SECONDS each (cargo-fuzz on nightly; see README, Fuzzing).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = path_lookup config jwt client_ip limit_key
+fuzz:
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  dict=; [ $$t = path_lookup ] && dict=-dict=path.dict; \
+	  cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) $$dict || exit 1; \
+	done
 
 ## docker: the container image (Dockerfile); `docker compose up --build` runs the whole stack.
 docker:

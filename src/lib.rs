@@ -48,3 +48,44 @@ pub use snapshot::{compile, Snapshot};
 pub fn config_warnings(snapshot: &Snapshot) -> Vec<String> {
     snapshot::warnings(&snapshot.file)
 }
+
+/// Entry points for the fuzz targets in `fuzz/`: thin wrappers over internals, not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::config::ConfigErrors;
+    use crate::ratelimit::{KeyInputs, KeyPart};
+    use crate::security::TrustedProxies;
+    use std::net::IpAddr;
+
+    pub use crate::routing::normalize;
+    pub use pingora::http::RequestHeader;
+
+    /// The client address of a request from `peer` with `trusted` proxies (CIDR texts).
+    pub fn client_ip(peer: IpAddr, trusted: &[&str], req: &RequestHeader) -> IpAddr {
+        let list: Vec<String> = trusted.iter().map(|s| (*s).to_owned()).collect();
+        let trusted = TrustedProxies::build(&list, &mut ConfigErrors::default());
+        crate::proxy::client_ip(peer, &trusted, req)
+    }
+
+    /// The rate-limit key of the parts named in `parts` (config names) for these inputs.
+    pub fn limit_key(
+        parts: &[&str],
+        client_ip: Option<IpAddr>,
+        user: Option<&str>,
+        path: &str,
+        route: &str,
+        headers: &http::HeaderMap,
+    ) -> Vec<u8> {
+        let parts: Vec<KeyPart> = parts.iter().filter_map(|p| KeyPart::parse(p)).collect();
+        let inputs = KeyInputs {
+            client_ip,
+            user,
+            path,
+            route,
+            headers,
+        };
+        let mut out = Vec::new();
+        crate::ratelimit::write_key(&parts, &inputs, &mut out);
+        out
+    }
+}

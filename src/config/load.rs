@@ -152,15 +152,27 @@ where
             ),
         }
     }
+    // Present but empty (`routes: []`, or a key with only a comment under it) is as good as
+    // missing: a gateway without routes answers nothing but 404.
     if !seen_upstreams {
         parsed
             .errors
             .push("upstreams", "missing: at least one upstream is required");
+    } else if parsed.declared_upstreams.is_empty() {
+        parsed
+            .errors
+            .push("upstreams", "empty: at least one upstream is required");
     }
     if !seen_routes {
         parsed
             .errors
             .push("routes", "missing: at least one route is required");
+    } else if parsed.route_index.is_empty()
+        && !parsed.errors.iter().any(|e| e.path.starts_with("routes"))
+    {
+        parsed
+            .errors
+            .push("routes", "empty: at least one route is required");
     }
     parsed
 }
@@ -305,6 +317,21 @@ mod tests {
             jwt.public_key_file.map(std::path::PathBuf::from),
             Some(folder.join("keys/pub.pem"))
         );
+    }
+
+    #[test]
+    fn empty_routes_or_upstreams_are_errors() {
+        // Found by the `config` fuzz target: a `routes:` key with only a comment under it.
+        let p =
+            parse("upstreams: {u: {backends: [{addr: \"127.0.0.1:1\"}]}}\nroutes:\n  # none yet\n");
+        assert_eq!(
+            p.errors.to_string(),
+            "routes: empty: at least one route is required"
+        );
+        let p = parse("upstreams: {}\nroutes: []\n");
+        let text = p.errors.to_string();
+        assert!(text.contains("upstreams: empty"), "{text}");
+        assert!(text.contains("routes: empty"), "{text}");
     }
 
     #[test]

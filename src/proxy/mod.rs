@@ -15,4 +15,5 @@ mod respond;
 mod service;
 
 pub use connection::Guarded;
+pub use forwarded::client_ip;
 pub use service::Gateway;

@@ -260,4 +260,82 @@ mod tests {
             store.len()
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Request times in milliseconds after the start, in order.
+        fn timeline() -> impl Strategy<Value = Vec<u64>> {
+            prop::collection::vec(0u64..400, 1..200).prop_map(|gaps| {
+                gaps.iter()
+                    .scan(0, |t, g| {
+                        *t += g;
+                        Some(*t)
+                    })
+                    .collect()
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn a_token_bucket_never_allows_more_than_burst_plus_refill(
+                times in timeline(),
+                rate in 1u32..50,
+                burst in 1u32..20,
+            ) {
+                let store = LocalStore::new(100);
+                let alg = Algorithm::TokenBucket { rate: f64::from(rate), burst: f64::from(burst) };
+                let t0 = store.epoch;
+                let allowed: Vec<u64> = times
+                    .iter()
+                    .copied()
+                    .filter(|ms| store.check(alg, b"k", t0 + Duration::from_millis(*ms)).allowed)
+                    .collect();
+                // In any interval, at most the bucket plus what refilled during it.
+                for (i, start) in allowed.iter().enumerate() {
+                    for (j, end) in allowed.iter().enumerate().skip(i) {
+                        let refill = (end - start) as f64 / 1000.0 * f64::from(rate);
+                        prop_assert!(
+                            (j - i + 1) as f64 <= f64::from(burst) + refill + 1e-6,
+                            "{} allowed in {} ms (rate {}, burst {})", j - i + 1, end - start, rate, burst
+                        );
+                    }
+                }
+                // A request after the bucket had time to refill a token always passes.
+                if let Some(last) = times.last() {
+                    let later = t0 + Duration::from_millis(last + 1000 / u64::from(rate) + 1);
+                    prop_assert!(store.check(alg, b"k", later).allowed);
+                }
+            }
+
+            #[test]
+            fn a_sliding_window_never_allows_more_than_the_limit_per_window(
+                times in timeline(),
+                limit in 1u64..15,
+                window_ms in 100u64..3000,
+            ) {
+                let store = LocalStore::new(100);
+                let window = Duration::from_millis(window_ms);
+                let alg = Algorithm::SlidingWindow { limit, window };
+                let t0 = store.epoch;
+                let allowed: Vec<u64> = times
+                    .iter()
+                    .copied()
+                    .filter(|ms| store.check(alg, b"k", t0 + Duration::from_millis(*ms)).allowed)
+                    .collect();
+                // Each fixed window takes at most `limit`...
+                let mut per_window = std::collections::HashMap::new();
+                for ms in &allowed {
+                    *per_window.entry(ms / window_ms).or_insert(0u64) += 1;
+                }
+                prop_assert!(per_window.values().all(|n| *n <= limit), "{:?}", per_window);
+                // ...and the weighted estimate keeps any window-long stretch under twice it.
+                for (i, start) in allowed.iter().enumerate() {
+                    let n = allowed[i..].iter().take_while(|t| **t < start + window_ms).count();
+                    prop_assert!(n as u64 <= 2 * limit, "{} in one window", n);
+                }
+            }
+        }
+    }
 }

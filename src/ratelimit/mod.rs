@@ -164,32 +164,36 @@ impl Limiter {
         }
     }
 
-    /// The key: each part prefixed with its length, so no two different inputs give one key
-    /// (`("ab", "c")` and `("a", "bc")` differ, whatever bytes the parts hold).
     fn write_key(&self, inputs: &KeyInputs<'_>, out: &mut Vec<u8>) {
-        use std::io::Write;
-        out.clear();
-        for part in &self.key {
-            let start = out.len();
-            out.extend_from_slice(&[0; 4]);
-            match part {
-                KeyPart::ClientIp => {
-                    if let Some(ip) = inputs.client_ip {
-                        let _ = write!(out, "{ip}");
-                    }
-                }
-                KeyPart::User => out.extend_from_slice(inputs.user.unwrap_or("").as_bytes()),
-                KeyPart::Path => out.extend_from_slice(inputs.path.as_bytes()),
-                KeyPart::Route => out.extend_from_slice(inputs.route.as_bytes()),
-                KeyPart::Header(name) => {
-                    for v in inputs.headers.get_all(name) {
-                        out.extend_from_slice(v.as_bytes());
-                        out.push(b',');
-                    }
+        write_key(&self.key, inputs, out);
+    }
+}
+
+/// The key: each part prefixed with its length, so no two different inputs give one key
+/// (`("ab", "c")` and `("a", "bc")` differ, whatever bytes the parts hold).
+pub fn write_key(parts: &[KeyPart], inputs: &KeyInputs<'_>, out: &mut Vec<u8>) {
+    use std::io::Write;
+    out.clear();
+    for part in parts {
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        match part {
+            KeyPart::ClientIp => {
+                if let Some(ip) = inputs.client_ip {
+                    let _ = write!(out, "{ip}");
                 }
             }
-            let len = (out.len() - start - 4) as u32;
-            out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+            KeyPart::User => out.extend_from_slice(inputs.user.unwrap_or("").as_bytes()),
+            KeyPart::Path => out.extend_from_slice(inputs.path.as_bytes()),
+            KeyPart::Route => out.extend_from_slice(inputs.route.as_bytes()),
+            KeyPart::Header(name) => {
+                for v in inputs.headers.get_all(name) {
+                    out.extend_from_slice(v.as_bytes());
+                    out.push(b',');
+                }
+            }
         }
+        let len = (out.len() - start - 4) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     }
 }

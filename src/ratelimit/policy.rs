@@ -27,7 +27,8 @@ pub enum KeyPart {
 }
 
 impl KeyPart {
-    fn parse(text: &str) -> Option<KeyPart> {
+    /// A key part by its config name (`client_ip`, `user`, `path`, `route`, `header:<Name>`).
+    pub fn parse(text: &str) -> Option<KeyPart> {
         Some(match text {
             "client_ip" => KeyPart::ClientIp,
             "user" => KeyPart::User,

@@ -197,4 +197,50 @@ mod tests {
             assert!(matches!(normalize(&once), Ok(Cow::Borrowed(_))));
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Paths made of the characters path tricks are made of.
+        fn tricky_path() -> impl Strategy<Value = String> {
+            let piece = prop::sample::select(vec![
+                "/", "//", ".", "..", "%2e", "%2E", "%2f", "%2F", "%5c", "\\", "%00", "%41", "%61",
+                "%7e", "%c3%a9", "%", "%4", "%zz", ";", "a", "A", "admin", "~", "-", "_", "%20",
+                "%09", "?",
+            ]);
+            prop::collection::vec(piece, 0..12).prop_map(|p| format!("/{}", p.concat()))
+        }
+
+        proptest! {
+            #[test]
+            fn normalizing_is_idempotent_and_leaves_no_tricks(path in tricky_path()) {
+                if let Ok(once) = normalize(&path) {
+                    let twice = normalize(&once);
+                    prop_assert_eq!(twice.as_deref(), Ok(once.as_ref()));
+                    prop_assert!(matches!(normalize(&once), Ok(Cow::Borrowed(_))));
+                    prop_assert!(once.starts_with('/'));
+                    prop_assert!(!once.contains("//"), "{}", once);
+                    prop_assert!(!once.contains('\\'), "{}", once);
+                    let lower = once.to_ascii_lowercase();
+                    for encoded in ["%2f", "%5c", "%00", "%2e"] {
+                        prop_assert!(!lower.contains(encoded), "{} in {}", encoded, once);
+                    }
+                    for seg in once[1..].split('/') {
+                        prop_assert!(seg != "." && seg != "..", "{}", once);
+                    }
+                }
+            }
+
+            #[test]
+            fn decoding_unreserved_escapes_never_changes_the_route(path in "(/[a-zA-Z0-9~_-]{1,6}){1,4}") {
+                // Escaping any unreserved character gives the same normalized path.
+                let escaped: String = path
+                    .bytes()
+                    .map(|b| if b == b'/' { "/".to_owned() } else { format!("%{b:02x}") })
+                    .collect();
+                prop_assert_eq!(normalize(&escaped).map(Cow::into_owned), Ok(path));
+            }
+        }
+    }
 }

@@ -238,4 +238,148 @@ mod tests {
             "api itself is exact"
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A generated route: prefix segments, methods (`None`: every method), case-insensitive.
+        #[derive(Debug, Clone)]
+        struct Spec {
+            segs: Vec<&'static str>,
+            methods: Option<Vec<&'static str>>,
+            ci: bool,
+        }
+
+        const SEGS: [&str; 4] = ["a", "b", "B", "cc"];
+        const METHODS: [&str; 3] = ["GET", "POST", "DELETE"];
+
+        fn spec() -> impl Strategy<Value = Spec> {
+            (
+                prop::collection::vec(prop::sample::select(SEGS.to_vec()), 0..3),
+                prop::option::of(prop::sample::subsequence(METHODS.to_vec(), 1..=2)),
+                prop::bool::weighted(0.25),
+            )
+                .prop_map(|(segs, methods, ci)| Spec { segs, methods, ci })
+        }
+
+        fn key(s: &Spec) -> (bool, String) {
+            let joined = s.segs.join("/");
+            (
+                s.ci,
+                if s.ci {
+                    joined.to_ascii_lowercase()
+                } else {
+                    joined
+                },
+            )
+        }
+
+        /// What `compile` lets through: at one prefix (folded for case-insensitive routes), at
+        /// most one route without methods and no method twice.
+        fn accepted(specs: Vec<Spec>) -> Vec<Spec> {
+            let mut out: Vec<Spec> = Vec::new();
+            for s in specs {
+                let clash = out.iter().any(|o| {
+                    key(o) == key(&s)
+                        && match (&o.methods, &s.methods) {
+                            (None, None) => true,
+                            (Some(a), Some(b)) => a.iter().any(|m| b.contains(m)),
+                            _ => false,
+                        }
+                });
+                if !clash {
+                    out.push(s);
+                }
+            }
+            out
+        }
+
+        /// The reference: scan every route, keep the deepest match of each kind (the exact one
+        /// wins a tie), then the route at that prefix that lists the method, else the one
+        /// without methods.
+        fn naive(specs: &[Spec], path: &[&str], method: &str) -> String {
+            let matches = |s: &Spec| {
+                s.segs.len() <= path.len()
+                    && s.segs.iter().zip(path).all(|(a, b)| {
+                        if s.ci {
+                            a.eq_ignore_ascii_case(b)
+                        } else {
+                            a == b
+                        }
+                    })
+            };
+            let deepest = |ci: bool| {
+                specs
+                    .iter()
+                    .filter(|s| s.ci == ci && matches(s))
+                    .map(|s| s.segs.len())
+                    .max()
+            };
+            let ci = match (deepest(false), deepest(true)) {
+                (Some(e), Some(f)) => f > e,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (None, None) => return "404".into(),
+            };
+            let depth = deepest(ci).unwrap_or(0);
+            let at: Vec<(usize, &Spec)> = specs
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.ci == ci && matches(s) && s.segs.len() == depth)
+                .collect();
+            let listed = at
+                .iter()
+                .find(|(_, s)| s.methods.as_ref().is_some_and(|m| m.contains(&method)));
+            let any = at.iter().find(|(_, s)| s.methods.is_none());
+            match listed.or(any) {
+                Some((i, _)) => format!("r{i}"),
+                None => "405".into(),
+            }
+        }
+
+        fn outcome(t: &RouteTable, path: &str, m: &str) -> String {
+            let method = Method::from_bytes(m.as_bytes()).expect("method");
+            match t.lookup(path, &method) {
+                Lookup::Found(r) => r.name.clone(),
+                Lookup::MethodNotAllowed(_) => "405".into(),
+                Lookup::NotFound => "404".into(),
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn the_table_agrees_with_a_linear_scan(
+                specs in prop::collection::vec(spec(), 0..8),
+                paths in prop::collection::vec(
+                    prop::collection::vec(prop::sample::select(vec!["a", "b", "B", "A", "cc", "CC", "x"]), 0..4),
+                    1..10,
+                ),
+                method in prop::sample::select(vec!["GET", "POST", "DELETE", "PUT"]),
+            ) {
+                let specs = accepted(specs);
+                let up = upstream();
+                let routes: Vec<Arc<Route>> = specs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let prefix = format!("/{}", s.segs.join("/"));
+                        let methods: Vec<&str> = s.methods.clone().unwrap_or_default();
+                        let mut r = route(&format!("r{i}"), &prefix, &methods, &up);
+                        Arc::get_mut(&mut r).expect("fresh").case_insensitive = s.ci;
+                        r
+                    })
+                    .collect();
+                let table = RouteTable::build(&routes);
+                for path in &paths {
+                    let text = format!("/{}", path.join("/"));
+                    prop_assert_eq!(
+                        outcome(&table, &text, method),
+                        naive(&specs, path, method),
+                        "{} {} with {:?}", method, text, specs
+                    );
+                }
+            }
+        }
+    }
 }

@@ -110,4 +110,48 @@ mod tests {
         let sel = Selector::build(Strategy::WeightedRound, &members(&[1000, 1]), None);
         assert_eq!(port(&sel, b"", &[1]), Some(2));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// nginx's `ngx_http_upstream_get_peer`: add weights, take the first largest, subtract
+        /// the total from it.
+        fn nginx(weights: &[usize], picks: usize) -> Vec<u16> {
+            let total: i64 = weights.iter().map(|w| *w as i64).sum();
+            let mut current = vec![0i64; weights.len()];
+            (0..picks)
+                .map(|_| {
+                    let mut best = 0;
+                    for (i, w) in weights.iter().enumerate() {
+                        current[i] += *w as i64;
+                        if current[i] > current[best] {
+                            best = i;
+                        }
+                    }
+                    current[best] -= total;
+                    best as u16 + 1
+                })
+                .collect()
+        }
+
+        proptest! {
+            #[test]
+            fn picks_follow_the_nginx_sequence(weights in prop::collection::vec(1usize..=10, 1..=6)) {
+                let total: usize = weights.iter().sum();
+                let sel = Selector::build(crate::config::file::Strategy::WeightedRound, &members(&weights), None);
+                let picks: Vec<u16> = (0..3 * total)
+                    .map(|_| port(&sel, b"", &[]).expect("pick"))
+                    .collect();
+                prop_assert_eq!(&picks, &nginx(&weights, 3 * total));
+                // Every full cycle of `total` picks gives each member exactly its weight.
+                for cycle in picks.chunks(total) {
+                    for (i, w) in weights.iter().enumerate() {
+                        let n = cycle.iter().filter(|p| usize::from(**p) == i + 1).count();
+                        prop_assert_eq!(n, *w);
+                    }
+                }
+            }
+        }
+    }
 }
