@@ -242,6 +242,21 @@ fn path_variants_cannot_reach_a_parent_route() {
             "{variant}: {status}"
         );
     }
+    // The built-in endpoints are found by the normalized path too: a spelling of /auth/login
+    // is the gateway's login (with its limits), never a path for a catch-all route.
+    let body = r#"{"username":"alice","password":"alice-pass"}"#;
+    for spelling in ["/auth//login", "/auth/%6cogin", "//auth/login"] {
+        let answer = raw(
+            gw.proxy,
+            format!(
+                "POST {spelling} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        assert_eq!(status_of(&answer), 200, "{spelling}: {answer}");
+        assert!(answer.contains("access_token"), "{spelling}: {answer}");
+    }
     assert_eq!(b.received(), 0, "no variant reached the backend");
 
     // What the backend gets is the path that was matched.

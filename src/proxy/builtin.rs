@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// The answer of a built-in endpoint, or `None` when the path is not one.
 pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<Flow>> {
     let req = session.req_header();
-    let path = req.uri.path();
+    let path = ctx.path.as_deref().unwrap_or(req.uri.path());
     if path == "/health" && matches!(req.method, http::Method::GET | http::Method::HEAD) {
         let (status, body) = health::report(&ctx.snapshot, session.is_process_shutting_down());
         return Ok(Some(Flow::Reply(Reply::json(status, body))));

@@ -63,8 +63,8 @@ pub struct RequestCtx {
     pub peer: Peer,
     /// The matched route; written once, by `request_filter`.
     pub route: Option<Arc<Route>>,
-    /// The normalized path the route matched, when it differs from the request's (written with
-    /// the route); the backend gets this one.
+    /// The normalized request path, when it differs from the one sent (written by
+    /// `request_filter` before anything reads the path); routes match it, the backend gets it.
     pub path: Option<Box<str>>,
     /// What the route's chain learnt about the caller.
     pub caller: Admitted,

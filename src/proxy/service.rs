@@ -57,16 +57,24 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    /// Header screening, built-in endpoints, route lookup, the route's checks; the first
-    /// answer is written.
+    /// Header screening, path normalization, built-in endpoints, route lookup, the route's
+    /// checks; the first answer is written.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let flow = match security::screen(session.req_header(), raw_head(session).as_deref()) {
-            Flow::Continue => match builtin::serve(session, ctx).await? {
-                Some(flow) => flow,
-                None => self.admit(session, ctx).await,
-            },
-            refused => refused,
-        };
+        let mut flow = security::screen(session.req_header(), raw_head(session).as_deref());
+        if flow == Flow::Continue {
+            flow = match normalize(session.req_header().uri.path()) {
+                Err(_) => ErrorCode::BadRequest.into(),
+                Ok(path) => {
+                    if let Cow::Owned(p) = path {
+                        ctx.path = Some(p.into_boxed_str());
+                    }
+                    match builtin::serve(session, ctx).await? {
+                        Some(flow) => flow,
+                        None => self.admit(session, ctx).await,
+                    }
+                }
+            };
+        }
         if flow == Flow::Continue {
             return Ok(false);
         }
@@ -221,10 +229,9 @@ impl Gateway {
             .and_then(|_| req.headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD))
             .and_then(|m| http::Method::from_bytes(m.as_bytes()).ok());
         let method = requested.as_ref().unwrap_or(&req.method);
-        let Ok(path) = normalize(req.uri.path()) else {
-            return ErrorCode::BadRequest.into();
-        };
-        let route = match snapshot.table.lookup(&path, method) {
+        // Borrowed field by field: the chain below writes `ctx.caller`.
+        let path = ctx.path.as_deref().unwrap_or(req.uri.path());
+        let route = match snapshot.table.lookup(path, method) {
             Lookup::Found(route) => Arc::clone(route),
             Lookup::MethodNotAllowed(_) if cors.is_some() => {
                 let origin = req.headers.get(http::header::ORIGIN);
@@ -240,19 +247,16 @@ impl Gateway {
         if !route.allow_semicolon && path.contains(';') {
             return ErrorCode::BadRequest.into();
         }
-        ctx.route = Some(Arc::clone(&route));
         let request = Request {
             header: req,
-            path: &path,
+            path,
             client_ip: ctx.peer.client_ip,
             preflight: cors.is_some(),
             route: &route.name,
             auth: snapshot.auth.as_deref(),
         };
         let flow = route.chain.run(&request, &mut ctx.caller).await;
-        if let Cow::Owned(p) = path {
-            ctx.path = Some(p.into_boxed_str());
-        }
+        ctx.route = Some(route);
         flow
     }
 }
