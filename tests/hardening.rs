@@ -150,6 +150,7 @@ fn identity_and_proxy_headers_from_clients_never_reach_the_backend() {
         ("X-Original-URL", "/admin"),
         ("X_Forwarded_For", "1.2.3.4"),
         ("X_Request_Id", "forged"),
+        ("X_API_Key", "forged"),
         ("X-Custom_Header", "kept"),
     ];
     let mut head = String::from("GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
@@ -173,6 +174,7 @@ fn identity_and_proxy_headers_from_clients_never_reach_the_backend() {
         "x-original-url",
         "x_forwarded_for",
         "x_request_id",
+        "x_api_key",
     ] {
         assert!(
             !headers.contains_key(name),

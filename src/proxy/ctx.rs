@@ -27,7 +27,8 @@ pub struct Peer {
 pub struct Attempt {
     /// Attempts made by `upstream_peer` so far.
     pub count: usize,
-    /// Counts this request on its current backend until the context is dropped.
+    /// Counts this request on the backend of the attempt under way or answered, until the
+    /// context is dropped; empty after a connect failure.
     pub in_flight: Option<InFlight>,
     /// Backends that refused a connection during this request; later attempts skip them.
     pub failed: Vec<Arc<BackendStats>>,

@@ -74,18 +74,20 @@ fn remove_client_headers(req: &mut RequestHeader, trusted: bool, key_checked: bo
         "x-forwarded-prefix",
         "x-original-url",
     ];
-    // Spelled with `_`, these would reach such backends beside the values the gateway sets.
-    const SET_BY_GATEWAY: [&str; 4] = [
+    // Spelled with `_`, these would reach such backends beside the values the gateway sets
+    // or checks.
+    const SET_BY_GATEWAY: [&str; 5] = [
         "x-forwarded-for",
         "x-forwarded-proto",
         "x-forwarded-host",
         "x-request-id",
+        "x-api-key",
     ];
     let unwanted = |name: &str| {
         let user = name.len() > 7 && name.get(..7).is_some_and(|p| same_name("x-user-", p));
         let shadow = name.contains('_') && SET_BY_GATEWAY.iter().any(|h| same_name(h, name));
         let spoofable = !trusted && PROXY_HEADERS.iter().any(|h| same_name(h, name));
-        user || shadow || spoofable || (key_checked && name == "x-api-key")
+        user || shadow || spoofable || (key_checked && same_name("x-api-key", name))
     };
     let found: Vec<http::HeaderName> = req
         .headers

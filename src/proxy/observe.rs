@@ -30,14 +30,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
                     .with_label_values(&[upstream, failed.label(), "connect_error"])
                     .inc();
             }
-            // A last attempt that failed to connect is counted above, once.
-            let last_failed = |held: &&crate::balance::InFlight| {
-                ctx.attempt
-                    .failed
-                    .last()
-                    .is_some_and(|f| std::sync::Arc::ptr_eq(f, held.stats()))
-            };
-            if let Some(held) = ctx.attempt.in_flight.as_ref().filter(|h| !last_failed(h)) {
+            if let Some(held) = &ctx.attempt.in_flight {
                 let backend_status = ctx.attempt.upstream_status.map_or("error", status_label);
                 m.backend_requests
                     .with_label_values(&[upstream, held.stats().label(), backend_status])
@@ -68,7 +61,11 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
             None => "proxied",
         },
     };
-    let backend = ctx.attempt.in_flight.as_ref().map(|f| f.stats().addr());
+    // The backend of the last attempt, whether it answered or refused the connection.
+    let backend = match &ctx.attempt.in_flight {
+        Some(held) => Some(held.stats().addr()),
+        None => ctx.attempt.failed.last().map(|f| f.addr()),
+    };
     access_log::write(&AccessRecord {
         request_id: ctx.peer.request_id.as_str(),
         client_ip: ctx.peer.client_ip,

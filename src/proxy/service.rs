@@ -141,7 +141,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let Some(held) = &ctx.attempt.in_flight {
+        // The attempt is over: its backend stops counting it, and is skipped from now on.
+        if let Some(held) = ctx.attempt.in_flight.take() {
             ctx.attempt.failed.push(Arc::clone(held.stats()));
         }
         let retries = ctx.route.as_ref().map_or(0, |r| r.upstream.retries);
