@@ -143,7 +143,7 @@ impl Chain {
 }
 
 fn ip_rules(rules: &IpRules, client_ip: Option<IpAddr>) -> Flow {
-    if client_ip.is_some_and(|ip| rules.permits(ip)) {
+    if rules.admit(client_ip) {
         Flow::Continue
     } else {
         ErrorCode::Forbidden.into()

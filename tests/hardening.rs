@@ -198,6 +198,13 @@ fn with_routes(prefix: impl Into<String>, backend: &Backend, routes: &[&str]) ->
     yaml
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
 fn status_of(answer: &str) -> u16 {
     answer
         .split(' ')
@@ -309,10 +316,7 @@ fn configured_claims_are_required_and_audience_lists_accepted() {
         &b,
         &["{name: me, path: /me, upstream: u, auth: {required: true}}"],
     ));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let now = unix_now();
     // A token the gateway issued, as the model: its claims with one thing changed at a time.
     let (issued, _) = tokens(&gw, "alice", "alice-pass");
     let mut validation = jsonwebtoken::Validation::default();
@@ -646,10 +650,7 @@ fn malformed_requests_get_the_contract_errors() {
     assert_eq!(status_of(&fine), 200, "{fine}");
 
     // A correctly signed token whose subject would split a header line.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
+    let now = unix_now();
     let claims = serde_json::json!({"sub": "alice\r\nX-Injected: 1", "roles": ["user"], "iss": "gw-test", "aud": "api", "exp": now + 300, "jti": "j", "fam": "f", "typ": "access"});
     let key = EncodingKey::from_secret(common::auth::SECRET.as_bytes());
     let token = encode(&Header::default(), &claims, &key).expect("sign");

@@ -25,8 +25,7 @@ pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option
         return Ok(None);
     };
     // The global IP rules cover the token endpoints too (only /health is exempt).
-    let rules = &ctx.snapshot.edge.ip_rules;
-    if !rules.is_empty() && !ctx.peer.client_ip.is_some_and(|ip| rules.permits(ip)) {
+    if !ctx.snapshot.edge.ip_rules.admit(ctx.peer.client_ip) {
         return Ok(Some(ErrorCode::Forbidden.into()));
     }
     let auth = Arc::clone(auth);

@@ -277,6 +277,18 @@ mod tests {
             })
         }
 
+        /// The times (ms after the store's epoch) at which one key's requests were let through.
+        fn allowed_at(store: &LocalStore, alg: Algorithm, times: &[u64]) -> Vec<u64> {
+            times
+                .iter()
+                .copied()
+                .filter(|ms| {
+                    let at = store.epoch + Duration::from_millis(*ms);
+                    store.check(alg, b"k", at).allowed
+                })
+                .collect()
+        }
+
         proptest! {
             #[test]
             fn a_token_bucket_never_allows_more_than_burst_plus_refill(
@@ -287,11 +299,7 @@ mod tests {
                 let store = LocalStore::new(100);
                 let alg = Algorithm::TokenBucket { rate: f64::from(rate), burst: f64::from(burst) };
                 let t0 = store.epoch;
-                let allowed: Vec<u64> = times
-                    .iter()
-                    .copied()
-                    .filter(|ms| store.check(alg, b"k", t0 + Duration::from_millis(*ms)).allowed)
-                    .collect();
+                let allowed = allowed_at(&store, alg, &times);
                 // In any interval, at most the bucket plus what refilled during it.
                 for (i, start) in allowed.iter().enumerate() {
                     for (j, end) in allowed.iter().enumerate().skip(i) {
@@ -318,12 +326,7 @@ mod tests {
                 let store = LocalStore::new(100);
                 let window = Duration::from_millis(window_ms);
                 let alg = Algorithm::SlidingWindow { limit, window };
-                let t0 = store.epoch;
-                let allowed: Vec<u64> = times
-                    .iter()
-                    .copied()
-                    .filter(|ms| store.check(alg, b"k", t0 + Duration::from_millis(*ms)).allowed)
-                    .collect();
+                let allowed = allowed_at(&store, alg, &times);
                 // Each fixed window takes at most `limit`...
                 let mut per_window = std::collections::HashMap::new();
                 for ms in &allowed {

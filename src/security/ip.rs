@@ -77,6 +77,12 @@ impl IpRules {
         self.allow.is_empty() && self.deny.is_empty()
     }
 
+    /// True when a client at `ip` gets through: no rules, or an address they permit (an
+    /// unknown address gets through only when there are no rules).
+    pub fn admit(&self, ip: Option<IpAddr>) -> bool {
+        self.is_empty() || ip.is_some_and(|ip| self.permits(ip))
+    }
+
     /// True when `ip` may use the route.
     pub fn permits(&self, ip: IpAddr) -> bool {
         if self.deny.iter().any(|n| n.contains(&ip)) {
