@@ -94,7 +94,7 @@ impl Family {
         }
     }
 
-    /// The family of a refresh token, and whether its absolute lifetime is over.
+    /// The family a refresh token belongs to (its login time: `fat`, or `iat` if absent).
     fn of(claims: &Claims) -> Family {
         Family {
             id: claims.fam.clone(),
