@@ -1,6 +1,7 @@
 //! Builds the pingora server: proxy listener and background services.
 
 use crate::auth::{JwksRefresher, RevocationSync};
+use crate::cache::PurgeListener;
 use crate::cli::Cli;
 use crate::config::file::ServerConfig;
 use crate::health::HealthChecks;
@@ -46,6 +47,11 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
             }
             out
         }));
+        let source = shared.clone();
+        crate::metrics::set_cache_memory_source(Arc::new(move || {
+            let snapshot = source.snapshot.load();
+            snapshot.cache.as_ref()?.store.memory_usage()
+        }));
     }
     let reloader = server.add_service(background_service(
         "config reload",
@@ -63,6 +69,10 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     server.add_service(background_service(
         "jwks refresh",
         JwksRefresher::new(shared.clone()),
+    ));
+    server.add_service(background_service(
+        "cache purge listener",
+        PurgeListener::new(shared.clone()),
     ));
 
     let http = http_proxy(&server.configuration, Gateway::new(shared.clone()));

@@ -3,7 +3,7 @@
 //! Where things live: `config` (the YAML schema and its loading), `snapshot` (compiling a file
 //! into the live [`snapshot::Snapshot`]), `routing` (routes and lookup), `chain` (a route's
 //! checks, in order), `outcome` (what a check decides), the features `auth`, `ratelimit`,
-//! `security` and `balance` (each checks and builds its own section), `health` (active health
+//! `security`, `balance` and `cache` (each checks and builds its own section), `health` (active health
 //! checks), `proxy` (the `ProxyHttp` implementation, the only writer of answers), `state` (the
 //! live snapshot behind an `ArcSwap`), `reload` (SIGHUP), `app` (the pingora server), `cli` and
 //! `logging`.
@@ -16,6 +16,7 @@
 mod app;
 mod auth;
 mod balance;
+mod cache;
 mod chain;
 mod cli;
 mod config;

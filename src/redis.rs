@@ -3,16 +3,23 @@
 //! changes the section drops it; a reload that keeps it keeps the connection. The connection is
 //! made on first use, on a pingora runtime (after any daemon fork); every call is bounded by the
 //! configured timeout, and the outcome of the last call feeds `/health`.
+//!
+//! A Redis that times out or drops connections is not waited on by every request: after such a
+//! failure, calls fail at once for [`BACKOFF`], then one call at a time probes it until one
+//! succeeds. Each feature's own error policy (`on_store_error`, cache misses) applies meanwhile.
 
 use crate::config::file::RedisConfig;
 use crate::config::ConfigErrors;
 use redis::aio::ConnectionManager;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// How long calls skip Redis after a timeout or a connection failure.
+pub const BACKOFF: Duration = Duration::from_secs(1);
 
 /// Redis did not answer in time, or answered with an error.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +28,26 @@ pub enum RedisError {
     Call(#[from] redis::RedisError),
     #[error("redis unavailable: no answer within {0:?}")]
     Timeout(Duration),
+    #[error("redis unavailable: skipped while backing off after a failure")]
+    BackingOff,
+    #[error("could not encode the value: {0}")]
+    Encode(String),
+}
+
+impl RedisError {
+    /// A failure of the connection rather than of one command: worth backing off from.
+    fn is_outage(&self) -> bool {
+        match self {
+            RedisError::Call(e) => {
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_timeout()
+            }
+            RedisError::Timeout(_) | RedisError::BackingOff => true,
+            RedisError::Encode(_) => false,
+        }
+    }
 }
 
 /// A problem in the `redis` section.
@@ -49,6 +76,7 @@ pub struct RedisHandle {
     timeout: Duration,
     conn: OnceCell<ConnectionManager>,
     healthy: AtomicBool,
+    backoff: Backoff,
 }
 
 impl std::fmt::Debug for RedisHandle {
@@ -95,6 +123,7 @@ pub fn build(
             timeout,
             conn: OnceCell::new(),
             healthy: AtomicBool::new(true),
+            backoff: Backoff::new(),
         })),
         Err(source) => {
             let url = url.to_owned();
@@ -128,18 +157,87 @@ impl RedisHandle {
         Ok(conn.clone())
     }
 
-    /// Runs one Redis call within the timeout.
+    /// The timeout of one call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A new connection of its own (for pub/sub), bounded by the timeout.
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, RedisError> {
+        self.run(self.client.get_async_pubsub()).await
+    }
+
+    /// Runs one Redis call within the timeout, or fails at once while backing off.
     pub async fn run<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, redis::RedisError>>,
     ) -> Result<T, RedisError> {
+        let Some(probe) = self.backoff.enter() else {
+            return Err(RedisError::BackingOff);
+        };
         let result = match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(RedisError::Call(e)),
             Err(_) => Err(RedisError::Timeout(self.timeout)),
         };
+        let outage = result.as_ref().err().is_some_and(RedisError::is_outage);
+        self.backoff.leave(probe, outage);
         self.healthy.store(result.is_ok(), Ordering::Relaxed);
         result
+    }
+}
+
+/// When calls may go to Redis again, and who probes first.
+struct Backoff {
+    origin: Instant,
+    /// Milliseconds since `origin` before which calls are skipped; 0 when Redis is fine.
+    until_ms: AtomicU64,
+    /// A call is probing a Redis that failed; the others are skipped until it returns.
+    probing: AtomicBool,
+}
+
+/// Whether the call let through is the probe.
+#[derive(Clone, Copy)]
+struct Probe(bool);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            origin: Instant::now(),
+            until_ms: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// `None` when the call must be skipped.
+    fn enter(&self) -> Option<Probe> {
+        let until = self.until_ms.load(Ordering::Relaxed);
+        if until == 0 {
+            return Some(Probe(false));
+        }
+        if self.now_ms() < until || self.probing.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        Some(Probe(true))
+    }
+
+    fn leave(&self, probe: Probe, outage: bool) {
+        if outage {
+            let until = self
+                .now_ms()
+                .saturating_add(BACKOFF.as_millis() as u64)
+                .max(1);
+            self.until_ms.store(until, Ordering::Relaxed);
+        } else if probe.0 || self.until_ms.load(Ordering::Relaxed) != 0 {
+            self.until_ms.store(0, Ordering::Relaxed);
+        }
+        if probe.0 {
+            self.probing.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -171,6 +269,21 @@ mod tests {
             errors.to_string().contains("redis.url: invalid URL"),
             "{errors}"
         );
+    }
+
+    #[test]
+    fn an_outage_skips_calls_then_one_probe_goes_through() {
+        let mut b = Backoff::new();
+        b.origin = Instant::now() - Duration::from_secs(10);
+        let p = b.enter().expect("fine at first");
+        b.leave(p, true);
+        assert!(b.enter().is_none(), "skipped while backing off");
+        b.until_ms.store(1, Ordering::Relaxed); // the back-off is over
+        let probe = b.enter().expect("one probe");
+        assert!(probe.0);
+        assert!(b.enter().is_none(), "only one probe at a time");
+        b.leave(probe, false);
+        assert!(b.enter().is_some_and(|p| !p.0), "fine again");
     }
 
     #[test]

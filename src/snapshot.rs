@@ -4,6 +4,7 @@
 
 use crate::auth::Auth;
 use crate::balance::Upstream;
+use crate::cache::Cache;
 use crate::config::{check_sections, ConfigErrors, FileConfig, Parsed};
 use crate::redis::RedisHandle;
 use crate::routing::{Route, RouteTable, Sections};
@@ -26,6 +27,8 @@ pub struct Snapshot {
     pub auth: Option<Arc<Auth>>,
     /// The `redis` section's connection, when present.
     pub redis: Option<Arc<RedisHandle>>,
+    /// The `cache` section (present too when only routes enable caching).
+    pub cache: Option<Arc<Cache>>,
     /// The file this snapshot was compiled from.
     pub file: Arc<FileConfig>,
 }
@@ -41,6 +44,15 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
     let redis = crate::redis::build(
         file.redis.as_ref(),
         previous.and_then(|p| p.redis.as_ref()),
+        &mut errors,
+    );
+    let cache = crate::cache::build(
+        file.cache.as_ref(),
+        file.routes
+            .iter()
+            .any(|r| r.cache.as_ref().is_some_and(|c| c.enabled)),
+        previous.and_then(|p| p.cache.as_deref()),
+        redis.as_ref(),
         &mut errors,
     );
     let upstreams =
@@ -74,6 +86,7 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         edge,
         auth,
         redis,
+        cache,
         file: Arc::new(file.clone()),
     })
 }

@@ -446,6 +446,9 @@ pub struct RouteCacheConfig {
     pub enabled: bool,
     #[serde(default)]
     pub ttl: Option<HumanDuration>,
+    /// Also cache answers to requests with credentials, one entry per caller.
+    #[serde(default)]
+    pub authenticated: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub active_connections: IntGauge,
     pub auth_requests: IntCounterVec,
     pub config_reloads: IntCounterVec,
+    pub cache_requests: IntCounterVec,
+    pub cache_store_errors: IntCounterVec,
 }
 
 static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match register() {
@@ -72,9 +74,32 @@ fn register() -> prometheus::Result<Metrics> {
             "Config reloads, by result",
             &["result"]
         )?,
+        cache_requests: register_int_counter_vec!(
+            "cache_requests_total",
+            "Requests on cache-enabled routes, by route and cache result",
+            &["route", "result"]
+        )?,
+        cache_store_errors: register_int_counter_vec!(
+            "cache_store_errors_total",
+            "Cache operations Redis failed (lookups served as misses, writes dropped), by operation",
+            &["op"]
+        )?,
     };
     prometheus::register(Box::new(health::BackendHealth))?;
+    prometheus::register(Box::new(cache_memory::CacheMemory))?;
     Ok(m)
+}
+
+/// Counts a cache operation Redis failed.
+pub fn cache_store_error(op: &'static str) {
+    if let Some(m) = get() {
+        m.cache_store_errors.with_label_values(&[op]).inc();
+    }
+}
+
+/// Sets where `cache_memory_bytes` reads `(weight, limit)` of the in-process cache tier from.
+pub fn set_cache_memory_source(source: cache_memory::Source) {
+    cache_memory::set_source(source);
 }
 
 /// Counts a config reload.
@@ -164,3 +189,52 @@ mod health {
 }
 
 pub use health::set_source as set_health_source;
+
+mod cache_memory {
+    //! `cache_memory_bytes{kind="used|limit"}`, read from the live snapshot at scrape time.
+
+    use prometheus::core::{Collector, Desc};
+    use prometheus::proto::MetricFamily;
+    use prometheus::{IntGaugeVec, Opts};
+    use std::sync::{Arc, LazyLock, OnceLock};
+
+    pub type Source = Arc<dyn Fn() -> Option<(usize, usize)> + Send + Sync>;
+
+    static SOURCE: OnceLock<Source> = OnceLock::new();
+
+    pub fn set_source(source: Source) {
+        let _ = SOURCE.set(source);
+    }
+
+    pub struct CacheMemory;
+
+    fn vec() -> IntGaugeVec {
+        IntGaugeVec::new(
+            Opts::new(
+                "cache_memory_bytes",
+                "Weight of the in-process cache tier (used) and its bound (limit)",
+            ),
+            &["kind"],
+        )
+        .expect("static metric definition is valid")
+    }
+
+    static DESC: LazyLock<Vec<Desc>> =
+        LazyLock::new(|| vec().desc().into_iter().cloned().collect());
+
+    impl Collector for CacheMemory {
+        fn desc(&self) -> Vec<&Desc> {
+            DESC.iter().collect()
+        }
+
+        fn collect(&self) -> Vec<MetricFamily> {
+            let Some((used, limit)) = SOURCE.get().and_then(|s| s()) else {
+                return Vec::new();
+            };
+            let v = vec();
+            v.with_label_values(&["used"]).set(used as i64);
+            v.with_label_values(&["limit"]).set(limit as i64);
+            v.collect()
+        }
+    }
+}

@@ -1,8 +1,9 @@
 //! The endpoints the gateway serves itself on the proxy listener, before route lookup:
-//! `GET /health` and, when the gateway issues tokens, `/auth/login|refresh|logout`.
+//! `GET /health`, `PURGE` from a trusted proxy when there is a cache, and, when the gateway
+//! issues tokens, `/auth/login|refresh|logout`.
 
 use super::ctx::RequestCtx;
-use super::health;
+use super::{cache, health};
 use crate::auth::endpoints::{self, Call, Endpoint, MAX_BODY};
 use crate::outcome::{ErrorCode, Flow, Reply};
 use bytes::{Bytes, BytesMut};
@@ -17,6 +18,11 @@ pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option
     if path == "/health" && matches!(req.method, http::Method::GET | http::Method::HEAD) {
         let (status, body) = health::report(&ctx.snapshot, session.is_process_shutting_down());
         return Ok(Some(Flow::Reply(Reply::json(status, body))));
+    }
+    if req.method.as_str() == "PURGE" {
+        if let Some(flow) = cache::purge(ctx, req).await {
+            return Ok(Some(flow));
+        }
     }
     let Some(auth) = ctx.snapshot.auth.as_ref().filter(|a| a.issues_tokens()) else {
         return Ok(None);

@@ -38,6 +38,26 @@ pub struct Attempt {
     pub body_bytes: u64,
 }
 
+/// What the cache does for a request.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    /// The route does not cache.
+    #[default]
+    Off,
+    /// The route caches, this request does not (method, credentials).
+    Bypass,
+    /// Looked up and maybe filled.
+    On,
+}
+
+/// The cache part of a request's context.
+#[derive(Debug, Default)]
+pub struct CacheCtx {
+    pub used: CacheUse,
+    /// The primary key, from `request_cache_filter` to `cache_key_callback`.
+    pub key: Option<String>,
+}
+
 /// Why the request ended the way it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -69,6 +89,8 @@ pub struct RequestCtx {
     pub path: Option<Box<str>>,
     /// What the route's chain learnt about the caller.
     pub caller: Admitted,
+    /// Whether the cache serves this request, and its key.
+    pub cache: CacheCtx,
     pub attempt: Attempt,
     pub outcome: Outcome,
     /// Counts the request in `active_connections` until the context is dropped.
@@ -88,6 +110,7 @@ impl RequestCtx {
             route: None,
             path: None,
             caller: Admitted::default(),
+            cache: CacheCtx::default(),
             attempt: Attempt::default(),
             outcome: Outcome {
                 verdict: Verdict::Proxied,

@@ -32,6 +32,15 @@ pub fn report(snap: &Snapshot, draining: bool) -> (u16, Bytes) {
             "down"
         }
     };
+    let cache_check = match snap.cache.as_ref().map(|c| c.store.redis()) {
+        None => "disabled",
+        Some(None) => "memory",
+        Some(Some(redis)) if redis.is_healthy() => "ok",
+        Some(Some(_)) => {
+            degraded = true;
+            "down"
+        }
+    };
     let status = if draining || !servable {
         "down"
     } else if degraded {
@@ -41,7 +50,11 @@ pub fn report(snap: &Snapshot, draining: bool) -> (u16, Bytes) {
     };
     let body = json!({
         "status": status,
-        "checks": {"redis": redis_check, "upstreams": Value::Object(upstreams)},
+        "checks": {
+            "redis": redis_check,
+            "cache": cache_check,
+            "upstreams": Value::Object(upstreams),
+        },
     });
     let code = if status == "down" { 503 } else { 200 };
     (code, Bytes::from(body.to_string()))

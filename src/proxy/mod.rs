@@ -4,6 +4,7 @@
 
 mod access_log;
 mod builtin;
+mod cache;
 mod connection;
 mod ctx;
 mod errors;

@@ -2,6 +2,7 @@
 //! and the access-log line. The one place they are written.
 
 use super::access_log::{self, AccessRecord};
+use super::cache;
 use super::ctx::{RequestCtx, Verdict};
 use super::errors;
 use crate::metrics::{self, method_label, status_label};
@@ -14,6 +15,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
     let route = ctx.route.as_ref().map(|r| r.name.as_str());
     let upstream = ctx.route.as_ref().map(|r| r.upstream.name.as_str());
     let elapsed = ctx.peer.started.elapsed();
+    let cache_result = cache::result(session, ctx).map(|(_, result)| result);
 
     if let Some(m) = metrics::get() {
         let route_label = route.unwrap_or("unmatched");
@@ -36,6 +38,9 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
                     .with_label_values(&[upstream, held.stats().label(), backend_status])
                     .inc();
             }
+        }
+        if let (Some(result), Some(route)) = (cache_result, route) {
+            m.cache_requests.with_label_values(&[route, result]).inc();
         }
         if let Some(limited) = ctx.caller.limited {
             let result = if limited { "limited" } else { "allowed" };
@@ -78,7 +83,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         attempts: ctx.attempt.count,
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         bytes_sent: session.body_bytes_sent(),
-        cache: "-",
+        cache: cache_result.unwrap_or("-"),
         user: ctx.caller.caller.as_ref().map(|c| c.subject.as_str()),
         outcome,
     });

@@ -2,7 +2,7 @@
 
 use super::ctx::RequestCtx;
 use super::request_id::RequestId;
-use super::{builtin, errors, forwarded, observe, respond};
+use super::{builtin, cache, errors, forwarded, observe, respond};
 use crate::balance::InFlight;
 use crate::chain::Request;
 use crate::outcome::{Denial, ErrorCode, Flow};
@@ -11,6 +11,8 @@ use crate::security::{self, is_preflight};
 use crate::state::Shared;
 use async_trait::async_trait;
 use http::HeaderValue;
+use pingora::cache::key::HashBinary;
+use pingora::cache::{CacheKey, CacheMeta, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -80,6 +82,42 @@ impl ProxyHttp for Gateway {
         }
         respond::send(session, ctx, flow).await?;
         Ok(true)
+    }
+
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        cache::enable(session, ctx);
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, _session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
+        cache::key(ctx)
+    }
+
+    fn response_cache_filter(
+        &self,
+        _session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<RespCacheable> {
+        Ok(cache::decide(resp, ctx))
+    }
+
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        _ctx: &mut RequestCtx,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
+        cache::variance(meta, req)
+    }
+
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+        error: Option<&Error>,
+    ) -> bool {
+        cache::serve_stale(error)
     }
 
     async fn request_body_filter(
@@ -183,6 +221,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         upstream_response.insert_header("x-request-id", ctx.peer.request_id.as_str())?;
+        if let Some((status, _)) = cache::result(session, ctx) {
+            upstream_response.insert_header("x-cache-status", status)?;
+        }
         respond::decorate(session, ctx, upstream_response)
     }
 
@@ -217,6 +258,7 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         observe::record(session, e, ctx);
+        cache::finish(session, ctx).await;
     }
 }
 

@@ -141,12 +141,7 @@ pub fn compile(
         if r.timeout.is_some_and(|t| t.0.is_zero()) {
             errors.push(format!("{path}.timeout"), RouteError::NotPositive);
         }
-        if r.cache
-            .as_ref()
-            .is_some_and(|c| c.ttl.is_some_and(|t| t.0.is_zero()))
-        {
-            errors.push(format!("{path}.cache.ttl"), RouteError::NotPositive);
-        }
+        let cache = crate::cache::route_policy(&path, r.cache.as_ref(), errors);
         let auth = AuthPolicy::merge(group.and_then(|g| g.cfg.auth.as_ref()), r.auth.as_ref())
             .unwrap_or_else(|roles| {
                 errors.push(format!("{path}.auth"), RouteError::OpenWithRoles(roles));
@@ -215,6 +210,7 @@ pub fn compile(
             timeout: r.timeout.map(|t| t.0),
             chain,
             headers: Arc::new(headers),
+            cache,
         }));
     }
     routes

@@ -2,6 +2,7 @@
 
 use super::method::MethodSet;
 use crate::balance::Upstream;
+use crate::cache::RoutePolicy;
 use crate::chain::Chain;
 use crate::security::SecurityHeaders;
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub struct Route {
     pub chain: Chain,
     /// Hardening headers for this route's answers (global set with the route's override).
     pub headers: Arc<SecurityHeaders>,
+    /// Caching, when the route enables it.
+    pub cache: Option<RoutePolicy>,
 }
 
 impl Route {

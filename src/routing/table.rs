@@ -170,6 +170,7 @@ mod tests {
             allow_semicolon: false,
             chain: Default::default(),
             headers: Default::default(),
+            cache: None,
         })
     }
 

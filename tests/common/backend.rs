@@ -1,7 +1,8 @@
 //! A real HTTP/1.1 origin on an ephemeral loopback port. Every answer is JSON describing the
 //! request it got: `{"backend","method","path","headers":{..},"body":".."}`.
 //! Knobs in the query string: `delay_ms=N` waits before answering, `status=N` sets the status,
-//! `set_header=name:value` adds a response header.
+//! `set_header=name:value` adds a response header (repeatable), `pad=N` adds N bytes to the
+//! body, `chunked=1` sends the body chunked, `etag=X` sends `ETag: "X"` and answers a matching `If-None-Match` with 304.
 //! `GET /health` answers 200 or 503 as set by `set_healthy`, and is not counted as a request.
 
 use std::collections::BTreeMap;
@@ -52,6 +53,7 @@ impl Backend {
             hits: hits.clone(),
             received: received.clone(),
             healthy: healthy.clone(),
+            stop: stop.clone(),
         };
         let (n, c, s) = (name.to_owned(), connections.clone(), stop.clone());
         thread::spawn(move || {
@@ -118,6 +120,8 @@ struct Counters {
     hits: Arc<AtomicUsize>,
     received: Arc<AtomicUsize>,
     healthy: Arc<AtomicBool>,
+    /// Set when the backend is dropped: open connections close instead of answering.
+    stop: Arc<AtomicBool>,
 }
 
 fn serve(stream: TcpStream, name: &str, counters: &Counters) {
@@ -139,6 +143,9 @@ fn serve(stream: TcpStream, name: &str, counters: &Counters) {
             if end {
                 break;
             }
+        }
+        if counters.stop.load(Ordering::SeqCst) {
+            return;
         }
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
@@ -188,12 +195,31 @@ fn serve(stream: TcpStream, name: &str, counters: &Counters) {
             thread::sleep(Duration::from_millis(ms));
         }
         let status = knob("status").unwrap_or(200);
-        let extra = query
+        let mut extra: String = query
             .split('&')
-            .find_map(|kv| kv.strip_prefix("set_header="))
-            .and_then(|h| h.split_once(':'))
-            .map_or(String::new(), |(k, v)| format!("{k}: {v}\r\n"));
+            .filter_map(|kv| kv.strip_prefix("set_header="))
+            .filter_map(|h| h.split_once(':'))
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         counters.hits.fetch_add(1, Ordering::SeqCst);
+        let etag = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("etag="))
+            .map(|e| format!("\"{e}\""));
+        if let Some(etag) = &etag {
+            extra.push_str(&format!("ETag: {etag}\r\n"));
+            if map
+                .get("if-none-match")
+                .is_some_and(|v| v.contains(etag.as_str()))
+            {
+                let reply = format!("HTTP/1.1 304 Not Modified\r\n{extra}\r\n");
+                if out.write_all(reply.as_bytes()).is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
+        let pad = "x".repeat(knob("pad").unwrap_or(0) as usize);
         let json = match &counters.fixed {
             Some(body) => body.lock().expect("body lock").clone(),
             None => serde_json::json!({
@@ -202,13 +228,23 @@ fn serve(stream: TcpStream, name: &str, counters: &Counters) {
             "path": path,
             "headers": map,
             "body": String::from_utf8_lossy(&body),
+            "pad": pad,
             })
             .to_string(),
         };
-        let response = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Backend: {name}\r\n{extra}\r\n{json}",
-            json.len()
-        );
+        let response = if knob("chunked") == Some(1) {
+            let (a, b) = json.split_at(json.len() / 2);
+            format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nX-Backend: {name}\r\n{extra}\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+                a.len(),
+                b.len()
+            )
+        } else {
+            format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Backend: {name}\r\n{extra}\r\n{json}",
+                json.len()
+            )
+        };
         if out.write_all(response.as_bytes()).is_err() {
             return;
         }

@@ -1,0 +1,161 @@
+//! Which requests may use the cache, and the key they use. The key is readable
+//! (`<key_prefix>:GET:<path>:<query>`), so a purge can name a URL or a path prefix; the method
+//! is left out (HEAD and PURGE find the GET entry). A request with credentials gets the
+//! caller's identity appended after `#`, so one caller never sees another's answer.
+
+use crate::auth::Caller;
+use pingora::http::RequestHeader;
+use sha2::{Digest, Sha256};
+use std::fmt::Write;
+use std::time::Duration;
+
+/// A route's caching, compiled.
+#[derive(Debug, Clone)]
+pub struct RoutePolicy {
+    /// Freshness when the origin says nothing (replaces `cache.default_ttl`).
+    pub ttl: Option<Duration>,
+    /// Answers to requests with credentials are cached too, one entry per caller.
+    pub authenticated: bool,
+}
+
+/// What a request does with the cache.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Not a GET or HEAD, or credentials on a route that does not cache them.
+    Bypass,
+    /// Looked up and filled under this primary key.
+    Use(String),
+}
+
+impl RoutePolicy {
+    /// Whether `req` (for the normalized `path`) may use the cache, and its key.
+    pub fn admit(
+        &self,
+        key_prefix: &str,
+        req: &RequestHeader,
+        path: &str,
+        caller: Option<&Caller>,
+    ) -> Admission {
+        if !matches!(req.method, http::Method::GET | http::Method::HEAD) {
+            return Admission::Bypass;
+        }
+        let identity = identity(req, caller);
+        if identity.is_some() && !self.authenticated {
+            return Admission::Bypass;
+        }
+        let mut key = url_key(key_prefix, path, req.uri.query());
+        if let Some(id) = identity {
+            key.push('#');
+            key.push_str(&id);
+        }
+        Admission::Use(key)
+    }
+}
+
+/// The key of one URL for every caller: `<key_prefix>:GET:<path>:<query>`.
+pub fn url_key(key_prefix: &str, path: &str, query: Option<&str>) -> String {
+    let query = query.unwrap_or("");
+    let mut key = String::with_capacity(key_prefix.len() + path.len() + query.len() + 6);
+    key.push_str(key_prefix);
+    key.push_str(":GET:");
+    key.push_str(path);
+    key.push(':');
+    key.push_str(query);
+    key
+}
+
+/// Who is asking, when the request carries credentials (`Authorization`, `Cookie`,
+/// `X-API-Key`): the authenticated subject when the gateway checked one, and a digest of every
+/// credential header, so callers the gateway did not authenticate are told apart as well.
+fn identity(req: &RequestHeader, caller: Option<&Caller>) -> Option<String> {
+    let mut digest = Sha256::new();
+    let mut any = false;
+    for name in ["authorization", "cookie", "x-api-key", "x_api_key"] {
+        for value in req.headers.get_all(name) {
+            any = true;
+            digest.update(name.as_bytes());
+            digest.update([0]);
+            digest.update(value.as_bytes());
+            digest.update([0]);
+        }
+    }
+    if !any && caller.is_none() {
+        return None;
+    }
+    let mut id = String::with_capacity(80);
+    if let Some(c) = caller {
+        id.push_str("u=");
+        id.push_str(&c.subject);
+        id.push(';');
+    }
+    id.push_str("c=");
+    for b in &digest.finalize()[..16] {
+        let _ = write!(id, "{b:02x}");
+    }
+    Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(method: &str, uri: &str, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build(method, uri.as_bytes(), None).expect("request");
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).expect("header");
+        }
+        r
+    }
+
+    fn policy(authenticated: bool) -> RoutePolicy {
+        RoutePolicy {
+            ttl: None,
+            authenticated,
+        }
+    }
+
+    #[test]
+    fn keys_are_readable_and_leave_the_method_out() {
+        let p = policy(false);
+        let get = p.admit("gw", &req("GET", "/a/b?page=2", &[]), "/a/b", None);
+        assert_eq!(get, Admission::Use("gw:GET:/a/b:page=2".into()));
+        let head = p.admit("gw", &req("HEAD", "/a/b?page=2", &[]), "/a/b", None);
+        assert_eq!(head, get);
+        let bare = p.admit("gw", &req("GET", "/a/b", &[]), "/a/b", None);
+        assert_eq!(bare, Admission::Use("gw:GET:/a/b:".into()));
+        assert_eq!(
+            p.admit("gw", &req("POST", "/a/b", &[]), "/a/b", None),
+            Admission::Bypass
+        );
+    }
+
+    #[test]
+    fn credentials_bypass_unless_the_route_opts_in_and_then_split_callers() {
+        let alice = [("authorization", "Bearer a")];
+        let bob = [("authorization", "Bearer b")];
+        let cookie = [("cookie", "session=1")];
+        for h in [&alice[..], &cookie[..], &[("x-api-key", "k")][..]] {
+            assert_eq!(
+                policy(false).admit("gw", &req("GET", "/x", h), "/x", None),
+                Admission::Bypass
+            );
+        }
+        let p = policy(true);
+        let key = |h: &[(&str, &str)], c: Option<&Caller>| match p.admit(
+            "gw",
+            &req("GET", "/x", h),
+            "/x",
+            c,
+        ) {
+            Admission::Use(k) => k,
+            Admission::Bypass => panic!("opted in"),
+        };
+        let a = key(&alice, None);
+        assert!(a.starts_with("gw:GET:/x:#c="), "{a}");
+        assert_ne!(a, key(&bob, None));
+        let caller = Caller::new("alice".into(), vec![]).expect("caller");
+        let named = key(&alice, Some(&caller));
+        assert!(named.starts_with("gw:GET:/x:#u=alice;c="), "{named}");
+        assert_eq!(key(&[], None), "gw:GET:/x:");
+    }
+}
