@@ -89,4 +89,57 @@ pub mod fuzzing {
         crate::ratelimit::write_key(&parts, &inputs, &mut out);
         out
     }
+
+    /// The cache's verdict on an origin answer: `(seconds fresh, stale-while-revalidate,
+    /// stale-if-error)`, or `None` when it is not stored. Defaults: 60 s fresh, no stale windows.
+    pub fn cache_decision(resp: &pingora::http::ResponseHeader) -> Option<(i64, u32, u32)> {
+        use pingora::cache::RespCacheable;
+        let cache = crate::cache::Cache {
+            key_prefix: "gw".into(),
+            default_ttl: std::time::Duration::from_secs(60),
+            max_object_size: 1 << 20,
+            lock_timeout: std::time::Duration::from_secs(1),
+            stale_while_revalidate: 0,
+            stale_if_error: 0,
+            store: std::sync::Arc::new(crate::cache::Store::new("gw", 1 << 20, None)),
+        };
+        match crate::cache::decide(resp, &cache, None) {
+            RespCacheable::Cacheable(meta) => {
+                let now = std::time::SystemTime::now();
+                let fresh = match meta.fresh_until().duration_since(now) {
+                    Ok(d) => d.as_secs() as i64,
+                    Err(e) => -(e.duration().as_secs() as i64),
+                };
+                Some((
+                    fresh,
+                    meta.stale_while_revalidate_sec(),
+                    meta.stale_if_error_sec(),
+                ))
+            }
+            RespCacheable::Uncacheable(_) => None,
+        }
+    }
+
+    /// The cache key of a GET for `path` and `query` with these request headers (`None` when
+    /// it bypasses the cache), and whether purging its URL and purging `/*` remove it.
+    pub fn cache_key(
+        path: &str,
+        query: Option<&str>,
+        req: &RequestHeader,
+        authenticated: bool,
+    ) -> Option<(String, bool, bool)> {
+        use crate::cache::{Admission, Purge, RoutePolicy};
+        let policy = RoutePolicy {
+            ttl: None,
+            authenticated,
+        };
+        let Admission::Use(key) = policy.admit("gw", req, path, None) else {
+            return None;
+        };
+        Some((
+            key.clone(),
+            Purge::url("gw", path, query).matches(&key),
+            Purge::prefix("gw", "/").matches(&key),
+        ))
+    }
 }

@@ -476,3 +476,45 @@ fn a_dead_or_frozen_redis_costs_misses_not_errors_or_timeouts() {
         .scrape()
         .contains("cache_store_errors_total{op=\"lookup\"}"));
 }
+
+#[test]
+fn a_reload_keeps_the_store_while_its_settings_stay_and_a_new_one_otherwise() {
+    let b = Backend::start("b");
+    let body = |cache: &str, marker: &str| {
+        format!(
+            "{}  - {{name: {marker}, path: /{marker}, upstream: u}}\n",
+            config(&b, cache, "{enabled: true}")
+        )
+    };
+    let gw = Gateway::start(&body("{memory_size: 8MiB}", "one"));
+    assert_eq!(status(&get(&gw, "/k")), "MISS");
+    assert_eq!(status(&get(&gw, "/k")), "HIT");
+    let reload = |cache: &str, marker: &str| {
+        gw.reconfigure(&body(cache, marker));
+        gw.signal("HUP");
+        wait_for("the reload", Duration::from_secs(10), || {
+            (get(&gw, &format!("/{marker}/x"))
+                .header("x-cache-status")
+                .is_none())
+            .then_some(())
+        });
+    };
+    reload("{memory_size: 8MiB, default_ttl: 30s}", "two");
+    assert_eq!(
+        status(&get(&gw, "/k")),
+        "HIT",
+        "same store settings: entries kept"
+    );
+    reload("{memory_size: 4MiB}", "three");
+    assert_eq!(status(&get(&gw, "/k")), "MISS", "a new store");
+    gw.reconfigure(&body("{memory_size: 0}", "four"));
+    gw.signal("HUP");
+    wait_for("the failed reload", Duration::from_secs(10), || {
+        gw.log().contains("cache.memory_size").then_some(())
+    });
+    assert_eq!(
+        status(&get(&gw, "/k")),
+        "HIT",
+        "a bad file keeps the running cache"
+    );
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load scenarios of `make bench`: the origin alone, the gateway as a plain proxy, the gateway's
-# full pipeline, the same with a Redis-shared limit, and nginx's proxy_pass, each under wrk at a
-# fixed concurrency for a fixed time. Prints one table. Everything listens on 127.0.0.1 only.
+# full pipeline, the same with a Redis-shared limit, and nginx's proxy_pass; then cache hits of
+# one 1 KiB object from the gateway's memory and Redis stores beside nginx's proxy_cache. Each
+# runs under wrk at a fixed concurrency for a fixed time. Prints one table. Everything listens on 127.0.0.1 only.
 #
 # Needs: wrk (apt-get install wrk); optional: nginx (fast origin and the comparison), redis-server.
 # Tunables: BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_CONNECTIONS (50), BENCH_ROUNDS (3).
@@ -84,7 +85,7 @@ CONF
 # --- origin -------------------------------------------------------------------------------
 ORIGIN=$(free_port)
 if command -v nginx >/dev/null; then
-  nginx_conf "$WORK/origin.conf" "server { listen 127.0.0.1:$ORIGIN; location / { return 200 'hello from the origin\n'; } }"
+  nginx_conf "$WORK/origin.conf" "server { listen 127.0.0.1:$ORIGIN; location / { return 200 'hello from the origin\n'; } location /cached { return 200 '$(head -c 1024 /dev/zero | tr '\0' 'x')'; } }"
   start origin "${AUX_CPU[@]}" -- nginx -c "$WORK/origin.conf" -p "$WORK"
   ORIGIN_KIND="nginx $(nginx -v 2>&1 | sed 's/.*\///')"
 else
@@ -103,9 +104,9 @@ peak_rss_mib() { # the largest VmHWM among a pid and its children
   echo "$(( max / 1024 )) MiB"
 }
 
-LABELS=(); URLS=(); PIDS_OF=(); HEADERS=()
-scenario() { # scenario <label> <url> <pid or -> [header]
-  LABELS+=("$1"); URLS+=("$2"); PIDS_OF+=("$3"); HEADERS+=("${4:-}")
+LABELS=(); URLS=(); PIDS_OF=(); HEADERS=(); KINDS=()
+scenario() { # scenario <label> <url> <pid or -> [header] [kind: proxy (default) or cache]
+  LABELS+=("$1"); URLS+=("$2"); PIDS_OF+=("$3"); HEADERS+=("${4:-}"); KINDS+=("${5:-proxy}")
 }
 
 gateway_config() { # gateway_config <file> <proxy port> <log level> <access log> <extra yaml>
@@ -205,7 +206,49 @@ if command -v nginx >/dev/null; then
   NGINX_LABEL="nginx: proxy_pass"
   scenario "$NGINX_LABEL" "http://127.0.0.1:$NPORT/api/items" "$LAST_PID"
 fi
-# Cache-hit scenarios (ours and nginx proxy_cache) are added here once caching lands.
+
+# 6. Cache hits: one 1 KiB object, served by the gateway's memory store, its Redis store, and
+#    nginx's proxy_cache (the reference for these rows).
+CACHE_MEMORY=64MiB
+cache_gateway() { # cache_gateway <name> <label> <cache section> [redis section]
+  local port
+  port=$(free_port)
+  gateway_config "$WORK/$1.yaml" "$port" warn false "${4:-}
+cache: $3
+routes: [{name: cached, path: /cached, upstream: origin, cache: {enabled: true, ttl: 1h}}]"
+  start "$1" "${PROXY_CPU[@]}" -- "$GATEWAY" -c "$WORK/$1.yaml"
+  local pid=$LAST_PID
+  wait_port "$port"
+  if [ "${5:-}" = fill ]; then
+    # Fill the store past its bound with distinct 1 KiB objects first, so the peak RSS column
+    # is the process with a full cache.
+    cat >"$WORK/fill.lua" <<'LUA'
+local n = 0
+request = function() n = n + 1; return wrk.format(nil, "/cached/fill-" .. n) end
+LUA
+    "${AUX_CPU[@]}" wrk -t1 -c50 -d8s -s "$WORK/fill.lua" "http://127.0.0.1:$port" >/dev/null
+  fi
+  curl -s -o /dev/null "http://127.0.0.1:$port/cached/object"
+  scenario "$2" "http://127.0.0.1:$port/cached/object" "$pid" "" cache
+}
+cache_gateway gw-cache-memory "gateway: cache hit, memory store ($CACHE_MEMORY, filled)" "{store: memory, memory_size: $CACHE_MEMORY}" "" fill
+if [ -n "${RPORT:-}" ]; then
+  cache_gateway gw-cache-redis "gateway: cache hit, Redis store" "{store: redis, memory_size: 0}" \
+    "redis: {url: \"redis://127.0.0.1:$RPORT/1\", timeout: 100ms}"
+fi
+NGINX_CACHE_LABEL=""
+if command -v nginx >/dev/null; then
+  CPORT=$(free_port)
+  mkdir -p "$WORK/nginx-cache"
+  nginx_conf "$WORK/cache.conf" "proxy_cache_path $WORK/nginx-cache keys_zone=bench:10m;
+  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
+  server { listen 127.0.0.1:$CPORT; location /cached { proxy_cache bench; proxy_cache_valid 200 1h; proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  start nginx-cache "${PROXY_CPU[@]}" -- nginx -c "$WORK/cache.conf" -p "$WORK"
+  wait_port "$CPORT"
+  curl -s -o /dev/null "http://127.0.0.1:$CPORT/cached/object"
+  NGINX_CACHE_LABEL="nginx: proxy_cache hit"
+  scenario "$NGINX_CACHE_LABEL" "http://127.0.0.1:$CPORT/cached/object" "$LAST_PID" "" cache
+fi
 
 # Interleaved rounds: every scenario once per round; one file of results per scenario.
 for round in $(seq 1 "$ROUNDS"); do
@@ -229,9 +272,11 @@ median_row() { # the round with the median requests/s
 }
 
 NGINX_RPS=""
+NGINX_CACHE_RPS=""
 BARE_RPS=""
 for i in "${!LABELS[@]}"; do
   [ "${LABELS[$i]}" = "$NGINX_LABEL" ] && NGINX_RPS=$(median_row "$WORK/result.$i" | cut -d'|' -f1)
+  [ "${LABELS[$i]}" = "$NGINX_CACHE_LABEL" ] && NGINX_CACHE_RPS=$(median_row "$WORK/result.$i" | cut -d'|' -f1)
   [ "${LABELS[$i]}" = "pingora: bare proxy" ] && BARE_RPS=$(median_row "$WORK/result.$i" | cut -d'|' -f1)
 done
 
@@ -240,14 +285,16 @@ ratio() { # ratio <a> <b>: a/b with two decimals, or - without b
 }
 
 # --- table --------------------------------------------------------------------------------
-printf '\n| scenario | requests/s | p50 | p99 | errors | peak RSS | vs bare pingora | vs nginx proxy |\n'
+printf '\n| scenario | requests/s | p50 | p99 | errors | peak RSS | vs bare pingora | vs nginx (proxy_pass, or proxy_cache for hits) |\n'
 printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for i in "${!LABELS[@]}"; do
   IFS='|' read -r rps p50 p99 errors <<<"$(median_row "$WORK/result.$i")"
   rss="-"
   [ "${PIDS_OF[$i]}" != "-" ] && rss=$(peak_rss_mib "${PIDS_OF[$i]}")
   vs_bare="-"; vs_nginx="-"
-  if [ "${PIDS_OF[$i]}" != "-" ] && [ "${LABELS[$i]}" != "$NGINX_LABEL" ]; then
+  if [ "${KINDS[$i]}" = cache ]; then
+    [ "${LABELS[$i]}" != "$NGINX_CACHE_LABEL" ] && vs_nginx=$(ratio "$rps" "$NGINX_CACHE_RPS")
+  elif [ "${PIDS_OF[$i]}" != "-" ] && [ "${LABELS[$i]}" != "$NGINX_LABEL" ]; then
     vs_bare=$(ratio "$rps" "$BARE_RPS"); vs_nginx=$(ratio "$rps" "$NGINX_RPS")
   fi
   printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABELS[$i]}" "$rps" "$p50" "$p99" "$errors" "$rss" "$vs_bare" "$vs_nginx"
