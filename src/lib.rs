@@ -59,7 +59,7 @@ pub mod fuzzing {
     use std::net::IpAddr;
 
     pub use crate::routing::normalize;
-    pub use pingora::http::RequestHeader;
+    pub use pingora::http::{RequestHeader, ResponseHeader};
 
     /// The client address of a request from `peer` with `trusted` proxies (CIDR texts).
     pub fn client_ip(peer: IpAddr, trusted: &[&str], req: &RequestHeader) -> IpAddr {
@@ -92,7 +92,7 @@ pub mod fuzzing {
 
     /// The cache's verdict on an origin answer: `(seconds fresh, stale-while-revalidate,
     /// stale-if-error)`, or `None` when it is not stored. Defaults: 60 s fresh, no stale windows.
-    pub fn cache_decision(resp: &pingora::http::ResponseHeader) -> Option<(i64, u32, u32)> {
+    pub fn cache_decision(resp: &ResponseHeader) -> Option<(i64, u32, u32)> {
         use pingora::cache::RespCacheable;
         let cache = crate::cache::Cache {
             key_prefix: "gw".into(),

@@ -4,9 +4,8 @@
 //! anonymous key.
 #![no_main]
 
-use api_gateway::fuzzing::{cache_decision, cache_key, RequestHeader};
+use api_gateway::fuzzing::{cache_decision, cache_key, RequestHeader, ResponseHeader};
 use libfuzzer_sys::fuzz_target;
-use pingora::http::ResponseHeader;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&status, rest)) = data.split_first() else {
@@ -20,7 +19,8 @@ fuzz_target!(|data: &[u8]| {
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
         };
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        // Leading and trailing whitespace never reaches a header value from the wire.
+        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
         let (Ok(name), Ok(value)) = (
             http::HeaderName::from_bytes(name),
             http::HeaderValue::from_bytes(value),
