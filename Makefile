@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_BACKENDS = users-1=127.0.0.1:9001 users-2=127.0.0.1:9002 orders=127.0.0.1:9003
 
-.PHONY: all build run test lint deny check-config bench bench-load bench-micro docker fuzz clean
+.PHONY: all build run test lint deny check-config bench bench-load bench-micro docker fuzz fuzz-ci clean
 
 all: build
 
@@ -38,6 +38,16 @@ fuzz:
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
 	  dict=; [ $$t = path_lookup ] && dict=-dict=path.dict; \
 	  cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) $$dict || exit 1; \
+	done
+
+## fuzz-ci: every fuzz target for FUZZ_CI_SECONDS each on the stable toolchain (an unoptimised
+## build without AddressSanitizer, which builds in about 8 minutes here); .ci/run runs it.
+FUZZ_CI_SECONDS ?= 20
+fuzz-ci:
+	cd fuzz && cargo fuzz build --dev -s none
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  dict=; [ $$t = path_lookup ] && dict=-dict=path.dict; \
+	  cargo fuzz run --dev -s none $$t corpus/$$t -- -max_total_time=$(FUZZ_CI_SECONDS) $$dict || exit 1; \
 	done
 
 ## docker: the container image (Dockerfile); `docker compose up --build` runs the whole stack.
