@@ -231,9 +231,13 @@ impl Backoff {
                 .now_ms()
                 .saturating_add(BACKOFF.as_millis() as u64)
                 .max(1);
-            self.until_ms.store(until, Ordering::Relaxed);
-        } else if probe.0 || self.until_ms.load(Ordering::Relaxed) != 0 {
-            self.until_ms.store(0, Ordering::Relaxed);
+            // Logged and counted once per outage, not per failed probe.
+            if self.until_ms.swap(until, Ordering::Relaxed) == 0 {
+                log::warn!("redis unavailable: calls skip it for {BACKOFF:?}, then probe it");
+                crate::metrics::redis_backoff();
+            }
+        } else if self.until_ms.swap(0, Ordering::Relaxed) != 0 {
+            log::info!("redis reachable again");
         }
         if probe.0 {
             self.probing.store(false, Ordering::Release);

@@ -472,9 +472,14 @@ fn a_dead_or_frozen_redis_costs_misses_not_errors_or_timeouts() {
         let r = get(&gw, &format!("/r/dead/{i}"));
         assert_eq!((r.status, status(&r)), (200, "MISS"));
     }
-    assert!(gw
-        .scrape()
-        .contains("cache_store_errors_total{op=\"lookup\"}"));
+    let scrape = gw.scrape();
+    assert!(scrape.contains("cache_store_errors_total{op=\"lookup\"}"));
+    let backoffs = scrape
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_backoffs_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    assert!(backoffs.is_some_and(|n| n >= 1), "{backoffs:?}");
+    assert!(gw.log().contains("redis unavailable: calls skip it"));
 }
 
 #[test]

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub cache_requests: IntCounterVec,
     pub cache_store_errors: IntCounterVec,
+    pub redis_backoffs: prometheus::IntCounter,
 }
 
 static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match register() {
@@ -84,6 +85,10 @@ fn register() -> prometheus::Result<Metrics> {
             "Cache operations Redis failed (lookups served as misses, writes dropped), by operation",
             &["op"]
         )?,
+        redis_backoffs: prometheus::register_int_counter!(
+            "redis_backoffs_total",
+            "Times a Redis timeout or connection failure made every Redis-backed feature skip Redis for a while"
+        )?,
     };
     prometheus::register(Box::new(health::BackendHealth))?;
     prometheus::register(Box::new(cache_memory::CacheMemory))?;
@@ -100,6 +105,13 @@ pub fn cache_store_error(op: &'static str) {
 /// Sets where `cache_memory_bytes` reads `(weight, limit)` of the in-process cache tier from.
 pub fn set_cache_memory_source(source: cache_memory::Source) {
     cache_memory::set_source(source);
+}
+
+/// Counts the start of a Redis back-off.
+pub fn redis_backoff() {
+    if let Some(m) = get() {
+        m.redis_backoffs.inc();
+    }
 }
 
 /// Counts a config reload.
