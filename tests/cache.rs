@@ -13,7 +13,12 @@ fn get(gw: &Gateway, path: &str) -> Resp {
 
 /// `PURGE path` over a raw connection (HTTP clients refuse unknown methods): status and body.
 fn purge(gw: &Gateway, path: &str) -> (u16, serde_json::Value) {
-    let req = format!("PURGE {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n");
+    purge_with(gw, path, "")
+}
+
+/// `PURGE path` with extra header lines (each ending in CRLF).
+fn purge_with(gw: &Gateway, path: &str, headers: &str) -> (u16, serde_json::Value) {
+    let req = format!("PURGE {path} HTTP/1.1\r\nHost: gw\r\n{headers}Connection: close\r\n\r\n");
     let text = common::raw(gw.proxy, req.as_bytes());
     let status = text
         .split(' ')
@@ -115,6 +120,13 @@ fn miss_then_hit_with_query_in_the_key_head_from_get_post_bypassed_and_purge() {
     assert_eq!(plain.header("x-cache-status"), None, "not a cache route");
 
     // Purge one URL, then a prefix.
+    // A client forwarded by the trusted proxy is not the proxy.
+    let (code, body) = purge_with(&gw, "/a?x=1", "X-Forwarded-For: 203.0.113.9\r\n");
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    assert_eq!(status(&get(&gw, "/a?x=1")), "HIT");
     let (code, body) = purge(&gw, "/a?x=1");
     assert_eq!(
         (code, body["purged"].as_u64()),

@@ -46,12 +46,13 @@ pub fn enable(session: &mut Session, ctx: &mut RequestCtx) {
     }
 }
 
-/// `cache_key_callback`: the key, carrying the section its store belongs to.
-pub fn key(ctx: &RequestCtx) -> Result<CacheKey> {
-    let (Some(primary), Some(cache)) = (&ctx.cache.key, &ctx.snapshot.cache) else {
+/// `cache_key_callback` (called once per request): the key, carrying the section its store
+/// belongs to.
+pub fn key(ctx: &mut RequestCtx) -> Result<CacheKey> {
+    let (Some(primary), Some(cache)) = (ctx.cache.key.take(), &ctx.snapshot.cache) else {
         return Error::e_explain(InternalError, "cache enabled without a key");
     };
-    let mut key = CacheKey::new(primary.as_str(), "");
+    let mut key = CacheKey::new(primary, "");
     key.extensions.insert(Arc::clone(cache));
     Ok(key)
 }
@@ -104,11 +105,13 @@ pub async fn finish(session: &Session, ctx: &RequestCtx) {
     }
 }
 
-/// `PURGE <path>[?query]` (one URL) or `PURGE <path>*` (a prefix), from a trusted proxy.
-/// `None` when the gateway has no cache.
+/// `PURGE <path>[?query]` (one URL) or `PURGE <path>*` (a prefix), sent by a trusted proxy
+/// address itself: a client a trusted proxy forwards (whose address it puts in
+/// `X-Forwarded-For`) is not one. `None` when the gateway has no cache.
 pub async fn purge(ctx: &RequestCtx, req: &RequestHeader) -> Option<Flow> {
     let cache = ctx.snapshot.cache.as_ref()?;
-    if !ctx.peer.trusted {
+    let trusted = &ctx.snapshot.edge.trusted_proxies;
+    if !ctx.peer.client_ip.is_some_and(|ip| trusted.contains(ip)) {
         return Some(ErrorCode::Forbidden.into());
     }
     let path = ctx.path.as_deref().unwrap_or(req.uri.path());
