@@ -236,7 +236,10 @@ impl Backoff {
                 log::warn!("redis unavailable: calls skip it for {BACKOFF:?}, then probe it");
                 crate::metrics::redis_backoff();
             }
-        } else if self.until_ms.swap(0, Ordering::Relaxed) != 0 {
+        } else if self.until_ms.load(Ordering::Relaxed) != 0
+            // Read first: a healthy Redis costs no shared write per call.
+            && self.until_ms.swap(0, Ordering::Relaxed) != 0
+        {
             log::info!("redis reachable again");
         }
         if probe.0 {

@@ -23,7 +23,8 @@ const HEADER_SLOT: usize = 104;
 pub struct Stored {
     /// The readable primary key, for purges by path.
     pub primary: Box<str>,
-    compact: CompactCacheKey,
+    /// The key as the LRU knows it.
+    entry: CacheEntryKey,
     meta: MetaParts,
     pub body: Bytes,
     pub weight: usize,
@@ -71,7 +72,7 @@ impl Stored {
         let weight = ENTRY_OVERHEAD + primary.len() * 2 + meta.header_weight() + body.len();
         Stored {
             primary: primary.into(),
-            compact,
+            entry: CacheEntryKey::KeyOnly(compact),
             meta,
             body,
             weight,
@@ -92,7 +93,7 @@ impl Stored {
     }
 
     fn entry_key(&self) -> CacheEntryKeyRef<'_> {
-        CacheEntryKeyRef::from_entry_id(&self.compact, None)
+        CacheEntryKeyRef::from(&self.entry)
     }
 }
 
@@ -132,8 +133,8 @@ impl MemoryTier {
 
     pub fn get(&self, hash: &HashBinary) -> Option<Arc<Stored>> {
         let found = self.shard(hash).get(hash).cloned()?;
-        let key = CacheEntryKey::KeyOnly(found.compact.clone());
-        self.lru.access(&key, found.weight, found.meta.fresh_until);
+        self.lru
+            .access(&found.entry, found.weight, found.meta.fresh_until);
         Some(found)
     }
 
@@ -143,8 +144,8 @@ impl MemoryTier {
         if stored.weight > self.limit {
             return;
         }
-        let hash = stored.compact.combined_bin();
-        let key = CacheEntryKey::KeyOnly(stored.compact.clone());
+        let hash = stored.entry.key().combined_bin();
+        let key = stored.entry.clone();
         let (weight, fresh_until) = (stored.weight, stored.meta.fresh_until);
         let old = self.shard(&hash).insert(hash, Arc::new(stored));
         drop(old);
@@ -160,7 +161,8 @@ impl MemoryTier {
         let Some(old) = self.shard(hash).get(hash).cloned() else {
             return false;
         };
-        let fresh = Stored::new(&old.primary, old.compact.clone(), meta, old.body.clone());
+        let compact = old.entry.key().clone();
+        let fresh = Stored::new(&old.primary, compact, meta, old.body.clone());
         self.insert(fresh);
         true
     }

@@ -165,29 +165,14 @@ impl RedisTier {
         let mut conn = self.redis.connection().await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
-        match body {
-            Some(body) => {
-                pipe.del(&key).ignore();
-                pipe.cmd("HSET")
-                    .arg(&key)
-                    .arg("i")
-                    .arg(internal)
-                    .arg("h")
-                    .arg(header)
-                    .arg("b")
-                    .arg(body)
-                    .ignore();
-            }
-            None => {
-                pipe.cmd("HSET")
-                    .arg(&key)
-                    .arg("i")
-                    .arg(internal)
-                    .arg("h")
-                    .arg(header)
-                    .ignore();
-            }
+        let mut hset = redis::cmd("HSET");
+        hset.arg(&key).arg("i").arg(internal).arg("h").arg(header);
+        if let Some(body) = body {
+            // A new fill replaces the entry whole; a revalidation rewrites the meta only.
+            pipe.del(&key).ignore();
+            hset.arg("b").arg(body);
         }
+        pipe.add_command(hset).ignore();
         pipe.cmd("PEXPIRE").arg(&key).arg(ttl);
         pipe.cmd("HEXISTS").arg(&key).arg("b");
         let (_, has_body): (u32, u32) = self.redis.run(pipe.query_async(&mut conn)).await?;

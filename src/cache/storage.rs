@@ -170,16 +170,21 @@ impl Storage for Front {
         _trace: &SpanHandle,
     ) -> Result<MissHandler> {
         let cache = section(key)?;
-        let (internal, header) = meta.serialize()?;
+        // An error here would fail the client's request: a meta that cannot be encoded is
+        // not stored instead.
+        let meta = meta
+            .serialize()
+            .map_err(|e| log::warn!("cache: answer not stored, its meta does not encode: {e}"))
+            .ok();
         Ok(Box::new(Fill {
             cache: Arc::clone(cache),
             primary: primary(key).into(),
             compact: key.to_compact(),
             hash: key.combined_bin(),
-            meta: (internal, header),
+            over: meta.is_none(),
+            meta: meta.unwrap_or_default(),
             chunks: Vec::new(),
             len: 0,
-            over: false,
         }))
     }
 
@@ -289,7 +294,7 @@ struct Fill {
     /// The body as it came, and its length.
     chunks: Vec<Bytes>,
     len: usize,
-    /// The body grew past `max_object_size`: nothing is stored.
+    /// The body grew past `max_object_size` (or the meta did not encode): nothing is stored.
     over: bool,
 }
 

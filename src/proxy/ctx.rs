@@ -54,7 +54,7 @@ pub enum CacheUse {
 #[derive(Debug, Default)]
 pub struct CacheCtx {
     pub used: CacheUse,
-    /// The primary key, from `request_cache_filter` to `cache_key_callback`.
+    /// The primary key, from `request_cache_filter` to `cache_key_callback` (which takes it).
     pub key: Option<String>,
 }
 
