@@ -84,6 +84,12 @@ impl RedisTier {
         match self.try_lock(&lock, wait).await {
             Ok(true) => {
                 self.held_set().insert(*hash);
+                // The previous holder may have stored the entry and let go between the first
+                // look and the lock: look once more before fetching it again.
+                if let Ok(Some((meta, body))) = self.get(&key).await {
+                    self.release(hash).await;
+                    return Found::Hit(meta, body);
+                }
                 return Found::Miss;
             }
             Ok(false) => {}
