@@ -3,13 +3,14 @@
 //! proxy applies to every pick.
 
 use super::selector::{Picked, Selector};
-use super::stats::BackendStats;
-use super::view::{BackendView, UpstreamView};
+use super::stats::{BackendStats, Recorded};
+use super::view::{BackendView, CheckView, UpstreamView};
 use super::BalanceError;
 use crate::config::file::{Strategy, UpstreamConfig};
 use crate::health::probe;
 use futures::FutureExt;
 use pingora::lb::discovery::Static;
+use pingora::lb::health_check::HealthCheck;
 use pingora::lb::{Backend, Backends};
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -136,7 +137,7 @@ impl Upstream {
         let sni = config.sni.clone().unwrap_or_default();
         let probe = match &config.health_check {
             Some(hc) => match probe::build(hc, tls, &sni) {
-                Ok(p) => Some(p),
+                Ok(p) => Some(Box::new(Recorded(p)) as Box<dyn HealthCheck + Send + Sync>),
                 Err(e) => {
                     problems.push(("health_check".into(), BalanceError::Probe(e.to_string())));
                     None
@@ -220,6 +221,8 @@ impl Upstream {
                     healthy: self.backends.ready(&m.backend),
                     active_connections: m.stats.in_flight(),
                     requests_total: m.stats.requests(),
+                    failures_total: m.stats.failures(),
+                    last_check: m.stats.last_check().map(CheckView::from),
                 })
                 .collect(),
         }

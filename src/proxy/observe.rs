@@ -17,6 +17,19 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
     let elapsed = ctx.peer.started.elapsed();
     let cache_result = cache::result(session, ctx).map(|(_, result)| result);
 
+    for failed in &ctx.attempt.failed {
+        failed.count_failure();
+    }
+    if let Some(held) = &ctx.attempt.in_flight {
+        let failed = match ctx.attempt.upstream_status {
+            Some(status) => status >= 500,
+            None => e.is_some_and(|e| !errors::client_gone(e)),
+        };
+        if failed {
+            held.stats().count_failure();
+        }
+    }
+
     if let Some(m) = metrics::get() {
         let route_label = route.unwrap_or("unmatched");
         let method = method_label(&req.method);
