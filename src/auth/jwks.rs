@@ -2,12 +2,10 @@
 //! HTTPS, through pingora's own connector) and refreshed in the background. Keys are looked up
 //! by `kid`; a token without `kid` is checked against the only key when there is exactly one.
 
+use crate::http_client::FetchError as FetchFailed;
 use arc_swap::ArcSwap;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::DecodingKey;
-use pingora::connectors::http::Connector;
-use pingora::http::RequestHeader;
-use pingora::upstreams::peer::HttpPeer;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -115,16 +113,10 @@ impl Jwks {
 /// The key set could not be fetched or read.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("bad URL: {0}")]
-    BadUrl(String),
-    #[error("cannot resolve {0}")]
-    Resolve(String),
     #[error("{0}")]
-    Http(#[from] Box<pingora::Error>),
+    Fetch(#[from] FetchFailed),
     #[error("status {0}")]
     Status(u16),
-    #[error("answer larger than 1 MiB")]
-    TooLarge,
     #[error("not a JWK set: {0}")]
     NotJwks(serde_json::Error),
     #[error("the set has no usable key")]
@@ -133,42 +125,9 @@ pub enum FetchError {
 
 /// GET `url` and return the body of a 2xx answer.
 async fn fetch(url: &str) -> Result<Vec<u8>, FetchError> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| FetchError::BadUrl(e.to_string()))?;
-    let tls = uri.scheme_str() == Some("https");
-    let host = uri
-        .host()
-        .ok_or_else(|| FetchError::BadUrl("no host".into()))?
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let addr = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| FetchError::Resolve(format!("{host}: {e}")))?
-        .next()
-        .ok_or_else(|| FetchError::Resolve(format!("{host}: no address")))?;
-    let mut peer = HttpPeer::new(addr, tls, host.clone());
-    peer.options.connection_timeout = Some(FETCH_TIMEOUT);
-    peer.options.read_timeout = Some(FETCH_TIMEOUT);
-    let connector = Connector::new(None);
-    let (mut session, _) = connector.get_http_session(&peer).await?;
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut req = RequestHeader::build("GET", path.as_bytes(), None)?;
-    req.insert_header("host", host.as_str())?;
-    req.insert_header("accept", "application/json")?;
-    session.write_request_header(Box::new(req)).await?;
-    session.finish_request_body().await?;
-    session.read_response_header().await?;
-    let status = session.response_header().map_or(0, |h| h.status.as_u16());
-    let mut body = Vec::new();
-    while let Some(chunk) = session.read_response_body().await? {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_BODY {
-            return Err(FetchError::TooLarge);
-        }
+    let answer = crate::http_client::get(url, "application/json", FETCH_TIMEOUT, MAX_BODY).await?;
+    if !(200..300).contains(&answer.status) {
+        return Err(FetchError::Status(answer.status));
     }
-    if !(200..300).contains(&status) {
-        return Err(FetchError::Status(status));
-    }
-    Ok(body)
+    Ok(answer.body)
 }

@@ -1,0 +1,79 @@
+//! A small HTTP(S) GET client on pingora's own connector, for the gateway's outbound calls
+//! (a JWKS, the admin API's PromQL pass-through). Bounded in time and size.
+
+use pingora::connectors::http::Connector;
+use pingora::http::RequestHeader;
+use pingora::upstreams::peer::HttpPeer;
+use std::time::Duration;
+
+/// An answer of any status.
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// The request could not be made or its answer not read.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("bad URL: {0}")]
+    BadUrl(String),
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    #[error("{0}")]
+    Http(#[from] Box<pingora::Error>),
+    #[error("answer larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// `GET url` (its path and query), waiting at most `timeout` for the connection and for each
+/// read, reading at most `max_body` bytes.
+pub async fn get(
+    url: &str,
+    accept: &str,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Fetched, FetchError> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| FetchError::BadUrl(e.to_string()))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(FetchError::BadUrl("not http:// or https://".into())),
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| FetchError::BadUrl("no host".into()))?
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| FetchError::Resolve(format!("{host}: {e}")))?
+        .next()
+        .ok_or_else(|| FetchError::Resolve(format!("{host}: no address")))?;
+    let mut peer = HttpPeer::new(addr, tls, host.clone());
+    peer.options.connection_timeout = Some(timeout);
+    peer.options.read_timeout = Some(timeout);
+    let connector = Connector::new(None);
+    let (mut session, _) = connector.get_http_session(&peer).await?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut req = RequestHeader::build("GET", path.as_bytes(), None)?;
+    let authority = uri.authority().map_or(host.as_str(), |a| a.as_str());
+    // Credentials in the URL are never sent as part of the Host header.
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    req.insert_header("host", authority)?;
+    req.insert_header("accept", accept)?;
+    session.write_request_header(Box::new(req)).await?;
+    session.finish_request_body().await?;
+    session.read_response_header().await?;
+    let status = session.response_header().map_or(0, |h| h.status.as_u16());
+    let mut body = Vec::new();
+    while let Some(chunk) = session.read_response_body().await? {
+        if body.len() + chunk.len() > max_body {
+            return Err(FetchError::TooLarge(max_body));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Fetched { status, body })
+}
