@@ -18,51 +18,12 @@ impl ConfigReloader {
         ConfigReloader { shared }
     }
 
-    /// Compiles the file on a blocking thread (it reads files and resolves names) and reports.
+    /// Compiles the file on a blocking thread (it reads files and resolves names); the
+    /// outcome is logged by [`Shared::reload`].
     async fn reload(&self) {
-        let path = self.shared.config_path.display();
-        let before = self.shared.snapshot.load_full();
         let shared = Arc::clone(&self.shared);
-        let result = match tokio::task::spawn_blocking(move || shared.reload()).await {
-            Ok(result) => result,
-            Err(e) => {
-                log::error!("reload of {path} did not finish: {e}; the running config stays");
-                return;
-            }
-        };
-        match result {
-            Ok(()) => {
-                let snap = self.shared.snapshot.load();
-                log::info!("config reloaded from {path}: {} routes", snap.routes.len());
-                for w in crate::snapshot::warnings(&snap.file) {
-                    log::warn!("{w}");
-                }
-                let (old, new) = (&before.file, &snap.file);
-                let fixed = [
-                    ("listen", old.listen != new.listen),
-                    ("server", old.server != new.server),
-                    (
-                        "log",
-                        old.log.level != new.log.level || old.log.format != new.log.format,
-                    ),
-                ];
-                for (section, changed) in fixed {
-                    if changed {
-                        log::warn!(
-                            "{section}: changed in {path}, but takes effect only on restart or upgrade (-u)"
-                        );
-                    }
-                }
-            }
-            Err(errors) => {
-                for e in errors.iter() {
-                    log::error!("config problem in {path}: {e}");
-                }
-                log::error!(
-                    "reload rejected, the running config stays ({} problems in {path})",
-                    errors.len()
-                );
-            }
+        if let Err(e) = tokio::task::spawn_blocking(move || shared.reload()).await {
+            log::error!("reload did not finish: {e}; the running config stays");
         }
     }
 }

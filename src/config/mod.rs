@@ -3,13 +3,15 @@
 //! section; `snapshot::compile` puts them together.
 
 mod check;
+mod diff;
 mod env;
 mod error;
 pub mod file;
 mod load;
 pub mod units;
 
-pub use check::{check_sections, inactive_settings};
+pub use check::check_sections;
+pub use diff::Changes;
 pub use error::ConfigErrors;
 pub use file::FileConfig;
 pub use load::{load_file, parse_str, Parsed};

@@ -1,0 +1,145 @@
+//! What a reload changed: the top-level sections that differ, and the routes and upstreams
+//! (by name) added, removed or changed. Compared on the parsed files, so comments and key order
+//! do not count.
+
+use super::file::FileConfig;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The sections that only a restart or an upgrade (`-u`) applies.
+const FIXED: [&str; 2] = ["listen", "server"];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Changes {
+    /// Top-level sections whose value differs, in file order.
+    pub sections: Vec<String>,
+    pub routes: Named,
+    pub upstreams: Named,
+    /// Of `sections`, those the running process keeps until a restart or an upgrade.
+    pub need_restart: Vec<String>,
+}
+
+/// Names added, removed and changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Named {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+impl Changes {
+    pub fn between(old: &FileConfig, new: &FileConfig) -> Changes {
+        let (old, new) = (as_value(old), as_value(new));
+        let section = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+        let order = [
+            "server",
+            "listen",
+            "log",
+            "admin",
+            "redis",
+            "auth",
+            "rate_limit",
+            "cache",
+            "security",
+            "upstreams",
+            "groups",
+            "routes",
+        ];
+        let sections: Vec<String> = order
+            .iter()
+            .filter(|k| section(&old, k) != section(&new, k))
+            .map(|k| (*k).to_owned())
+            .collect();
+        let mut need_restart: Vec<String> = sections
+            .iter()
+            .filter(|s| FIXED.contains(&s.as_str()))
+            .cloned()
+            .collect();
+        let log_format = |v: &Value| (v["log"]["level"].clone(), v["log"]["format"].clone());
+        if log_format(&old) != log_format(&new) {
+            need_restart.push("log".to_owned());
+        }
+        Changes {
+            routes: Named::between(&by_name(&old["routes"]), &by_name(&new["routes"])),
+            upstreams: Named::between(&keyed(&old["upstreams"]), &keyed(&new["upstreams"])),
+            sections,
+            need_restart,
+        }
+    }
+}
+
+impl Named {
+    fn between(old: &BTreeMap<String, Value>, new: &BTreeMap<String, Value>) -> Named {
+        let mut named = Named::default();
+        for (name, value) in new {
+            match old.get(name) {
+                None => named.added.push(name.clone()),
+                Some(before) if before != value => named.changed.push(name.clone()),
+                Some(_) => {}
+            }
+        }
+        named.removed = old
+            .keys()
+            .filter(|n| !new.contains_key(*n))
+            .cloned()
+            .collect();
+        named
+    }
+}
+
+fn as_value(file: &FileConfig) -> Value {
+    serde_json::to_value(file).unwrap_or(Value::Null)
+}
+
+/// Routes by their `name`.
+fn by_name(list: &Value) -> BTreeMap<String, Value> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((r.get("name")?.as_str()?.to_owned(), r.clone())))
+        .collect()
+}
+
+/// A map section by key.
+fn keyed(map: &Value) -> BTreeMap<String, Value> {
+    map.as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+
+    fn file(text: &str) -> FileConfig {
+        let parsed = parse_str(text, |_| None);
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        parsed.file
+    }
+
+    #[test]
+    fn names_what_was_added_removed_and_changed() {
+        let old = file(
+            "upstreams: {a: {backends: [{addr: 127.0.0.1:1}]}, b: {backends: [{addr: 127.0.0.1:2}]}}\n\
+             routes: [{name: r1, path: /a, upstream: a}, {name: r2, path: /b, upstream: b}]\n",
+        );
+        let new = file(
+            "listen: {proxy: 127.0.0.1:1}\nupstreams: {a: {backends: [{addr: 127.0.0.1:3}]}, c: {backends: [{addr: 127.0.0.1:2}]}}\n\
+             routes: [{name: r1, path: /a, upstream: a}, {name: r3, path: /c, upstream: c}]\n",
+        );
+        let changes = Changes::between(&old, &new);
+        assert_eq!(changes.sections, ["listen", "upstreams", "routes"]);
+        assert_eq!(changes.need_restart, ["listen"]);
+        assert_eq!(changes.routes.added, ["r3"]);
+        assert_eq!(changes.routes.removed, ["r2"]);
+        assert!(changes.routes.changed.is_empty());
+        assert_eq!(changes.upstreams.added, ["c"]);
+        assert_eq!(changes.upstreams.removed, ["b"]);
+        assert_eq!(changes.upstreams.changed, ["a"]);
+        assert_eq!(Changes::between(&new, &new), Changes::default());
+    }
+}
