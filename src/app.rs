@@ -1,5 +1,6 @@
 //! Builds the pingora server: proxy listener and background services.
 
+use crate::admin::{AdminApp, History, Sampler};
 use crate::auth::{JwksRefresher, RevocationSync};
 use crate::cache::PurgeListener;
 use crate::cli::Cli;
@@ -75,6 +76,13 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
         PurgeListener::new(shared.clone()),
     ));
 
+    let history = Arc::new(History::default());
+    server.add_service(background_service(
+        "stats history",
+        Sampler::new(Arc::clone(&history)),
+    ));
+
+    let admin_app = AdminApp::new(shared.clone(), history);
     let http = http_proxy(&server.configuration, Gateway::new(shared.clone()));
     let mut proxy = Service::new("gateway proxy".to_owned(), Guarded::new(http, shared));
     proxy.add_tcp(&file.listen.proxy);
@@ -86,10 +94,15 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     metrics.add_tcp(&file.listen.metrics);
     server.add_service(metrics).add_dependency(&bootstrap);
 
+    let mut admin = Service::new("admin".to_owned(), admin_app);
+    admin.add_tcp(&file.listen.admin);
+    server.add_service(admin).add_dependency(&bootstrap);
+
     log::info!(
-        "gateway starting: proxy on {}, metrics on {}",
+        "gateway starting: proxy on {}, metrics on {}, admin on {}",
         file.listen.proxy,
-        file.listen.metrics
+        file.listen.metrics,
+        file.listen.admin
     );
     server.run_forever();
 }

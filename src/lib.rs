@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod app;
 mod auth;
 mod balance;
@@ -21,6 +22,7 @@ mod chain;
 mod cli;
 mod config;
 mod health;
+mod http_client;
 mod logging;
 mod metrics;
 mod outcome;
@@ -39,7 +41,7 @@ pub use auth::Auth;
 pub use balance::Upstream;
 pub use cli::{Cli, Command};
 pub use config::file::UpstreamConfig;
-pub use config::{inactive_settings, load_file, parse_str};
+pub use config::{load_file, parse_str};
 pub use logging::init as init_logging;
 pub use ratelimit::{Algorithm, LocalStore, MAX_KEYS};
 pub use routing::{Lookup, Route};

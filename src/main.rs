@@ -1,6 +1,6 @@
 #![forbid(unsafe_code)]
 
-use api_gateway::{compile, config_warnings, inactive_settings, load_file, Cli, Command};
+use api_gateway::{compile, config_warnings, load_file, Cli, Command};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -43,9 +43,6 @@ fn main() -> ExitCode {
     api_gateway::init_logging(&snapshot.file.log);
     for w in &warnings {
         log::warn!("{w}");
-    }
-    for setting in inactive_settings(&snapshot.file) {
-        log::warn!("{setting}: accepted but not enforced by this version");
     }
     // The daemon changes its working directory to /, so the reload path must be absolute.
     let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());

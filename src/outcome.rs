@@ -23,6 +23,14 @@ pub enum ErrorCode {
     NoHealthyUpstream,
     UpstreamTimeout,
     Internal,
+    /// Admin API: the config file has problems (the body lists them).
+    InvalidConfig,
+    /// Admin API: a cache purge on a gateway without a cache.
+    CacheDisabled,
+    /// Admin API: PromQL asked for without `admin.prometheus_url`.
+    PrometheusNotConfigured,
+    /// Admin API: Prometheus did not answer.
+    PrometheusUnavailable,
 }
 
 impl ErrorCode {
@@ -43,6 +51,9 @@ impl ErrorCode {
             Self::NoHealthyUpstream => 503,
             Self::UpstreamTimeout => 504,
             Self::Internal => 500,
+            Self::InvalidConfig => 400,
+            Self::CacheDisabled => 409,
+            Self::PrometheusNotConfigured | Self::PrometheusUnavailable => 503,
         }
     }
 
@@ -63,6 +74,10 @@ impl ErrorCode {
             Self::NoHealthyUpstream => "no_healthy_upstream",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::Internal => "internal_error",
+            Self::InvalidConfig => "invalid_config",
+            Self::CacheDisabled => "cache_disabled",
+            Self::PrometheusNotConfigured => "prometheus_not_configured",
+            Self::PrometheusUnavailable => "prometheus_unavailable",
         }
     }
 
@@ -83,6 +98,10 @@ impl ErrorCode {
             Self::NoHealthyUpstream => "No healthy backend is available",
             Self::UpstreamTimeout => "The backend did not answer in time",
             Self::Internal => "Internal gateway error",
+            Self::InvalidConfig => "The config file has problems; the running config stays",
+            Self::CacheDisabled => "This gateway has no cache",
+            Self::PrometheusNotConfigured => "No admin.prometheus_url is configured",
+            Self::PrometheusUnavailable => "Prometheus did not answer",
         }
     }
 

@@ -25,6 +25,14 @@ pub struct AuthCheck {
 const INSUFFICIENT_SCOPE: &str = r#"Bearer realm="api-gateway", error="insufficient_scope""#;
 
 impl AuthPolicy {
+    /// What the admin API requires: a caller with the `admin` role.
+    pub fn admin() -> AuthPolicy {
+        AuthPolicy {
+            required: true,
+            roles: vec!["admin".to_owned()],
+        }
+    }
+
     /// Route settings over group settings, field by field. Roles imply `required: true`; an
     /// explicit `required: false` beside roles is an error (`Err` carries the roles).
     pub fn merge(

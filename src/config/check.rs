@@ -49,13 +49,3 @@ pub fn check_sections(file: &FileConfig, errors: &mut ConfigErrors) {
         errors.push("redis", SectionError::RedisRequired);
     }
 }
-
-/// Names the settings that parse and validate but have no effect in this build yet, so start-up
-/// can say so in the log.
-pub fn inactive_settings(file: &FileConfig) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if file.admin.is_some() {
-        out.push("admin (the admin listener and dashboard)");
-    }
-    out
-}

@@ -114,6 +114,13 @@ pub fn redis_backoff() {
     }
 }
 
+/// Counts an authentication outcome (`auth_requests_total`).
+pub fn auth(result: &str, reason: &str) {
+    if let Some(m) = get() {
+        m.auth_requests.with_label_values(&[result, reason]).inc();
+    }
+}
+
 /// Counts a config reload.
 pub fn reload(ok: bool) {
     if let Some(m) = get() {

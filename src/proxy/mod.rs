@@ -17,4 +17,5 @@ mod service;
 
 pub use connection::Guarded;
 pub use forwarded::client_ip;
+pub use request_id::RequestId;
 pub use service::Gateway;

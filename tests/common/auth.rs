@@ -38,7 +38,7 @@ fn hashes() -> &'static (String, String) {
     H.get_or_init(|| (hash("alice-pass"), hash("admin-pass")))
 }
 
-fn sha256_hex(s: &str) -> String {
+pub fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(s.as_bytes())
         .iter()

@@ -88,6 +88,11 @@ impl Gateway {
         format!("http://{}{path}", self.proxy)
     }
 
+    /// A URL on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
     /// The metrics listener's `/metrics` text.
     pub fn scrape(&self) -> String {
         let r = super::get(&format!("http://{}/metrics", self.metrics));
