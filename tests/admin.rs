@@ -5,9 +5,9 @@
 mod common;
 
 use common::auth::{auth_section, hash, sha256_hex, tokens, API_KEY, SECRET};
+use common::prometheus::prometheus;
 use common::{free_port, get, raw, request, wait_for, Backend, Gateway, Resp};
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const ADMIN_KEY: &str = "k-admin-0123456789";
@@ -168,6 +168,13 @@ fn every_endpoint_wants_an_admin_and_says_why_not() {
             );
         }
     }
+    // One credential per call, even when both are valid.
+    let both = [
+        ("authorization", admin_auth.as_str()),
+        ("x-api-key", ADMIN_KEY),
+    ];
+    let r = call(&gw, "GET", "/api/routes", &both, None);
+    assert_eq!((r.status, r.error_code()), (401, "unauthorized".into()));
     // Wrong method, unknown path: the contract's errors, before any authorization.
     let r = call(&gw, "DELETE", "/api/routes", &[], None);
     assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD")));
@@ -548,53 +555,6 @@ fn metrics_text_and_the_openapi_description() {
             doc["paths"][path]["post"].is_object(),
             "{path} undocumented"
         );
-    }
-}
-
-struct Prometheus {
-    child: Child,
-    _dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A real Prometheus scraping `target` every second.
-fn prometheus(target: std::net::SocketAddr) -> Prometheus {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &conf,
-        format!("global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: gateway\n    static_configs: [{{targets: [\"{target}\"]}}]\n"),
-    )
-    .expect("write prometheus.yml");
-    let port = free_port();
-    let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", conf.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("run prometheus (apt-get install prometheus)");
-    let url = format!("http://127.0.0.1:{port}");
-    wait_for("prometheus to be ready", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        (get(&format!("{url}/-/ready")).status == 200).then_some(())
-    });
-    Prometheus {
-        child,
-        _dir: dir,
-        url,
     }
 }
 

@@ -115,14 +115,21 @@ pub async fn purge(snapshot: &Snapshot, body: &[u8]) -> Answer {
                 Some((p, q)) => (p.to_owned(), Some(q)),
                 None => (url.clone(), None),
             };
-            let Ok(path) = crate::routing::normalize(&path) else {
+            if !path.starts_with('/') {
                 return ErrorCode::BadRequest.into();
+            }
+            // A path routing refuses was never cached.
+            let Ok(path) = crate::routing::normalize(&path) else {
+                return ok(&json!({ "purged": 0 }));
             };
             Purge::url(&cache.key_prefix, &path, query)
         }
         (None, Some(prefix)) => {
-            let Ok(path) = crate::routing::normalize(&prefix) else {
+            if !prefix.starts_with('/') {
                 return ErrorCode::BadRequest.into();
+            }
+            let Ok(path) = crate::routing::normalize(&prefix) else {
+                return ok(&json!({ "purged": 0 }));
             };
             Purge::prefix(&cache.key_prefix, &path)
         }

@@ -96,6 +96,12 @@ impl AdminApp {
         if !(allowed == "POST" && method == Method::POST || allowed == "GET, HEAD" && read_only) {
             return allow(allowed);
         }
+        let headers = &session.req_header().headers;
+        if headers.contains_key(http::header::AUTHORIZATION) && headers.contains_key("x-api-key") {
+            // One credential per call: which of two would count is not for the caller to guess.
+            crate::metrics::auth("failure", "two_credentials");
+            return ErrorCode::Unauthorized.into();
+        }
         let check = AuthPolicy::admin().check(snapshot.auth.as_deref(), session.req_header());
         crate::metrics::auth(check.event.result, check.event.reason);
         if let Err(denial) = check.caller {

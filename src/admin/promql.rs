@@ -29,7 +29,7 @@ pub async fn query(prometheus_url: Option<&str>, range: bool, query: Option<&str
     // Only the parameters Prometheus takes, re-encoded: nothing else reaches it.
     let mut url = format!("{}/api/v1/{api}?", base.trim_end_matches('/'));
     for name in names {
-        if let Some(value) = param(query, name) {
+        if let Some(value) = param(query, name).filter(|v| !v.is_empty()) {
             url.push_str(name);
             url.push('=');
             encode_into(&value, &mut url);
