@@ -2,18 +2,37 @@
 CARGO ?= cargo
 DEMO_BACKENDS = users-1=127.0.0.1:9001 users-2=127.0.0.1:9002 orders=127.0.0.1:9003
 
-.PHONY: all build run test lint deny check-config bench bench-load bench-micro docker fuzz fuzz-ci clean
+.PHONY: all build run test lint deny check-config dashboard dashboard-test bench bench-load bench-micro docker fuzz fuzz-ci clean
 
 all: build
 
 build:
 	$(CARGO) build --bin gateway --example demo_backend
 
-## run: the gateway on conf/gateway.yaml with three demo backends; Ctrl-C stops both.
+## run: the gateway on conf/gateway.yaml with three demo backends and the dashboard (built when
+## npm is present); Ctrl-C stops both.
 run: build
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory dashboard; \
+	else echo "npm not found: the dashboard is not built (install Node.js 20 and npm, then run make dashboard)"; fi
+	@echo "dashboard: http://127.0.0.1:9080/ (sign in as admin / password123)"
 	@./target/debug/examples/demo_backend $(DEMO_BACKENDS) & \
 	backends=$$!; trap 'kill $$backends 2>/dev/null' EXIT INT TERM; \
 	./target/debug/gateway --demo -c conf/gateway.yaml
+
+## dashboard: the React dashboard in dashboard/dist, which the admin listener serves at /.
+DASHBOARD_SRC = $(shell find dashboard/src dashboard/public -type f 2>/dev/null) \
+	dashboard/index.html dashboard/vite.config.ts dashboard/tsconfig.json
+dashboard: dashboard/dist/index.html
+dashboard/node_modules/.package-lock.json: dashboard/package.json dashboard/package-lock.json
+	cd dashboard && npm ci --no-audit --no-fund
+dashboard/dist/index.html: dashboard/node_modules/.package-lock.json $(DASHBOARD_SRC)
+	cd dashboard && npm run build
+
+## dashboard-test: ESLint, the type check, vitest, the build, then the browser run (headless
+## Chromium) against the real gateway, backends and Prometheus; screenshots in dashboard/e2e/artifacts.
+dashboard-test: build dashboard/node_modules/.package-lock.json
+	cd dashboard && npm run lint && npm run typecheck && npm test && npx vite build
+	cd dashboard && GATEWAY_BIN=../target/debug/gateway npm run e2e
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -23,9 +42,10 @@ check-config: build
 	./target/debug/gateway --demo -t -c conf/gateway.yaml
 
 ## test: formatting, lints, the supply-chain gate, the demo config, unit and end-to-end tests
-## (these include systemd-analyze on the unit and hadolint on the Dockerfile).
+## (these include systemd-analyze on the unit and hadolint on the Dockerfile), then the dashboard's.
 test: lint deny check-config
 	$(CARGO) test --all-targets
+	$(MAKE) --no-print-directory dashboard-test
 
 ## deny: licences, bans and sources of every dependency (deny.toml); works offline.
 deny:

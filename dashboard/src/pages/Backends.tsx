@@ -1,0 +1,75 @@
+import { useCallback, useState } from "react";
+import { useNotify } from "../components/Snackbar";
+import { useServices } from "../context";
+import { ApiError } from "../lib/api";
+import { usePoll } from "../lib/hooks";
+import type { Upstream } from "../lib/types";
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  return s < 60 ? `${s}s ago` : `${Math.round(s / 60)}m ago`;
+}
+
+export function Backends() {
+  const { api } = useServices();
+  const notify = useNotify();
+  const [upstreams, setUpstreams] = useState<Upstream[] | null>(null);
+  const poll = useCallback(async () => {
+    try {
+      setUpstreams((await api.json<{ upstreams: Upstream[] }>("/api/upstreams")).upstreams);
+    } catch (e) {
+      if (e instanceof ApiError && e.status !== 401) notify(`Upstreams: ${e.message}`, "error");
+    }
+  }, [api, notify]);
+  usePoll(poll, 2000);
+  if (!upstreams) return <p>Loading…</p>;
+  return (
+    <section>
+      <h2>Backends</h2>
+      {upstreams.map((u) => (
+        <div key={u.name} className="card" data-testid={`upstream-${u.name}`}>
+          <h3>
+            {u.name} <small>{u.strategy}</small>{" "}
+            <span className={u.healthy === u.total ? "badge ok" : u.healthy ? "badge warn" : "badge down"}>
+              {u.healthy}/{u.total} healthy
+            </span>
+          </h3>
+          <div className="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th>Backend</th>
+                  <th>Weight</th>
+                  <th>Health</th>
+                  <th>In flight</th>
+                  <th>Requests</th>
+                  <th>Failures</th>
+                  <th>Last check</th>
+                </tr>
+              </thead>
+              <tbody>
+                {u.backends.map((b) => (
+                  <tr key={b.addr} data-testid={`backend-${b.addr}`}>
+                    <td>{b.addr}</td>
+                    <td>{b.weight}</td>
+                    <td>
+                      <span className={b.healthy ? "badge ok" : "badge down"} data-testid="health">
+                        {b.healthy ? "healthy" : "unhealthy"}
+                      </span>
+                    </td>
+                    <td>{b.active_connections}</td>
+                    <td>{b.requests_total}</td>
+                    <td>{b.failures_total}</td>
+                    <td title={b.last_check?.error}>
+                      {b.last_check ? `${b.last_check.ok ? "passed" : "failed"} ${ago(b.last_check.at_ms)}` : "–"}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </div>
+      ))}
+    </section>
+  );
+}

@@ -1,0 +1,81 @@
+import { useCallback, useEffect, useState } from "react";
+import { useNotify } from "../components/Snackbar";
+import { useServices } from "../context";
+import { ApiError, type Problem } from "../lib/api";
+import type { Changes } from "../lib/types";
+
+function describe(c: Changes): string {
+  if (c.sections.length === 0) return "Reloaded: nothing changed.";
+  const parts = [`Reloaded: ${c.sections.join(", ")} changed.`];
+  for (const [what, named] of [
+    ["routes", c.routes],
+    ["upstreams", c.upstreams],
+  ] as const) {
+    for (const [verb, list] of Object.entries(named)) {
+      if (list.length) parts.push(`${what} ${verb}: ${list.join(", ")}.`);
+    }
+  }
+  if (c.need_restart.length) parts.push(`Needs a restart: ${c.need_restart.join(", ")}.`);
+  return parts.join(" ");
+}
+
+export function ConfigPage() {
+  const { api } = useServices();
+  const notify = useNotify();
+  const [config, setConfig] = useState<unknown>(null);
+  const [problems, setProblems] = useState<Problem[]>([]);
+  const [busy, setBusy] = useState(false);
+  const load = useCallback(async () => {
+    try {
+      setConfig(await api.json<unknown>("/api/config"));
+    } catch (e) {
+      if (e instanceof ApiError && e.status !== 401) notify(`Config: ${e.message}`, "error");
+    }
+  }, [api, notify]);
+  useEffect(() => {
+    void load();
+  }, [load]);
+  const reload = async () => {
+    setBusy(true);
+    try {
+      const r = await api.post<{ changes: Changes }>("/api/reload");
+      setProblems([]);
+      notify(describe(r.changes), "success");
+      await load();
+    } catch (e) {
+      if (e instanceof ApiError && e.status !== 401) {
+        setProblems(e.problems);
+        notify(`Reload refused: ${e.message}`, "error");
+      }
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section>
+      <h2>Config</h2>
+      <p className="row">
+        <button type="button" onClick={() => void reload()} disabled={busy}>
+          Reload
+        </button>
+        <span className="note">Re-reads the config file; a file with problems keeps the running config.</span>
+      </p>
+      {problems.length > 0 && (
+        <div className="problems" role="alert" data-testid="problems">
+          <h3>The file has {problems.length} problem(s); the running config stays</h3>
+          <ul>
+            {problems.map((p) => (
+              <li key={`${p.path}: ${p.message}`}>
+                <code>{p.path}</code>: {p.message}
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
+      <p className="note">The running config; secrets, hashes and URL credentials are redacted.</p>
+      <pre className="config" data-testid="config">
+        {config === null ? "Loading…" : JSON.stringify(config, null, 2)}
+      </pre>
+    </section>
+  );
+}

@@ -1,0 +1,95 @@
+import { useEffect, useState } from "react";
+import { useNotify } from "../components/Snackbar";
+import { useServices } from "../context";
+import { ApiError } from "../lib/api";
+import type { RouteInfo } from "../lib/types";
+
+interface RoutesAnswer {
+  routes: RouteInfo[];
+  groups: Record<string, { prefix: string; auth?: RouteInfo["auth"]; rate_limit?: unknown }>;
+}
+
+function auth(a: RouteInfo["auth"]): string {
+  if (!a) return "inherited";
+  const roles = a.roles?.length ? ` (${a.roles.join(", ")})` : "";
+  return a.required === false ? "open" : a.required || roles ? `required${roles}` : "inherited";
+}
+
+export function RoutesPage() {
+  const { api } = useServices();
+  const notify = useNotify();
+  const [data, setData] = useState<RoutesAnswer | null>(null);
+  useEffect(() => {
+    api.json<RoutesAnswer>("/api/routes").then(setData, (e: unknown) => {
+      if (e instanceof ApiError && e.status !== 401) notify(`Routes: ${e.message}`, "error");
+    });
+  }, [api, notify]);
+  if (!data) return <p>Loading…</p>;
+  return (
+    <section>
+      <h2>Routes</h2>
+      <div className="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>Prefix</th>
+              <th>Methods</th>
+              <th>Upstream</th>
+              <th>Group</th>
+              <th>Auth</th>
+              <th>Rate limit</th>
+              <th>Cache</th>
+            </tr>
+          </thead>
+          <tbody>
+            {data.routes.map((r) => (
+              <tr key={r.name}>
+                <td>{r.name}</td>
+                <td>
+                  <code>{r.prefix ?? r.path}</code>
+                  {r.strip_prefix ? " (stripped)" : ""}
+                </td>
+                <td>{r.methods?.join(", ") ?? "any"}</td>
+                <td>{r.upstream}</td>
+                <td>{r.group ?? "–"}</td>
+                <td>{auth(r.auth)}</td>
+                <td>{r.rate_limit ? JSON.stringify(r.rate_limit) : "inherited"}</td>
+                <td>{r.cache?.enabled ? `on${r.cache.ttl ? `, ${r.cache.ttl}` : ""}` : "off"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {Object.keys(data.groups).length > 0 && (
+        <>
+          <h3>Groups</h3>
+          <div className="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th>Name</th>
+                  <th>Prefix</th>
+                  <th>Auth</th>
+                  <th>Rate limit</th>
+                </tr>
+              </thead>
+              <tbody>
+                {Object.entries(data.groups).map(([name, g]) => (
+                  <tr key={name}>
+                    <td>{name}</td>
+                    <td>
+                      <code>{g.prefix}</code>
+                    </td>
+                    <td>{auth(g.auth ?? null)}</td>
+                    <td>{g.rate_limit ? JSON.stringify(g.rate_limit) : "–"}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
