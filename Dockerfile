@@ -1,5 +1,5 @@
 # Multi-stage build of the gateway image: Rust build (dependencies cached in their own layer),
-# the dashboard build when dashboard/ exists, and a slim Debian runtime as a non-root user.
+# the dashboard build, and a slim Debian runtime as a non-root user.
 #
 #   docker build -t api-gateway .        (make docker)
 #   docker run -p 8080:8080 -p 9090:9090 api-gateway
@@ -29,6 +29,14 @@ COPY examples ./examples
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked --bin gateway --example demo_backend
 
+# The dashboard: static files the admin listener serves (admin.dashboard_dir in conf/docker.yaml).
+FROM node:20-bookworm-slim AS dashboard
+WORKDIR /dashboard
+COPY dashboard/package.json dashboard/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY dashboard ./
+RUN npm run build
+
 FROM debian:bookworm-slim AS runtime
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -40,6 +48,7 @@ RUN apt-get update \
     && chown 10001:10001 /run/gateway
 COPY --from=build /src/target/release/gateway /usr/local/bin/gateway
 COPY --from=build /src/target/release/examples/demo_backend /usr/local/bin/demo_backend
+COPY --from=dashboard /dashboard/dist /usr/share/gateway/dashboard
 COPY conf /etc/gateway
 # Listeners from the environment (see conf/docker.yaml): the proxy and metrics listen on every
 # interface, the admin listener on loopback unless GATEWAY_ADMIN_ADDR says otherwise.
