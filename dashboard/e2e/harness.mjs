@@ -9,9 +9,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const children = [];
+const servers = [];
 
+/** Stops every child process and backend started here. */
 export function cleanup() {
   for (const c of children) c.kill("SIGKILL");
+  for (const s of servers) {
+    s.closeAllConnections();
+    s.close();
+  }
 }
 
 export async function freePort() {
@@ -54,6 +60,7 @@ export async function backend(name) {
     s.on("close", () => sockets.delete(s));
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  servers.push(server);
   const addr = `127.0.0.1:${server.address().port}`;
   return {
     addr,

@@ -228,3 +228,5 @@ routes:
   await browser?.close();
   cleanup();
 }
+// Nothing started here may keep the process alive past the verdict.
+process.exit(process.exitCode ?? 0);
