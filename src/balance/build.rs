@@ -1,6 +1,7 @@
 //! Checks the `upstreams` section and builds its pools, keeping the running pool of an entry
 //! whose settings did not change (its health, counters and connections survive a reload).
 
+use super::outlier::{DEFAULT_BASE_EJECTION, DEFAULT_MAX_EJECTION};
 use super::upstream::{Upstream, MAX_RETRIES};
 use crate::config::file::{HealthCheckKind, UpstreamConfig};
 use crate::config::ConfigErrors;
@@ -33,6 +34,10 @@ pub enum BalanceError {
     NoSlash,
     #[error("only http checks have a path")]
     TcpPath,
+    #[error("must not be shorter than base_ejection")]
+    BelowBase,
+    #[error("must be a percentage (0 to 100)")]
+    Percent,
 }
 
 /// Every upstream of the file that built. `previous` are the running snapshot's upstreams.
@@ -85,6 +90,28 @@ fn check(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
     ] {
         if d.is_some_and(|d| d.0.is_zero()) {
             errors.push(format!("{path}.{field}"), BalanceError::NotPositive);
+        }
+    }
+    if let Some(o) = &cfg.outlier {
+        let op = format!("{path}.outlier");
+        if o.consecutive_errors == Some(0) {
+            errors.push(format!("{op}.consecutive_errors"), BalanceError::AtLeastOne);
+        }
+        for (field, d) in [
+            ("base_ejection", o.base_ejection),
+            ("max_ejection", o.max_ejection),
+        ] {
+            if d.is_some_and(|d| d.0.is_zero()) {
+                errors.push(format!("{op}.{field}"), BalanceError::NotPositive);
+            }
+        }
+        let base = o.base_ejection.map_or(DEFAULT_BASE_EJECTION, |d| d.0);
+        let max = o.max_ejection.map_or(DEFAULT_MAX_EJECTION, |d| d.0);
+        if max < base {
+            errors.push(format!("{op}.max_ejection"), BalanceError::BelowBase);
+        }
+        if o.max_ejection_percent.is_some_and(|p| p > 100) {
+            errors.push(format!("{op}.max_ejection_percent"), BalanceError::Percent);
         }
     }
     let Some(hc) = &cfg.health_check else {

@@ -1,11 +1,13 @@
 //! Upstream pools: selection strategies, per-backend counters, health-aware picks.
 
 mod build;
+mod outlier;
 mod selector;
 mod stats;
 mod upstream;
 mod view;
 
 pub use build::{build, BalanceError};
+pub use outlier::Ejection;
 pub use stats::{BackendStats, InFlight};
 pub use upstream::{HealthDue, Upstream};

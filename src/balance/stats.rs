@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use pingora::lb::health_check::HealthCheck;
 use pingora::lb::Backend;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Live counters of one backend. Carried in `Backend::ext`, and handed from one build of an
 /// upstream to the next for the same address, so a reload never resets them.
@@ -17,6 +17,11 @@ pub struct BackendStats {
     requests: AtomicU64,
     failures: AtomicU64,
     last_check: Mutex<Option<CheckRecord>>,
+    /// Outlier ejection: failures in a row, the end of the latest ejection (Unix ms), and how
+    /// many ejections came in a row (the next lasts that many times the base).
+    consecutive_errors: AtomicU32,
+    ejected_until: AtomicU64,
+    ejections: AtomicU32,
     label: Box<str>,
 }
 
@@ -36,6 +41,9 @@ impl BackendStats {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             last_check: Mutex::new(None),
+            consecutive_errors: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            ejections: AtomicU32::new(0),
             label: addr.to_string().into_boxed_str(),
         }
     }
@@ -76,6 +84,52 @@ impl BackendStats {
             .clone()
     }
 
+    /// Whether the backend is ejected at `now` (Unix ms).
+    pub fn ejected(&self, now: u64) -> bool {
+        self.ejected_until.load(Ordering::Relaxed) > now
+    }
+
+    /// The end of the latest ejection (Unix ms; 0 if never ejected).
+    pub fn ejected_until(&self) -> u64 {
+        self.ejected_until.load(Ordering::Relaxed)
+    }
+
+    pub fn outlier_success(&self) {
+        // Read first: most requests succeed, and a store would bounce the cache line.
+        if self.consecutive_errors.load(Ordering::Relaxed) != 0 {
+            self.consecutive_errors.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a failure; returns how many came in a row.
+    pub fn outlier_failure(&self) -> u32 {
+        self.consecutive_errors.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Ejects from `now` (Unix ms) for `base` × ejections in a row, at most `max`. A backend
+    /// that stayed in for `max` since its last ejection starts over at `base`.
+    pub fn eject(&self, now: u64, base: Duration, max: Duration) -> Duration {
+        let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+        if now.saturating_sub(self.ejected_until()) > max_ms {
+            self.ejections.store(0, Ordering::Relaxed);
+        }
+        let n = self.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+        let duration = base.saturating_mul(n).min(max);
+        let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        self.ejected_until
+            .store(now.saturating_add(ms), Ordering::Relaxed);
+        self.consecutive_errors.store(0, Ordering::Relaxed);
+        duration
+    }
+
+    /// Ends an ejection early (an active health check passed).
+    fn uneject(&self, now: u64) {
+        if self.ejected(now) {
+            self.ejected_until.store(now, Ordering::Relaxed);
+            self.consecutive_errors.store(0, Ordering::Relaxed);
+        }
+    }
+
     fn record_check(&self, error: Option<String>) {
         let record = CheckRecord {
             at: SystemTime::now(),
@@ -94,6 +148,9 @@ impl HealthCheck for Recorded {
         let result = self.0.check(target).await;
         if let Some(stats) = target.ext.get::<Arc<BackendStats>>() {
             stats.record_check(result.as_ref().err().map(|e| e.to_string()));
+            if result.is_ok() {
+                stats.uneject(super::outlier::now_ms());
+            }
         }
         result
     }

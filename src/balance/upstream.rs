@@ -2,6 +2,7 @@
 //! keeps their health), a selector for the configured strategy, and the connection settings the
 //! proxy applies to every pick.
 
+use super::outlier::{now_ms, Ejection, OutlierPolicy};
 use super::selector::{Picked, Selector};
 use super::stats::{BackendStats, Recorded};
 use super::view::{BackendView, CheckView, UpstreamView};
@@ -54,6 +55,7 @@ pub struct Upstream {
     /// In file order.
     members: Box<[Member]>,
     health: Option<HealthSchedule>,
+    outlier: Option<OutlierPolicy>,
     pub connect_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
     pub retries: usize,
@@ -179,6 +181,7 @@ impl Upstream {
             backends,
             members: members.into_boxed_slice(),
             health,
+            outlier: config.outlier.as_ref().map(OutlierPolicy::new),
             connect_timeout: config.connect_timeout.map(|d| d.0),
             read_timeout: config.read_timeout.map(|d| d.0),
             retries: config.retries.unwrap_or(0),
@@ -189,12 +192,37 @@ impl Upstream {
 
     /// Picks a healthy backend by the upstream's strategy, skipping those in `exclude` (failed
     /// earlier in this request). `key` is the client address (for `ip_hash`). No allocation.
+    /// Ejected backends (outlier detection) are picked only when nothing else is left.
     pub fn select(&self, key: &[u8], exclude: &[Arc<BackendStats>]) -> Option<Picked> {
-        self.selector.pick(key, |b| {
-            self.backends.ready(b)
-                && b.as_inet()
-                    .is_some_and(|a| !exclude.iter().any(|s| s.addr() == *a))
-        })
+        let pick = |now: Option<u64>| {
+            self.selector.pick(key, |b| {
+                self.backends.ready(b)
+                    && b.as_inet()
+                        .is_some_and(|a| !exclude.iter().any(|s| s.addr() == *a))
+                    && now.is_none_or(|t| {
+                        !b.ext
+                            .get::<Arc<BackendStats>>()
+                            .is_some_and(|s| s.ejected(t))
+                    })
+            })
+        };
+        match &self.outlier {
+            None => pick(None),
+            Some(_) => pick(Some(now_ms())).or_else(|| pick(None)),
+        }
+    }
+
+    /// Failed requests in a row that eject a backend (0 without outlier detection).
+    pub fn outlier_threshold(&self) -> u32 {
+        self.outlier.as_ref().map_or(0, |o| o.consecutive_errors)
+    }
+
+    /// Feeds outlier detection with the outcome of one request to `backend`; the ejection it
+    /// caused, if any. Nothing without an `outlier` section.
+    pub fn record(&self, backend: &BackendStats, failed: bool) -> Option<Ejection> {
+        let policy = self.outlier.as_ref()?;
+        let members = self.members.iter().map(|m| m.stats.as_ref());
+        policy.record(backend, failed, members, now_ms())
     }
 
     /// `(healthy, total)` members.
@@ -222,6 +250,7 @@ impl Upstream {
                     active_connections: m.stats.in_flight(),
                     requests_total: m.stats.requests(),
                     failures_total: m.stats.failures(),
+                    ejected: m.stats.ejected(now_ms()),
                     last_check: m.stats.last_check().map(CheckView::from),
                 })
                 .collect(),

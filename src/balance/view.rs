@@ -22,6 +22,8 @@ pub struct BackendView {
     pub requests_total: u64,
     /// Of those, refused or broken connections, timeouts and 5xx answers.
     pub failures_total: u64,
+    /// Out of picks for now by outlier detection (`upstreams.<name>.outlier`).
+    pub ejected: bool,
     /// The latest active health check; absent without checks or before the first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_check: Option<CheckView>,

@@ -402,6 +402,27 @@ pub struct UpstreamConfig {
     pub tls: bool,
     #[serde(default)]
     pub sni: Option<String>,
+    /// Passive health: eject a backend after consecutive failed requests.
+    #[serde(default)]
+    pub outlier: Option<OutlierConfig>,
+}
+
+/// `upstreams.<name>.outlier`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierConfig {
+    /// Failed requests in a row (5xx, refused or broken connections, timeouts). Default 5.
+    #[serde(default)]
+    pub consecutive_errors: Option<u32>,
+    /// The first ejection's length; the n-th lasts n times as long. Default 30s.
+    #[serde(default)]
+    pub base_ejection: Option<HumanDuration>,
+    /// The longest ejection. Default 300s.
+    #[serde(default)]
+    pub max_ejection: Option<HumanDuration>,
+    /// The share of the upstream's backends that may be out at once. Default 50.
+    #[serde(default)]
+    pub max_ejection_percent: Option<u8>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -24,6 +24,7 @@ pub struct Metrics {
     pub cache_requests: IntCounterVec,
     pub cache_store_errors: IntCounterVec,
     pub redis_backoffs: prometheus::IntCounter,
+    pub backend_ejections: IntCounterVec,
 }
 
 static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match register() {
@@ -60,6 +61,11 @@ fn register() -> prometheus::Result<Metrics> {
             "rate_limit_requests_total",
             "Rate limit decisions, by route and result",
             &["route", "result"]
+        )?,
+        backend_ejections: register_int_counter_vec!(
+            "backend_ejections_total",
+            "Backends ejected by outlier detection, by upstream and backend",
+            &["upstream", "backend"]
         )?,
         active_connections: register_int_gauge!(
             "active_connections",

@@ -5,6 +5,7 @@ use super::access_log::{self, AccessRecord};
 use super::cache;
 use super::ctx::{RequestCtx, Verdict};
 use super::errors;
+use crate::balance::{Ejection, Upstream};
 use crate::metrics::{self, method_label, status_label};
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -17,16 +18,21 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
     let elapsed = ctx.peer.started.elapsed();
     let cache_result = cache::result(session, ctx).map(|(_, result)| result);
 
-    for failed in &ctx.attempt.failed {
-        failed.count_failure();
-    }
-    if let Some(held) = &ctx.attempt.in_flight {
-        let failed = match ctx.attempt.upstream_status {
-            Some(status) => status >= 500,
-            None => e.is_some_and(|e| !errors::client_gone(e)),
-        };
-        if failed {
-            held.stats().count_failure();
+    if let Some(route) = &ctx.route {
+        let upstream = &route.upstream;
+        for failed in &ctx.attempt.failed {
+            failed.count_failure();
+            ejected(upstream, upstream.record(failed, true));
+        }
+        if let Some(held) = &ctx.attempt.in_flight {
+            let failed = match ctx.attempt.upstream_status {
+                Some(status) => status >= 500,
+                None => e.is_some_and(|e| !errors::client_gone(e)),
+            };
+            if failed {
+                held.stats().count_failure();
+            }
+            ejected(upstream, upstream.record(held.stats(), failed));
         }
     }
 
@@ -100,4 +106,23 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         user: ctx.caller.caller.as_ref().map(|c| c.subject.as_str()),
         outcome,
     });
+}
+
+/// Logs and counts an ejection by outlier detection.
+fn ejected(upstream: &Upstream, ejection: Option<Ejection>) {
+    let Some(e) = ejection else {
+        return;
+    };
+    log::warn!(
+        "backend {} of upstream {} ejected for {:?} after {} failed requests in a row",
+        e.addr,
+        upstream.name,
+        e.duration,
+        upstream.outlier_threshold()
+    );
+    if let Some(m) = metrics::get() {
+        m.backend_ejections
+            .with_label_values(&[upstream.name.as_str(), &e.addr.to_string()])
+            .inc();
+    }
 }

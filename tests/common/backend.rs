@@ -3,12 +3,13 @@
 //! Knobs in the query string: `delay_ms=N` waits before answering, `status=N` sets the status,
 //! `set_header=name:value` adds a response header (repeatable), `pad=N` adds N bytes to the
 //! body, `chunked=1` sends the body chunked, `etag=X` sends `ETag: "X"` and answers a matching `If-None-Match` with 304.
-//! `GET /health` answers 200 or 503 as set by `set_healthy`, and is not counted as a request.
+//! `GET /health` answers 200 or 503 as set by `set_healthy`, and is not counted as a request;
+//! `set_status` forces the status of every other request.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub struct Backend {
     connections: Arc<AtomicUsize>,
     healthy: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
+    forced: Arc<AtomicU16>,
 }
 
 impl Backend {
@@ -48,7 +50,9 @@ impl Backend {
         let connections = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let healthy = Arc::new(AtomicBool::new(true));
+        let forced = Arc::new(AtomicU16::new(0));
         let counters = Counters {
+            forced: forced.clone(),
             fixed: fixed.clone(),
             hits: hits.clone(),
             received: received.clone(),
@@ -76,7 +80,13 @@ impl Backend {
             connections,
             healthy,
             stop,
+            forced,
         }
+    }
+
+    /// Every request (not `GET /health`) is answered with `status` from now on; 0 undoes it.
+    pub fn set_status(&self, status: u16) {
+        self.forced.store(status, Ordering::SeqCst);
     }
 
     /// What `GET /health` answers from now on: 200 when true, 503 when false.
@@ -120,6 +130,8 @@ struct Counters {
     hits: Arc<AtomicUsize>,
     received: Arc<AtomicUsize>,
     healthy: Arc<AtomicBool>,
+    /// A status every request gets (0: none).
+    forced: Arc<AtomicU16>,
     /// Set when the backend is dropped: open connections close instead of answering.
     stop: Arc<AtomicBool>,
 }
@@ -194,7 +206,10 @@ fn serve(stream: TcpStream, name: &str, counters: &Counters) {
         if let Some(ms) = knob("delay_ms") {
             thread::sleep(Duration::from_millis(ms));
         }
-        let status = knob("status").unwrap_or(200);
+        let status = match counters.forced.load(Ordering::SeqCst) {
+            0 => knob("status").unwrap_or(200),
+            forced => u64::from(forced),
+        };
         let mut extra: String = query
             .split('&')
             .filter_map(|kv| kv.strip_prefix("set_header="))

@@ -4,6 +4,7 @@ export interface Backend {
   addr: string;
   weight: number;
   healthy: boolean;
+  ejected: boolean;
   active_connections: number;
   requests_total: number;
   failures_total: number;

@@ -56,6 +56,11 @@ export function Backends() {
                       <span className={b.healthy ? "badge ok" : "badge down"} data-testid="health">
                         {b.healthy ? "healthy" : "unhealthy"}
                       </span>
+                      {b.ejected && (
+                        <span className="badge warn" title="Out of picks for now: its requests kept failing">
+                          ejected
+                        </span>
+                      )}
                     </td>
                     <td>{b.active_connections}</td>
                     <td>{b.requests_total}</td>

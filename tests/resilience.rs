@@ -1,0 +1,167 @@
+//! Passive health: outlier ejection of backends that keep failing, end to end.
+
+mod common;
+
+use common::gateway::BIN;
+use common::{get, wait_for, Backend, Gateway};
+use std::process::Command;
+use std::time::Duration;
+
+fn config(backends: &[&Backend], outlier: &str, extra: &str) -> String {
+    let list: Vec<String> = backends
+        .iter()
+        .map(|b| format!("{{addr: \"{}\"}}", b.addr))
+        .collect();
+    format!(
+        "upstreams:\n  u:\n    backends: [{}]\n    outlier: {outlier}\n{extra}routes:\n  - {{name: r, path: /, upstream: u}}\n",
+        list.join(", ")
+    )
+}
+
+fn ejections(gw: &Gateway, backend: &Backend) -> u64 {
+    let needle = format!(
+        "backend_ejections_total{{backend=\"{}\",upstream=\"u\"}} ",
+        backend.addr
+    );
+    gw.scrape()
+        .lines()
+        .find_map(|l| l.strip_prefix(&needle)?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_failing_backend_is_ejected_the_others_take_the_traffic_and_it_returns() {
+    let (good, bad) = (Backend::start("good"), Backend::start("bad"));
+    bad.set_status(500);
+    let gw = Gateway::start(&config(
+        &[&good, &bad],
+        "{consecutive_errors: 3, base_ejection: 1s, max_ejection_percent: 50}",
+        "",
+    ));
+    // Round robin: the bad backend gets every other request; its third 500 in a row ejects it.
+    let mut failures = 0;
+    for _ in 0..6 {
+        if get(&gw.url("/x")).status == 500 {
+            failures += 1;
+        }
+    }
+    assert_eq!(
+        failures, 3,
+        "three failures reached the client before the ejection"
+    );
+    assert_eq!(ejections(&gw, &bad), 1);
+    let before = bad.received();
+    for _ in 0..20 {
+        assert_eq!(
+            get(&gw.url("/x")).status,
+            200,
+            "only the good backend answers"
+        );
+    }
+    assert_eq!(bad.received(), before, "the ejected backend got nothing");
+    assert!(gw
+        .log()
+        .contains("ejected for 1s after 3 failed requests in a row"));
+
+    // The ejection ends on its own; failing again ejects it for twice as long.
+    wait_for(
+        "the ejected backend to get traffic again",
+        Duration::from_secs(5),
+        || {
+            get(&gw.url("/x"));
+            (bad.received() > before).then_some(())
+        },
+    );
+    bad.set_status(0);
+    for _ in 0..10 {
+        assert_eq!(
+            get(&gw.url("/x")).status,
+            200,
+            "both answer once it recovered"
+        );
+    }
+    assert!(bad.received() >= before + 5, "it is back in the rotation");
+    assert_eq!(ejections(&gw, &bad), 1);
+}
+
+#[test]
+fn never_more_than_max_ejection_percent_of_an_upstream() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    a.set_status(503);
+    b.set_status(503);
+    let gw = Gateway::start(&config(
+        &[&a, &b],
+        "{consecutive_errors: 2, base_ejection: 30s, max_ejection_percent: 50}",
+        "",
+    ));
+    for _ in 0..20 {
+        assert_eq!(get(&gw.url("/x")).status, 503);
+    }
+    assert_eq!(
+        ejections(&gw, &a) + ejections(&gw, &b),
+        1,
+        "one of two is 50%: the other stays in"
+    );
+    assert!(a.received() > 0 && b.received() > 0);
+}
+
+#[test]
+fn a_passing_active_check_ends_an_ejection_early() {
+    let (good, bad) = (Backend::start("good"), Backend::start("bad"));
+    bad.set_status(500);
+    let gw = Gateway::start(&config(
+        &[&good, &bad],
+        "{consecutive_errors: 1, base_ejection: 60s}",
+        "",
+    ));
+    get(&gw.url("/x"));
+    get(&gw.url("/x"));
+    assert_eq!(ejections(&gw, &bad), 1);
+    let before = bad.received();
+    for _ in 0..6 {
+        get(&gw.url("/x"));
+    }
+    assert_eq!(bad.received(), before, "ejected for a minute");
+    // /health of the bad backend passes: with active checks on, the next check brings it back.
+    gw.reconfigure(&config(
+        &[&good, &bad],
+        "{consecutive_errors: 1, base_ejection: 60s}",
+        "    health_check: {kind: http, path: /health, interval: 200ms, timeout: 300ms}\n",
+    ));
+    gw.signal("HUP");
+    wait_for(
+        "a check to end the ejection",
+        Duration::from_secs(5),
+        || {
+            get(&gw.url("/x"));
+            (bad.received() > before).then_some(())
+        },
+    );
+}
+
+#[test]
+fn bad_outlier_settings_are_all_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("gw.yaml");
+    std::fs::write(
+        &file,
+        "upstreams:\n  u:\n    backends: [{addr: \"127.0.0.1:1\"}]\n    outlier: {consecutive_errors: 0, base_ejection: 10s, max_ejection: 5s, max_ejection_percent: 150}\nroutes:\n  - {name: r, path: /, upstream: u}\n",
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .arg("-t")
+        .arg("-c")
+        .arg(&file)
+        .output()
+        .expect("gateway -t");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    for path in [
+        "upstreams.u.outlier.consecutive_errors",
+        "upstreams.u.outlier.max_ejection:",
+        "upstreams.u.outlier.max_ejection_percent",
+    ] {
+        assert!(text.contains(path), "{path} in {text}");
+    }
+}
