@@ -25,6 +25,8 @@ pub enum ErrorCode {
     Internal,
     /// Admin API: the config file has problems (the body lists them).
     InvalidConfig,
+    /// The upstream's circuit breaker is open or its request cap is reached.
+    UpstreamOverloaded,
     /// Admin API: a cache purge on a gateway without a cache.
     CacheDisabled,
     /// Admin API: PromQL asked for without `admin.prometheus_url`.
@@ -53,6 +55,7 @@ impl ErrorCode {
             Self::Internal => 500,
             Self::InvalidConfig => 400,
             Self::CacheDisabled => 409,
+            Self::UpstreamOverloaded => 503,
             Self::PrometheusNotConfigured | Self::PrometheusUnavailable => 503,
         }
     }
@@ -76,6 +79,7 @@ impl ErrorCode {
             Self::Internal => "internal_error",
             Self::InvalidConfig => "invalid_config",
             Self::CacheDisabled => "cache_disabled",
+            Self::UpstreamOverloaded => "upstream_overloaded",
             Self::PrometheusNotConfigured => "prometheus_not_configured",
             Self::PrometheusUnavailable => "prometheus_unavailable",
         }
@@ -100,6 +104,7 @@ impl ErrorCode {
             Self::Internal => "Internal gateway error",
             Self::InvalidConfig => "The config file has problems; the running config stays",
             Self::CacheDisabled => "This gateway has no cache",
+            Self::UpstreamOverloaded => "The upstream is overloaded or failing; try again shortly",
             Self::PrometheusNotConfigured => "No admin.prometheus_url is configured",
             Self::PrometheusUnavailable => "Prometheus did not answer",
         }

@@ -1,11 +1,11 @@
-//! Passive health: outlier ejection of backends that keep failing, end to end.
+//! Passive health (outlier ejection) and circuit breaking, end to end.
 
 mod common;
 
 use common::gateway::BIN;
 use common::{get, wait_for, Backend, Gateway};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn config(backends: &[&Backend], outlier: &str, extra: &str) -> String {
     let list: Vec<String> = backends
@@ -35,7 +35,8 @@ fn a_failing_backend_is_ejected_the_others_take_the_traffic_and_it_returns() {
     bad.set_status(500);
     let gw = Gateway::start(&config(
         &[&good, &bad],
-        "{consecutive_errors: 3, base_ejection: 1s, max_ejection_percent: 50}",
+        // Long enough for the checks below on a loaded machine, short enough to wait out.
+        "{consecutive_errors: 3, base_ejection: 4s, max_ejection_percent: 50}",
         "",
     ));
     // Round robin: the bad backend gets every other request; its third 500 in a row ejects it.
@@ -61,7 +62,7 @@ fn a_failing_backend_is_ejected_the_others_take_the_traffic_and_it_returns() {
     assert_eq!(bad.received(), before, "the ejected backend got nothing");
     assert!(gw
         .log()
-        .contains("ejected for 1s after 3 failed requests in a row"));
+        .contains("ejected for 4s after 3 failed requests in a row"));
 
     // The ejection ends on its own; failing again ejects it for twice as long.
     wait_for(
@@ -164,4 +165,124 @@ fn bad_outlier_settings_are_all_reported() {
     ] {
         assert!(text.contains(path), "{path} in {text}");
     }
+}
+
+fn breaker_config(backend: &Backend, breaker: &str) -> String {
+    format!(
+        "upstreams:\n  u:\n    backends: [{{addr: \"{}\"}}]\n    circuit_breaker: {breaker}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
+        backend.addr
+    )
+}
+
+fn metric(gw: &Gateway, line_start: &str) -> Option<f64> {
+    gw.scrape()
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
+}
+
+#[test]
+fn past_max_requests_the_answer_is_an_immediate_503_with_retry_after() {
+    let b = Backend::start("slow");
+    let gw = Gateway::start(&breaker_config(&b, "{max_requests: 2}"));
+    std::thread::scope(|s| {
+        let slow: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| get(&gw.url("/x?delay_ms=1500"))))
+            .collect();
+        wait_for(
+            "two requests at the backend",
+            Duration::from_secs(5),
+            || (b.received() == 2).then_some(()),
+        );
+        let started = Instant::now();
+        let refused = get(&gw.url("/x"));
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (503, "upstream_overloaded".to_owned())
+        );
+        assert_eq!(refused.header("retry-after"), Some("1"));
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "refused at once, not queued: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            b.received(),
+            2,
+            "the refused request never reached the backend"
+        );
+        for h in slow {
+            assert_eq!(h.join().expect("slow request").status, 200);
+        }
+    });
+    assert_eq!(
+        get(&gw.url("/x")).status,
+        200,
+        "room again once they finished"
+    );
+}
+
+#[test]
+fn the_breaker_opens_on_a_failure_burst_half_opens_and_closes() {
+    let b = Backend::start("flaky");
+    b.set_status(500);
+    let gw = Gateway::start(&breaker_config(
+        &b,
+        "{failure_percent: 50, window: 10s, min_requests: 4, open_for: 2s, half_open_requests: 2}",
+    ));
+    for _ in 0..4 {
+        assert_eq!(get(&gw.url("/x")).status, 500);
+    }
+    let open = get(&gw.url("/x"));
+    assert_eq!(
+        (open.status, open.error_code()),
+        (503, "upstream_overloaded".to_owned())
+    );
+    assert!(open.header("retry-after").is_some());
+    assert_eq!(b.received(), 4, "an open breaker sends nothing");
+    assert_eq!(metric(&gw, "circuit_state{upstream=\"u\"}"), Some(1.0));
+    assert!(gw
+        .log()
+        .contains("circuit breaker of upstream u is now open"));
+
+    // Still failing when the trials come: open again.
+    wait_for(
+        "a trial request to reach the backend",
+        Duration::from_secs(5),
+        || (get(&gw.url("/x")).status == 500).then_some(()),
+    );
+    assert_eq!(b.received(), 5, "one trial went through");
+    assert_eq!(
+        get(&gw.url("/x")).status,
+        503,
+        "the failed trial opened it again"
+    );
+
+    // Recovered: the trials succeed and the breaker closes.
+    b.set_status(0);
+    wait_for(
+        "the breaker to let trials through",
+        Duration::from_secs(5),
+        || (get(&gw.url("/x")).status == 200).then_some(()),
+    );
+    assert_eq!(get(&gw.url("/x")).status, 200);
+    wait_for("the breaker to close", Duration::from_secs(5), || {
+        (metric(&gw, "circuit_state{upstream=\"u\"}") == Some(0.0)).then_some(())
+    });
+    for _ in 0..10 {
+        assert_eq!(get(&gw.url("/x")).status, 200);
+    }
+    let log = gw.log();
+    for state in ["open", "half_open", "closed"] {
+        assert!(
+            log.contains(&format!("circuit breaker of upstream u is now {state}")),
+            "{state}"
+        );
+    }
+    assert_eq!(
+        metric(
+            &gw,
+            "circuit_transitions_total{state=\"open\",upstream=\"u\"}"
+        ),
+        Some(2.0)
+    );
 }

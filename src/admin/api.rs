@@ -53,6 +53,10 @@ pub fn upstreams(snapshot: &Snapshot) -> Answer {
                 obj.insert("healthy".into(), healthy.into());
                 obj.insert("total".into(), view.backends.len().into());
                 obj.insert(
+                    "circuit".into(),
+                    u.circuit().map_or(Value::Null, |c| c.name().into()),
+                );
+                obj.insert(
                     "health_check".into(),
                     serde_json::to_value(&u.config.health_check).unwrap_or(Value::Null),
                 );

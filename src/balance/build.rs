@@ -114,6 +114,28 @@ fn check(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
             errors.push(format!("{op}.max_ejection_percent"), BalanceError::Percent);
         }
     }
+    if let Some(b) = &cfg.circuit_breaker {
+        let bp = format!("{path}.circuit_breaker");
+        if b.max_requests == Some(0) {
+            errors.push(format!("{bp}.max_requests"), BalanceError::AtLeastOne);
+        }
+        if b.failure_percent.is_some_and(|p| p == 0 || p > 100) {
+            errors.push(format!("{bp}.failure_percent"), BalanceError::Percent);
+        }
+        for (field, d) in [("window", b.window), ("open_for", b.open_for)] {
+            if d.is_some_and(|d| d.0.is_zero()) {
+                errors.push(format!("{bp}.{field}"), BalanceError::NotPositive);
+            }
+        }
+        for (field, n) in [
+            ("min_requests", b.min_requests),
+            ("half_open_requests", b.half_open_requests),
+        ] {
+            if n == Some(0) {
+                errors.push(format!("{bp}.{field}"), BalanceError::AtLeastOne);
+            }
+        }
+    }
     let Some(hc) = &cfg.health_check else {
         return;
     };

@@ -1,5 +1,6 @@
 //! Upstream pools: selection strategies, per-backend counters, health-aware picks.
 
+mod breaker;
 mod build;
 mod outlier;
 mod selector;
@@ -7,6 +8,7 @@ mod stats;
 mod upstream;
 mod view;
 
+pub use breaker::{Refusal, Slot, State as CircuitState};
 pub use build::{build, BalanceError};
 pub use outlier::Ejection;
 pub use stats::{BackendStats, InFlight};

@@ -2,6 +2,7 @@
 //! keeps their health), a selector for the configured strategy, and the connection settings the
 //! proxy applies to every pick.
 
+use super::breaker::{Breaker, Refusal, Slot, State};
 use super::outlier::{now_ms, Ejection, OutlierPolicy};
 use super::selector::{Picked, Selector};
 use super::stats::{BackendStats, Recorded};
@@ -56,6 +57,7 @@ pub struct Upstream {
     members: Box<[Member]>,
     health: Option<HealthSchedule>,
     outlier: Option<OutlierPolicy>,
+    breaker: Option<Breaker>,
     pub connect_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
     pub retries: usize,
@@ -182,6 +184,10 @@ impl Upstream {
             members: members.into_boxed_slice(),
             health,
             outlier: config.outlier.as_ref().map(OutlierPolicy::new),
+            breaker: config.circuit_breaker.as_ref().map(|cfg| {
+                crate::metrics::circuit_state(name, State::Closed as i64);
+                Breaker::new(cfg)
+            }),
             connect_timeout: config.connect_timeout.map(|d| d.0),
             read_timeout: config.read_timeout.map(|d| d.0),
             retries: config.retries.unwrap_or(0),
@@ -210,6 +216,25 @@ impl Upstream {
             None => pick(None),
             Some(_) => pick(Some(now_ms())).or_else(|| pick(None)),
         }
+    }
+
+    /// Lets a request through the circuit breaker: `Ok(None)` without one, else its slot (held
+    /// until the request ends) and the transition this call made, if any.
+    pub fn admit(&self) -> Result<Option<(Slot, Option<State>)>, Refusal> {
+        match &self.breaker {
+            None => Ok(None),
+            Some(b) => b.admit(now_ms()).map(Some),
+        }
+    }
+
+    /// Records how a request admitted with `slot` ended; the transition it caused, if any.
+    pub fn breaker_record(&self, slot: &Slot, failed: bool) -> Option<State> {
+        self.breaker.as_ref()?.record(slot, failed, now_ms())
+    }
+
+    /// The circuit breaker's state, when there is one.
+    pub fn circuit(&self) -> Option<State> {
+        self.breaker.as_ref().map(Breaker::state)
     }
 
     /// Failed requests in a row that eject a backend (0 without outlier detection).

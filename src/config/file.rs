@@ -405,6 +405,33 @@ pub struct UpstreamConfig {
     /// Passive health: eject a backend after consecutive failed requests.
     #[serde(default)]
     pub outlier: Option<OutlierConfig>,
+    /// A cap on concurrent requests, and a breaker that opens on a failure burst.
+    #[serde(default)]
+    pub circuit_breaker: Option<BreakerConfig>,
+}
+
+/// `upstreams.<name>.circuit_breaker`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Requests in flight to the upstream at most; past it, 503 at once. Default: no cap.
+    #[serde(default)]
+    pub max_requests: Option<usize>,
+    /// The breaker opens when this share (percent) of the requests in `window` failed. Default 50.
+    #[serde(default)]
+    pub failure_percent: Option<u8>,
+    /// Default 10s.
+    #[serde(default)]
+    pub window: Option<HumanDuration>,
+    /// Fewer requests in the window never open it. Default 20.
+    #[serde(default)]
+    pub min_requests: Option<u32>,
+    /// How long it stays open before trial requests. Default 5s.
+    #[serde(default)]
+    pub open_for: Option<HumanDuration>,
+    /// Trial requests in the half-open state; all must succeed to close. Default 3.
+    #[serde(default)]
+    pub half_open_requests: Option<u32>,
 }
 
 /// `upstreams.<name>.outlier`.

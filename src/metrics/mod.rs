@@ -25,6 +25,8 @@ pub struct Metrics {
     pub cache_store_errors: IntCounterVec,
     pub redis_backoffs: prometheus::IntCounter,
     pub backend_ejections: IntCounterVec,
+    pub circuit_state: prometheus::IntGaugeVec,
+    pub circuit_transitions: IntCounterVec,
 }
 
 static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match register() {
@@ -61,6 +63,16 @@ fn register() -> prometheus::Result<Metrics> {
             "rate_limit_requests_total",
             "Rate limit decisions, by route and result",
             &["route", "result"]
+        )?,
+        circuit_state: prometheus::register_int_gauge_vec!(
+            "circuit_state",
+            "Circuit breaker state by upstream: 0 closed, 1 open, 2 half-open",
+            &["upstream"]
+        )?,
+        circuit_transitions: register_int_counter_vec!(
+            "circuit_transitions_total",
+            "Circuit breaker transitions, by upstream and the state entered",
+            &["upstream", "state"]
         )?,
         backend_ejections: register_int_counter_vec!(
             "backend_ejections_total",
@@ -117,6 +129,13 @@ pub fn set_cache_memory_source(source: cache_memory::Source) {
 pub fn redis_backoff() {
     if let Some(m) = get() {
         m.redis_backoffs.inc();
+    }
+}
+
+/// Sets `circuit_state` of an upstream.
+pub fn circuit_state(upstream: &str, state: i64) {
+    if let Some(m) = get() {
+        m.circuit_state.with_label_values(&[upstream]).set(state);
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::request_id::RequestId;
 use crate::auth::AuthEvent;
-use crate::balance::{BackendStats, InFlight};
+use crate::balance::{BackendStats, InFlight, Refusal, Slot};
 use crate::chain::Admitted;
 use crate::outcome::ErrorCode;
 use crate::routing::Route;
@@ -36,6 +36,10 @@ pub struct Attempt {
     pub upstream_status: Option<u16>,
     /// Request body bytes seen so far (for `max_body_size` on unframed bodies).
     pub body_bytes: u64,
+    /// The request's place under the upstream's circuit breaker, until the context is dropped.
+    pub slot: Option<Slot>,
+    /// Why the circuit breaker turned the request away.
+    pub refused: Option<Refusal>,
 }
 
 /// What the cache does for a request.

@@ -5,7 +5,7 @@ use super::access_log::{self, AccessRecord};
 use super::cache;
 use super::ctx::{RequestCtx, Verdict};
 use super::errors;
-use crate::balance::{Ejection, Upstream};
+use crate::balance::{CircuitState, Ejection, Upstream};
 use crate::metrics::{self, method_label, status_label};
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -24,6 +24,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
             failed.count_failure();
             ejected(upstream, upstream.record(failed, true));
         }
+        let mut request_failed = !ctx.attempt.failed.is_empty();
         if let Some(held) = &ctx.attempt.in_flight {
             let failed = match ctx.attempt.upstream_status {
                 Some(status) => status >= 500,
@@ -32,7 +33,11 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
             if failed {
                 held.stats().count_failure();
             }
+            request_failed = failed;
             ejected(upstream, upstream.record(held.stats(), failed));
+        }
+        if let Some(slot) = &ctx.attempt.slot {
+            circuit_moved(upstream, upstream.breaker_record(slot, request_failed));
         }
     }
 
@@ -123,6 +128,25 @@ fn ejected(upstream: &Upstream, ejection: Option<Ejection>) {
     if let Some(m) = metrics::get() {
         m.backend_ejections
             .with_label_values(&[upstream.name.as_str(), &e.addr.to_string()])
+            .inc();
+    }
+}
+
+/// Logs and counts a circuit breaker transition.
+pub fn circuit_moved(upstream: &Upstream, moved: Option<CircuitState>) {
+    let Some(state) = moved else {
+        return;
+    };
+    log::warn!(
+        "circuit breaker of upstream {} is now {}",
+        upstream.name,
+        state.name()
+    );
+    if let Some(m) = metrics::get() {
+        let name = upstream.name.as_str();
+        m.circuit_state.with_label_values(&[name]).set(state as i64);
+        m.circuit_transitions
+            .with_label_values(&[name, state.name()])
             .inc();
     }
 }

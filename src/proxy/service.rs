@@ -149,6 +149,19 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .ok_or_else(|| Error::explain(InternalError, "no route selected"))?;
         let upstream = &route.upstream;
+        if ctx.attempt.count == 0 {
+            match upstream.admit() {
+                Ok(None) => {}
+                Ok(Some((slot, moved))) => {
+                    ctx.attempt.slot = Some(slot);
+                    observe::circuit_moved(upstream, moved);
+                }
+                Err(refusal) => {
+                    ctx.attempt.refused = Some(refusal);
+                    return Err(Error::explain(HTTPStatus(503), "circuit breaker refused"));
+                }
+            }
+        }
         let mut key = [0; 16];
         let key = ip_key(ctx.peer.client_ip, &mut key);
         let Some(picked) = upstream.select(key, &ctx.attempt.failed) else {
@@ -239,9 +252,13 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         };
+        let flow = match ctx.attempt.refused {
+            Some(r) => Denial::retry_after(ErrorCode::UpstreamOverloaded, r.retry_after).into(),
+            None => code.into(),
+        };
         // Once the backend's answer has started, only the access line can tell.
         if session.response_written().is_none() {
-            if let Err(err) = respond::send(session, ctx, code.into()).await {
+            if let Err(err) = respond::send(session, ctx, flow).await {
                 log::debug!("could not send the error answer: {err}");
             }
         }

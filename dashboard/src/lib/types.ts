@@ -16,6 +16,7 @@ export interface Upstream {
   strategy: string;
   healthy: number;
   total: number;
+  circuit: "closed" | "open" | "half_open" | null;
   backends: Backend[];
 }
 

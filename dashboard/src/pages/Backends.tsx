@@ -32,7 +32,12 @@ export function Backends() {
             {u.name} <small>{u.strategy}</small>{" "}
             <span className={u.healthy === u.total ? "badge ok" : u.healthy ? "badge warn" : "badge down"}>
               {u.healthy}/{u.total} healthy
-            </span>
+            </span>{" "}
+            {u.circuit && (
+              <span className={u.circuit === "closed" ? "badge ok" : u.circuit === "open" ? "badge down" : "badge warn"}>
+                circuit {u.circuit.replace("_", "-")}
+              </span>
+            )}
           </h3>
           <div className="table-wrap">
             <table>
