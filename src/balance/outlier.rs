@@ -8,7 +8,7 @@ use super::stats::BackendStats;
 use crate::config::file::OutlierConfig;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub const DEFAULT_CONSECUTIVE_ERRORS: u32 = 5;
 pub const DEFAULT_BASE_EJECTION: Duration = Duration::from_secs(30);
@@ -31,13 +31,6 @@ pub struct OutlierPolicy {
 pub struct Ejection {
     pub addr: SocketAddr,
     pub duration: Duration,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl OutlierPolicy {

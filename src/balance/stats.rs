@@ -6,7 +6,7 @@ use pingora::lb::Backend;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Live counters of one backend. Carried in `Backend::ext`, and handed from one build of an
 /// upstream to the next for the same address, so a reload never resets them.
@@ -23,6 +23,13 @@ pub struct BackendStats {
     ejected_until: AtomicU64,
     ejections: AtomicU32,
     label: Box<str>,
+}
+
+/// Milliseconds since the Unix epoch (the clock of ejections and breakers).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The outcome of the latest active health check of a backend.
@@ -149,7 +156,7 @@ impl HealthCheck for Recorded {
         if let Some(stats) = target.ext.get::<Arc<BackendStats>>() {
             stats.record_check(result.as_ref().err().map(|e| e.to_string()));
             if result.is_ok() {
-                stats.uneject(super::outlier::now_ms());
+                stats.uneject(now_ms());
             }
         }
         result

@@ -3,9 +3,9 @@
 //! proxy applies to every pick.
 
 use super::breaker::{Breaker, Refusal, Slot, State};
-use super::outlier::{now_ms, Ejection, OutlierPolicy};
+use super::outlier::{Ejection, OutlierPolicy};
 use super::selector::{Picked, Selector};
-use super::stats::{BackendStats, Recorded};
+use super::stats::{now_ms, BackendStats, Recorded};
 use super::view::{BackendView, CheckView, UpstreamView};
 use super::BalanceError;
 use crate::config::file::{Strategy, UpstreamConfig};
