@@ -109,13 +109,13 @@ scenario() { # scenario <label> <url> <pid or -> [header] [kind: proxy (default)
   LABELS+=("$1"); URLS+=("$2"); PIDS_OF+=("$3"); HEADERS+=("${4:-}"); KINDS+=("${5:-proxy}")
 }
 
-gateway_config() { # gateway_config <file> <proxy port> <log level> <access log> <extra yaml>
+gateway_config() { # gateway_config <file> <proxy port> <log level> <access log> <extra yaml> [upstream keys]
   cat >"$1" <<YAML
 server: {threads: 1, pid_file: $WORK/$(basename "$1").pid, upgrade_sock: $WORK/$(basename "$1").sock, grace_period: 1s, graceful_shutdown_timeout: 1s}
 listen: {proxy: "127.0.0.1:$2", metrics: "127.0.0.1:$(free_port)", admin: "127.0.0.1:$(free_port)"}
 log: {level: $3, format: json, access_log: $4}
 upstreams:
-  origin: {backends: [{addr: "127.0.0.1:$ORIGIN"}], connect_timeout: 1s, read_timeout: 10s}
+  origin: {backends: [{addr: "127.0.0.1:$ORIGIN"}], connect_timeout: 1s, read_timeout: 10s${6:+, $6}}
 $5
 YAML
 }
@@ -131,6 +131,14 @@ gateway_config "$WORK/plain.yaml" "$PORT" warn false "routes: [{name: api, path:
 start gw-plain "${PROXY_CPU[@]}" -- "$GATEWAY" -c "$WORK/plain.yaml"
 PLAIN_PID=$LAST_PID; wait_port "$PORT"
 scenario "gateway: plain proxy" "http://127.0.0.1:$PORT/api/items" "$PLAIN_PID"
+
+# 2a. The same with outlier detection and a circuit breaker on the upstream (never tripping).
+RPORT=$(free_port)
+gateway_config "$WORK/resilient.yaml" "$RPORT" warn false "routes: [{name: api, path: /api, upstream: origin}]" \
+  "outlier: {consecutive_errors: 5}, circuit_breaker: {max_requests: 10000}"
+start gw-resilient "${PROXY_CPU[@]}" -- "$GATEWAY" -c "$WORK/resilient.yaml"
+RESILIENT_PID=$LAST_PID; wait_port "$RPORT"
+scenario "gateway: plain + outlier + breaker" "http://127.0.0.1:$RPORT/api/items" "$RESILIENT_PID"
 
 # 2b. Pingora itself: the smallest ProxyHttp, no filters (what the gateway is built on).
 BARE=$ROOT/target/release/examples/bare_proxy
