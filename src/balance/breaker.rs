@@ -4,6 +4,7 @@
 //! Half-open: `half_open_requests` trial requests go; all succeeding closes the breaker, one
 //! failing opens it again. Lock-free: a request costs a few atomic operations.
 
+use super::window::Window;
 use crate::config::file::BreakerConfig;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,7 +15,6 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(10);
 pub const DEFAULT_MIN_REQUESTS: u32 = 20;
 pub const DEFAULT_OPEN_FOR: Duration = Duration::from_secs(5);
 pub const DEFAULT_HALF_OPEN: u32 = 3;
-const BUCKETS: usize = 10;
 
 /// The breaker's state, as exported in `circuit_state` (0, 1, 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,14 +64,6 @@ impl Drop for Slot {
 }
 
 #[derive(Debug, Default)]
-struct Bucket {
-    /// Which bucket-length period of time it counts (`now / bucket_ms`).
-    epoch: AtomicU64,
-    ok: AtomicU32,
-    failed: AtomicU32,
-}
-
-#[derive(Debug, Default)]
 struct Shared {
     in_flight: AtomicUsize,
 }
@@ -80,7 +72,6 @@ struct Shared {
 pub struct Breaker {
     max_requests: Option<usize>,
     failure_percent: u64,
-    bucket_ms: u64,
     min_requests: u64,
     open_for_ms: u64,
     half_open: u32,
@@ -89,7 +80,8 @@ pub struct Breaker {
     open_until: AtomicU64,
     trials: AtomicU32,
     trials_ok: AtomicU32,
-    buckets: [Bucket; BUCKETS],
+    /// Successes and failures.
+    window: Window,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -102,7 +94,6 @@ impl Breaker {
         Breaker {
             max_requests: cfg.max_requests,
             failure_percent: u64::from(cfg.failure_percent.unwrap_or(DEFAULT_FAILURE_PERCENT)),
-            bucket_ms: (window / BUCKETS as u64).max(1),
             min_requests: u64::from(cfg.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS)),
             open_for_ms: ms(cfg.open_for.map_or(DEFAULT_OPEN_FOR, |d| d.0)),
             half_open: cfg.half_open_requests.unwrap_or(DEFAULT_HALF_OPEN),
@@ -111,7 +102,7 @@ impl Breaker {
             open_until: AtomicU64::new(0),
             trials: AtomicU32::new(0),
             trials_ok: AtomicU32::new(0),
-            buckets: Default::default(),
+            window: Window::new(window),
         }
     }
 
@@ -190,11 +181,11 @@ impl Breaker {
             }
             return None;
         }
-        self.count(failed, now);
+        self.window.add(failed, now);
         if !failed || self.state() != State::Closed {
             return None;
         }
-        let (ok, bad) = self.totals(now);
+        let (ok, bad) = self.window.totals(now);
         let total = ok + bad;
         if total >= self.min_requests && bad * 100 >= self.failure_percent * total {
             return self.open(State::Closed, now);
@@ -217,10 +208,7 @@ impl Breaker {
     }
 
     fn close(&self) -> Option<State> {
-        for b in &self.buckets {
-            b.ok.store(0, Ordering::Relaxed);
-            b.failed.store(0, Ordering::Relaxed);
-        }
+        self.window.clear();
         self.state
             .compare_exchange(
                 State::HalfOpen as u8,
@@ -230,37 +218,6 @@ impl Breaker {
             )
             .ok()
             .map(|_| State::Closed)
-    }
-
-    fn count(&self, failed: bool, now: u64) {
-        let epoch = now / self.bucket_ms;
-        let b = &self.buckets[(epoch % BUCKETS as u64) as usize];
-        let seen = b.epoch.load(Ordering::Acquire);
-        if seen != epoch
-            && b.epoch
-                .compare_exchange(seen, epoch, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            b.ok.store(0, Ordering::Relaxed);
-            b.failed.store(0, Ordering::Relaxed);
-        }
-        let counter = if failed { &b.failed } else { &b.ok };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Successes and failures in the window ending at `now`.
-    fn totals(&self, now: u64) -> (u64, u64) {
-        let epoch = now / self.bucket_ms;
-        let oldest = epoch.saturating_sub(BUCKETS as u64 - 1);
-        self.buckets
-            .iter()
-            .filter(|b| (oldest..=epoch).contains(&b.epoch.load(Ordering::Acquire)))
-            .fold((0, 0), |(ok, bad), b| {
-                (
-                    ok + u64::from(b.ok.load(Ordering::Relaxed)),
-                    bad + u64::from(b.failed.load(Ordering::Relaxed)),
-                )
-            })
     }
 }
 

@@ -114,6 +114,17 @@ fn check(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
             errors.push(format!("{op}.max_ejection_percent"), BalanceError::Percent);
         }
     }
+    if cfg
+        .retry_budget
+        .as_ref()
+        .and_then(|b| b.percent)
+        .is_some_and(|p| p > 100)
+    {
+        errors.push(
+            format!("{path}.retry_budget.percent"),
+            BalanceError::Percent,
+        );
+    }
     if let Some(b) = &cfg.circuit_breaker {
         let bp = format!("{path}.circuit_breaker");
         if b.max_requests == Some(0) {

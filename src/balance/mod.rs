@@ -1,12 +1,14 @@
 //! Upstream pools: selection strategies, per-backend counters, health-aware picks.
 
 mod breaker;
+mod budget;
 mod build;
 mod outlier;
 mod selector;
 mod stats;
 mod upstream;
 mod view;
+mod window;
 
 pub use breaker::{Refusal, Slot, State as CircuitState};
 pub use build::{build, BalanceError};

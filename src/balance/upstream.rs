@@ -3,6 +3,7 @@
 //! proxy applies to every pick.
 
 use super::breaker::{Breaker, Refusal, Slot, State};
+use super::budget::RetryBudget;
 use super::outlier::{Ejection, OutlierPolicy};
 use super::selector::{Picked, Selector};
 use super::stats::{now_ms, BackendStats, Recorded};
@@ -58,6 +59,7 @@ pub struct Upstream {
     health: Option<HealthSchedule>,
     outlier: Option<OutlierPolicy>,
     breaker: Option<Breaker>,
+    budget: RetryBudget,
     pub connect_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
     pub retries: usize,
@@ -184,6 +186,7 @@ impl Upstream {
             members: members.into_boxed_slice(),
             health,
             outlier: config.outlier.as_ref().map(OutlierPolicy::new),
+            budget: RetryBudget::new(config.retry_budget.as_ref()),
             breaker: config.circuit_breaker.as_ref().map(|cfg| {
                 crate::metrics::circuit_state(name, State::Closed as i64);
                 Breaker::new(cfg)
@@ -230,6 +233,16 @@ impl Upstream {
     /// Records how a request admitted with `slot` ended; the transition it caused, if any.
     pub fn breaker_record(&self, slot: &Slot, failed: bool) -> Option<State> {
         self.breaker.as_ref()?.record(slot, failed, now_ms())
+    }
+
+    /// Counts a request (its first try) for the retry budget.
+    pub fn count_request(&self) {
+        self.budget.request(now_ms());
+    }
+
+    /// Takes a retry from the budget; false when it is spent.
+    pub fn take_retry(&self) -> bool {
+        self.budget.retry(now_ms())
     }
 
     /// The circuit breaker's state, when there is one.

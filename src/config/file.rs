@@ -408,6 +408,48 @@ pub struct UpstreamConfig {
     /// A cap on concurrent requests, and a breaker that opens on a failure burst.
     #[serde(default)]
     pub circuit_breaker: Option<BreakerConfig>,
+    /// How many retries the upstream takes, as a share of its requests.
+    #[serde(default)]
+    pub retry_budget: Option<RetryBudgetConfig>,
+}
+
+/// `upstreams.<name>.retry_budget`: retries in the last 10 s stay below `min_per_second` × 10
+/// plus `percent` of the requests in those 10 s.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBudgetConfig {
+    /// Default 20.
+    #[serde(default)]
+    pub percent: Option<u8>,
+    /// Default 5.
+    #[serde(default)]
+    pub min_per_second: Option<u32>,
+}
+
+/// One entry of `retry.on`: a status (`503`) or a word (`connect`, `timeout`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RetryOn {
+    Status(u16),
+    Word(String),
+}
+
+/// A route's `retry`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Tries in all, the first included. Default 2.
+    #[serde(default)]
+    pub attempts: Option<usize>,
+    /// What is retried: `connect`, `timeout`, and 5xx statuses. Default `[connect, 502, 503, 504]`.
+    #[serde(default)]
+    pub on: Option<Vec<RetryOn>>,
+    /// The read timeout of each try (the route's `timeout` otherwise).
+    #[serde(default)]
+    pub per_try_timeout: Option<HumanDuration>,
+    /// The wait before the first retry, doubled for each next one, ±50% jitter. Default 25ms.
+    #[serde(default)]
+    pub backoff: Option<HumanDuration>,
 }
 
 /// `upstreams.<name>.circuit_breaker`.
@@ -525,6 +567,8 @@ pub struct RouteConfig {
     pub cache: Option<RouteCacheConfig>,
     #[serde(default)]
     pub timeout: Option<HumanDuration>,
+    #[serde(default)]
+    pub retry: Option<RetryConfig>,
     #[serde(default)]
     pub ip_allow: Vec<String>,
     #[serde(default)]

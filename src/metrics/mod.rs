@@ -27,6 +27,8 @@ pub struct Metrics {
     pub backend_ejections: IntCounterVec,
     pub circuit_state: prometheus::IntGaugeVec,
     pub circuit_transitions: IntCounterVec,
+    pub retries: IntCounterVec,
+    pub retry_budget_exhausted: IntCounterVec,
 }
 
 static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match register() {
@@ -67,6 +69,16 @@ fn register() -> prometheus::Result<Metrics> {
         circuit_state: prometheus::register_int_gauge_vec!(
             "circuit_state",
             "Circuit breaker state by upstream: 0 closed, 1 open, 2 half-open",
+            &["upstream"]
+        )?,
+        retries: register_int_counter_vec!(
+            "retries_total",
+            "Tries made again on another backend, by route and what failed",
+            &["route", "reason"]
+        )?,
+        retry_budget_exhausted: register_int_counter_vec!(
+            "retry_budget_exhausted_total",
+            "Retries refused because the upstream's retry budget was spent",
             &["upstream"]
         )?,
         circuit_transitions: register_int_counter_vec!(

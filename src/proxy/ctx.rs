@@ -30,8 +30,14 @@ pub struct Attempt {
     /// Counts this request on the backend of the attempt under way or answered, until the
     /// context is dropped; empty after a connect failure.
     pub in_flight: Option<InFlight>,
-    /// Backends that refused a connection during this request; later attempts skip them.
+    /// Backends whose try failed (refused the connection, or a retried timeout or status);
+    /// later tries skip them.
     pub failed: Vec<Arc<BackendStats>>,
+    /// For each of `failed`, the `backend_requests_total` status: `connect_error`, `timeout` or
+    /// the status.
+    pub failed_as: Vec<&'static str>,
+    /// The try under way was turned into an error by `upstream_response_filter` to be retried.
+    pub retrying_status: bool,
     /// Status of the backend's answer, when one came.
     pub upstream_status: Option<u16>,
     /// Request body bytes seen so far (for `max_body_size` on unframed bodies).

@@ -13,6 +13,7 @@ mod health;
 mod observe;
 mod request_id;
 mod respond;
+mod retry;
 mod service;
 
 pub use connection::Guarded;

@@ -51,9 +51,9 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
             .with_label_values(&[route_label, method])
             .observe(elapsed.as_secs_f64());
         if let Some(upstream) = upstream {
-            for failed in &ctx.attempt.failed {
+            for (failed, status) in ctx.attempt.failed.iter().zip(&ctx.attempt.failed_as) {
                 m.backend_requests
-                    .with_label_values(&[upstream, failed.label(), "connect_error"])
+                    .with_label_values(&[upstream, failed.label(), status])
                     .inc();
             }
             if let Some(held) = &ctx.attempt.in_flight {

@@ -2,6 +2,7 @@
 
 use super::ctx::RequestCtx;
 use super::request_id::RequestId;
+use super::retry::{self, Failure};
 use super::{builtin, cache, errors, forwarded, observe, respond};
 use crate::balance::InFlight;
 use crate::chain::Request;
@@ -78,6 +79,10 @@ impl ProxyHttp for Gateway {
             };
         }
         if flow == Flow::Continue {
+            if ctx.route.as_ref().is_some_and(|r| r.retry.is_some()) {
+                // Keeps the body (up to pingora's limit) so a retry can send it again.
+                session.as_mut().enable_retry_buffering();
+            }
             return Ok(false);
         }
         respond::send(session, ctx, flow).await?;
@@ -150,6 +155,7 @@ impl ProxyHttp for Gateway {
             .ok_or_else(|| Error::explain(InternalError, "no route selected"))?;
         let upstream = &route.upstream;
         if ctx.attempt.count == 0 {
+            upstream.count_request();
             match upstream.admit() {
                 Ok(None) => {}
                 Ok(Some((slot, moved))) => {
@@ -161,6 +167,9 @@ impl ProxyHttp for Gateway {
                     return Err(Error::explain(HTTPStatus(503), "circuit breaker refused"));
                 }
             }
+        }
+        if let (Some(policy), true) = (&route.retry, ctx.attempt.count > 0) {
+            tokio::time::sleep(policy.wait_before(ctx.attempt.count + 1)).await;
         }
         let mut key = [0; 16];
         let key = ip_key(ctx.peer.client_ip, &mut key);
@@ -179,26 +188,53 @@ impl ProxyHttp for Gateway {
         ctx.attempt.in_flight = Some(InFlight::start(picked.stats));
         let mut peer = HttpPeer::new(addr, upstream.tls, upstream.sni.clone());
         peer.options.connection_timeout = upstream.connect_timeout;
-        peer.options.read_timeout = route.timeout.or(upstream.read_timeout);
-        peer.options.write_timeout = route.timeout.or(upstream.read_timeout);
+        let per_try = route.retry.as_ref().and_then(|p| p.per_try_timeout);
+        let timeout = per_try.or(route.timeout).or(upstream.read_timeout);
+        peer.options.read_timeout = timeout;
+        peer.options.write_timeout = timeout;
         peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);
         Ok(Box::new(peer))
     }
 
     fn fail_to_connect(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
         // The attempt is over: its backend stops counting it, and is skipped from now on.
-        if let Some(held) = ctx.attempt.in_flight.take() {
-            ctx.attempt.failed.push(Arc::clone(held.stats()));
-        }
-        let retries = ctx.route.as_ref().map_or(0, |r| r.upstream.retries);
-        if ctx.attempt.count <= retries {
+        if retry::again(session, ctx, Failure::Connect) {
             e.set_retry(true);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if std::mem::take(&mut ctx.attempt.retrying_status) {
+            // Decided in `upstream_response_filter`.
+            return e;
+        }
+        if matches!(e.etype(), ReadTimedout | WriteTimedout)
+            && retry::again(session, ctx, Failure::Timeout)
+        {
+            e.set_retry(true);
+            return e;
+        }
+        // Pingora's own rule: a broken reused connection is retried when the request can be.
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
         }
         e
     }
@@ -219,11 +255,19 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        ctx.attempt.upstream_status = Some(upstream_response.status.as_u16());
+        let status = upstream_response.status.as_u16();
+        ctx.attempt.upstream_status = Some(status);
+        if status >= 500 && retry::again(session, ctx, Failure::Status(status)) {
+            ctx.attempt.upstream_status = None;
+            ctx.attempt.retrying_status = true;
+            let mut e = Error::explain(HTTPStatus(status), "retried on another backend");
+            e.set_retry(true);
+            return Err(e);
+        }
         Ok(())
     }
 

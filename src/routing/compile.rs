@@ -3,6 +3,7 @@
 
 use super::method::MethodSet;
 use super::path;
+use super::retry::RetryPolicy;
 use super::route::Route;
 use crate::auth::AuthPolicy;
 use crate::balance::Upstream;
@@ -155,6 +156,10 @@ pub fn compile(
             .as_ref()
             .map(|rl| Level::parse(&format!("{path}.rate_limit"), rl, has_redis, errors));
         let own_ip = IpRules::build(&path, &r.ip_allow, &r.ip_deny, errors);
+        let retry = r
+            .retry
+            .as_ref()
+            .map(|c| RetryPolicy::build(&format!("{path}.retry"), c, errors));
         let headers = SecurityHeaders::build(
             &format!("{path}.security_headers"),
             parsed.file.security.headers.as_ref(),
@@ -208,6 +213,7 @@ pub fn compile(
             case_insensitive: r.case_insensitive,
             allow_semicolon: r.allow_semicolon,
             timeout: r.timeout.map(|t| t.0),
+            retry,
             chain,
             headers: Arc::new(headers),
             cache,

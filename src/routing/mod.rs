@@ -4,6 +4,7 @@
 mod compile;
 pub mod method;
 mod path;
+mod retry;
 mod route;
 mod table;
 

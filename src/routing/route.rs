@@ -22,6 +22,8 @@ pub struct Route {
     /// Paths with `;` (matrix parameters) are accepted; otherwise they get 400.
     pub allow_semicolon: bool,
     pub timeout: Option<Duration>,
+    /// Retries beyond the upstream's connect-failure `retries`, when set.
+    pub retry: Option<super::retry::RetryPolicy>,
     /// The checks a request passes before it is proxied.
     pub chain: Chain,
     /// Hardening headers for this route's answers (global set with the route's override).

@@ -166,6 +166,7 @@ mod tests {
             upstream: Arc::clone(up),
             strip_prefix: false,
             timeout: None,
+            retry: None,
             case_insensitive: false,
             allow_semicolon: false,
             chain: Default::default(),
