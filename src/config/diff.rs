@@ -3,6 +3,7 @@
 //! do not count.
 
 use super::file::FileConfig;
+use super::load::SECTIONS;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -31,24 +32,9 @@ pub struct Named {
 impl Changes {
     pub fn between(old: &FileConfig, new: &FileConfig) -> Changes {
         let (old, new) = (as_value(old), as_value(new));
-        let section = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
-        let order = [
-            "server",
-            "listen",
-            "log",
-            "admin",
-            "redis",
-            "auth",
-            "rate_limit",
-            "cache",
-            "security",
-            "upstreams",
-            "groups",
-            "routes",
-        ];
-        let sections: Vec<String> = order
+        let sections: Vec<String> = SECTIONS
             .iter()
-            .filter(|k| section(&old, k) != section(&new, k))
+            .filter(|k| old.get(k) != new.get(k))
             .map(|k| (*k).to_owned())
             .collect();
         let mut need_restart: Vec<String> = sections
@@ -56,8 +42,8 @@ impl Changes {
             .filter(|s| FIXED.contains(&s.as_str()))
             .cloned()
             .collect();
-        let log_format = |v: &Value| (v["log"]["level"].clone(), v["log"]["format"].clone());
-        if log_format(&old) != log_format(&new) {
+        let (was, is) = (&old["log"], &new["log"]);
+        if was.get("level") != is.get("level") || was.get("format") != is.get("format") {
             need_restart.push("log".to_owned());
         }
         Changes {
@@ -70,21 +56,18 @@ impl Changes {
 }
 
 impl Named {
-    fn between(old: &BTreeMap<String, Value>, new: &BTreeMap<String, Value>) -> Named {
-        let mut named = Named::default();
-        for (name, value) in new {
-            match old.get(name) {
-                None => named.added.push(name.clone()),
-                Some(before) if before != value => named.changed.push(name.clone()),
-                Some(_) => {}
-            }
+    fn between(old: &BTreeMap<&str, &Value>, new: &BTreeMap<&str, &Value>) -> Named {
+        let names = |m: &BTreeMap<&str, &Value>, keep: &dyn Fn(&str, &Value) -> bool| {
+            m.iter()
+                .filter(|(n, v)| keep(n, v))
+                .map(|(n, _)| (*n).to_owned())
+                .collect()
+        };
+        Named {
+            added: names(new, &|n, _| !old.contains_key(n)),
+            removed: names(old, &|n, _| !new.contains_key(n)),
+            changed: names(new, &|n, v| old.get(n).is_some_and(|before| *before != v)),
         }
-        named.removed = old
-            .keys()
-            .filter(|n| !new.contains_key(*n))
-            .cloned()
-            .collect();
-        named
     }
 }
 
@@ -93,20 +76,20 @@ fn as_value(file: &FileConfig) -> Value {
 }
 
 /// Routes by their `name`.
-fn by_name(list: &Value) -> BTreeMap<String, Value> {
+fn by_name(list: &Value) -> BTreeMap<&str, &Value> {
     list.as_array()
         .into_iter()
         .flatten()
-        .filter_map(|r| Some((r.get("name")?.as_str()?.to_owned(), r.clone())))
+        .filter_map(|r| Some((r.get("name")?.as_str()?, r)))
         .collect()
 }
 
 /// A map section by key.
-fn keyed(map: &Value) -> BTreeMap<String, Value> {
+fn keyed(map: &Value) -> BTreeMap<&str, &Value> {
     map.as_object()
         .into_iter()
         .flatten()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (k.as_str(), v))
         .collect()
 }
 

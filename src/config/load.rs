@@ -9,7 +9,8 @@ use serde_yaml::{Mapping, Value};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-const SECTIONS: &[&str] = &[
+/// The top-level sections, in the order the schema lists them.
+pub(super) const SECTIONS: &[&str] = &[
     "server",
     "listen",
     "log",
