@@ -17,6 +17,7 @@ mod admin;
 mod app;
 mod auth;
 mod balance;
+mod body;
 mod cache;
 mod chain;
 mod cli;

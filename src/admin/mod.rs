@@ -15,11 +15,13 @@ use crate::auth::endpoints::{self, Call, Endpoint, MAX_BODY};
 use crate::auth::AuthPolicy;
 use crate::outcome::{Denial, ErrorCode};
 use crate::proxy::{client_ip, RequestId};
+use crate::snapshot::Snapshot;
 use crate::state::Shared;
 use answer::Answer;
 use async_trait::async_trait;
 use http::{Method, Response};
 use pingora::apps::http_app::ServeHttp;
+use pingora::http::RequestHeader;
 use pingora::protocols::http::ServerSession;
 use std::sync::{Arc, LazyLock};
 
@@ -53,6 +55,60 @@ static OPENAPI: LazyLock<bytes::Bytes> = LazyLock::new(|| {
     bytes::Bytes::from(doc.to_string())
 });
 
+/// The admin API's endpoints.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    Routes,
+    Upstreams,
+    Config,
+    Metrics,
+    History,
+    Description,
+    PromQl { range: bool },
+    Reload,
+    Purge,
+}
+
+impl Api {
+    /// The endpoint at `path`, if any.
+    fn at(path: &str) -> Option<Api> {
+        Some(match path {
+            "/api/routes" => Api::Routes,
+            "/api/upstreams" => Api::Upstreams,
+            "/api/config" => Api::Config,
+            "/api/metrics" => Api::Metrics,
+            "/api/stats/history" => Api::History,
+            "/api/openapi.json" => Api::Description,
+            "/api/promql" => Api::PromQl { range: false },
+            "/api/promql/range" => Api::PromQl { range: true },
+            "/api/reload" => Api::Reload,
+            "/api/cache/purge" => Api::Purge,
+            _ => return None,
+        })
+    }
+
+    /// Actions take POST, reads GET and HEAD.
+    fn is_action(self) -> bool {
+        matches!(self, Api::Reload | Api::Purge)
+    }
+
+    fn takes(self, method: &Method) -> bool {
+        match self.is_action() {
+            true => method == Method::POST,
+            false => matches!(*method, Method::GET | Method::HEAD),
+        }
+    }
+
+    /// The `Allow` value.
+    fn allow(self) -> &'static str {
+        if self.is_action() {
+            "POST"
+        } else {
+            "GET, HEAD"
+        }
+    }
+}
+
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
@@ -60,24 +116,22 @@ impl ServeHttp for AdminApp {
         let request_id =
             RequestId::from_request(req.headers.get("x-request-id").map(|v| v.as_bytes()));
         let head = req.method == Method::HEAD;
-        let answer = self.route(session).await;
+        let answer = self.route(session, request_id.as_str()).await;
         answer::write(answer, request_id.as_str(), head)
     }
 }
 
 impl AdminApp {
-    async fn route(&self, session: &mut ServerSession) -> Answer {
+    async fn route(&self, session: &mut ServerSession, request_id: &str) -> Answer {
         let snapshot = self.shared.snapshot.load_full();
         let req = session.req_header();
-        let path = req.uri.path().to_owned();
-        let query = req.uri.query().map(str::to_owned);
-        let method = req.method.clone();
+        let path = req.uri.path();
 
-        if let Some(endpoint) = Endpoint::at(&path) {
-            return self.token_endpoint(session, endpoint).await;
+        if let Some(endpoint) = Endpoint::at(path) {
+            return token_endpoint(session, &snapshot, endpoint).await;
         }
         if path != "/api" && !path.starts_with("/api/") {
-            if !matches!(method, Method::GET | Method::HEAD) {
+            if !matches!(req.method, Method::GET | Method::HEAD) {
                 return allow("GET, HEAD");
             }
             let dir = snapshot
@@ -86,126 +140,96 @@ impl AdminApp {
                 .as_ref()
                 .and_then(|a| a.dashboard_dir.as_deref())
                 .unwrap_or(&self.default_dir);
-            return files::serve(dir, &path).await;
+            return files::serve(dir, path).await;
         }
-
-        let Some(allowed) = methods(&path) else {
+        let Some(api) = Api::at(path) else {
             return ErrorCode::RouteNotFound.into();
         };
-        let read_only = matches!(method, Method::GET | Method::HEAD);
-        if !(allowed == "POST" && method == Method::POST || allowed == "GET, HEAD" && read_only) {
-            return allow(allowed);
+        if !api.takes(&req.method) {
+            return allow(api.allow());
         }
-        let headers = &session.req_header().headers;
-        if headers.contains_key(http::header::AUTHORIZATION) && headers.contains_key("x-api-key") {
-            // One credential per call: which of two would count is not for the caller to guess.
-            crate::metrics::auth("failure", "two_credentials");
-            return ErrorCode::Unauthorized.into();
-        }
-        let check = AuthPolicy::admin().check(snapshot.auth.as_deref(), session.req_header());
-        crate::metrics::auth(check.event.result, check.event.reason);
-        if let Err(denial) = check.caller {
+        if let Err(denial) = authorize(&snapshot, req) {
             return denial.into();
         }
-        match path.as_str() {
-            "/api/routes" => api::routes(&snapshot),
-            "/api/upstreams" => api::upstreams(&snapshot),
-            "/api/config" => api::config(&snapshot),
-            "/api/metrics" => api::metrics(),
-            "/api/stats/history" => api::history(&self.history, query.as_deref()),
-            "/api/openapi.json" => Answer::Body {
+        let query = req.uri.query().map(str::to_owned);
+        let prometheus = || {
+            let admin = snapshot.file.admin.as_ref();
+            admin.and_then(|a| a.prometheus_url.as_deref())
+        };
+        match api {
+            Api::Routes => api::routes(&snapshot),
+            Api::Upstreams => api::upstreams(&snapshot),
+            Api::Config => api::config(&snapshot),
+            Api::Metrics => api::metrics(),
+            Api::History => api::history(&self.history, query.as_deref()),
+            Api::Description => Answer::Body {
                 status: 200,
                 content_type: "application/json",
                 cache_control: "no-cache",
                 body: OPENAPI.clone(),
             },
-            "/api/promql" | "/api/promql/range" => {
-                let url = snapshot
-                    .file
-                    .admin
-                    .as_ref()
-                    .and_then(|a| a.prometheus_url.as_deref());
-                promql::query(url, path.ends_with("/range"), query.as_deref()).await
-            }
-            "/api/reload" => {
-                let request_id = session
-                    .req_header()
-                    .headers
-                    .get("x-request-id")
-                    .map(|v| v.as_bytes());
-                let id = RequestId::from_request(request_id);
-                api::reload(&self.shared, id.as_str()).await
-            }
-            "/api/cache/purge" => match read_body(session, MAX_ADMIN_BODY).await {
-                Some(body) => api::purge(&snapshot, &body).await,
-                None => ErrorCode::PayloadTooLarge.into(),
+            Api::PromQl { range } => promql::query(prometheus(), range, query.as_deref()).await,
+            Api::Reload => api::reload(&self.shared, request_id).await,
+            Api::Purge => match crate::body::read_limited(session, MAX_ADMIN_BODY).await {
+                Ok(Some(body)) => api::purge(&snapshot, &body).await,
+                Ok(None) => ErrorCode::PayloadTooLarge.into(),
+                Err(_) => ErrorCode::BadRequest.into(),
             },
-            _ => ErrorCode::RouteNotFound.into(),
         }
-    }
-
-    /// `/auth/login|refresh|logout`, as on the proxy listener.
-    async fn token_endpoint(&self, session: &mut ServerSession, endpoint: Endpoint) -> Answer {
-        let snapshot = self.shared.snapshot.load_full();
-        let Some(auth) = snapshot.auth.as_ref().filter(|a| a.issues_tokens()) else {
-            return ErrorCode::RouteNotFound.into();
-        };
-        let body = read_body(session, MAX_BODY).await;
-        let req = session.req_header();
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let client = peer.map(|ip| client_ip(ip, &snapshot.edge.trusted_proxies, req));
-        let handled = endpoints::handle(
-            auth,
-            endpoint,
-            Call {
-                method: &req.method,
-                body: body.as_deref(),
-                client_ip: client,
-                bearer: crate::auth::bearer(req),
-            },
-        )
-        .await;
-        if let Some(event) = handled.event {
-            crate::metrics::auth(event.result, event.reason);
-        }
-        handled.flow.into()
     }
 }
 
-/// The methods an admin API path takes, or `None` for a path that is not one.
-fn methods(path: &str) -> Option<&'static str> {
-    Some(match path {
-        "/api/routes" | "/api/upstreams" | "/api/config" | "/api/metrics"
-        | "/api/stats/history" | "/api/openapi.json" | "/api/promql" | "/api/promql/range" => {
-            "GET, HEAD"
-        }
-        "/api/reload" | "/api/cache/purge" => "POST",
-        _ => return None,
-    })
+/// An admin caller, by one credential: which of two would count is not for the caller to guess.
+fn authorize(snapshot: &Snapshot, req: &RequestHeader) -> Result<(), Denial> {
+    if req.headers.contains_key(http::header::AUTHORIZATION)
+        && req.headers.contains_key("x-api-key")
+    {
+        crate::metrics::auth("failure", "two_credentials");
+        return Err(Denial::new(ErrorCode::Unauthorized));
+    }
+    let check = AuthPolicy::admin().check(snapshot.auth.as_deref(), req);
+    crate::metrics::auth(check.event.result, check.event.reason);
+    check.caller.map(|_| ())
+}
+
+/// `/auth/login|refresh|logout`, as on the proxy listener.
+async fn token_endpoint(
+    session: &mut ServerSession,
+    snapshot: &Snapshot,
+    endpoint: Endpoint,
+) -> Answer {
+    let Some(auth) = snapshot.auth.as_ref().filter(|a| a.issues_tokens()) else {
+        return ErrorCode::RouteNotFound.into();
+    };
+    let body = match crate::body::read_limited(session, MAX_BODY).await {
+        Ok(body) => body,
+        Err(_) => return ErrorCode::BadRequest.into(),
+    };
+    let req = session.req_header();
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let client = peer.map(|ip| client_ip(ip, &snapshot.edge.trusted_proxies, req));
+    let handled = endpoints::handle(
+        auth,
+        endpoint,
+        Call {
+            method: &req.method,
+            body: body.as_deref(),
+            client_ip: client,
+            bearer: crate::auth::bearer(req),
+        },
+    )
+    .await;
+    if let Some(event) = handled.event {
+        crate::metrics::auth(event.result, event.reason);
+    }
+    handled.flow.into()
 }
 
 fn allow(methods: &'static str) -> Answer {
     Denial::new(ErrorCode::MethodNotAllowed)
         .with(http::header::ALLOW, http::HeaderValue::from_static(methods))
         .into()
-}
-
-/// The body, or `None` once it grows past `limit` (or the client breaks off).
-async fn read_body(session: &mut ServerSession, limit: usize) -> Option<bytes::Bytes> {
-    let mut body = bytes::BytesMut::new();
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > limit {
-                    return None;
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Some(body.freeze()),
-            Err(_) => return None,
-        }
-    }
 }

@@ -6,7 +6,6 @@ use super::ctx::RequestCtx;
 use super::{cache, health};
 use crate::auth::endpoints::{self, Call, Endpoint, MAX_BODY};
 use crate::outcome::{ErrorCode, Flow, Reply};
-use bytes::{Bytes, BytesMut};
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use std::sync::Arc;
@@ -35,7 +34,7 @@ pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option
         return Ok(Some(ErrorCode::Forbidden.into()));
     }
     let auth = Arc::clone(auth);
-    let body = read_body(session).await?;
+    let body = crate::body::read_limited(session.as_mut(), MAX_BODY).await?;
     let req = session.req_header();
     let handled = endpoints::handle(
         &auth,
@@ -50,16 +49,4 @@ pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option
     .await;
     ctx.outcome.endpoint_auth = handled.event;
     Ok(Some(handled.flow))
-}
-
-/// The request body, or `None` once it grows past [`MAX_BODY`].
-async fn read_body(session: &mut Session) -> Result<Option<Bytes>> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = session.read_request_body().await? {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body.freeze()))
 }
