@@ -1,6 +1,7 @@
 //! The retry budget of an upstream (as Linkerd and Envoy have it): over the last 10 s, retries
-//! stay below `min_per_second` × 10 plus `percent` of the requests, so retries cannot multiply
-//! an outage.
+//! stay below `min_per_second` × 10 plus `percent` of the requests that could be retried (those
+//! of routes with `retry`, or of an upstream with `retries`), so retries cannot multiply an
+//! outage.
 
 use super::window::Window;
 use crate::config::file::RetryBudgetConfig;

@@ -414,7 +414,7 @@ pub struct UpstreamConfig {
 }
 
 /// `upstreams.<name>.retry_budget`: retries in the last 10 s stay below `min_per_second` × 10
-/// plus `percent` of the requests in those 10 s.
+/// plus `percent` of the requests in those 10 s that could be retried.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryBudgetConfig {

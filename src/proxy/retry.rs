@@ -55,8 +55,7 @@ pub fn again(session: &Session, ctx: &mut RequestCtx, failure: Failure) -> bool 
             ctx.attempt.failed.push(Arc::clone(held.stats()));
             ctx.attempt.failed_as.push(match failure {
                 Failure::Connect => "connect_error",
-                Failure::Timeout => "timeout",
-                Failure::Status(s) => status_label(s),
+                other => other.label(),
             });
         }
     }

@@ -155,7 +155,10 @@ impl ProxyHttp for Gateway {
             .ok_or_else(|| Error::explain(InternalError, "no route selected"))?;
         let upstream = &route.upstream;
         if ctx.attempt.count == 0 {
-            upstream.count_request();
+            // Only requests that may be retried feed the budget (and pay for its clock read).
+            if route.retry.is_some() || upstream.retries > 0 {
+                upstream.count_request();
+            }
             match upstream.admit() {
                 Ok(None) => {}
                 Ok(Some((slot, moved))) => {
