@@ -4,22 +4,16 @@
 
 mod common;
 
-use common::auth::{auth_section, hash, sha256_hex, tokens, API_KEY, SECRET};
+use common::auth::{
+    auth_section_with_admin_key, hash, sha256_hex, tokens, ADMIN_KEY, API_KEY, SECRET,
+};
 use common::prometheus::prometheus;
 use common::{free_port, get, raw, request, wait_for, Backend, Gateway, Resp};
 use serde_json::Value;
 use std::time::Duration;
 
-const ADMIN_KEY: &str = "k-admin-0123456789";
-
-/// The auth section of the fixtures plus an admin-role API key.
 fn auth_with_admin_key() -> String {
-    format!(
-        "{}    - {{name: ops-bot, key_hash: \"sha256:{}\", roles: [admin]}}\n",
-        auth_section("memory").replace("  revocation_store: memory\n", ""),
-        sha256_hex(ADMIN_KEY)
-    )
-    .replace("  api_keys:\n", "  revocation_store: memory\n  api_keys:\n")
+    auth_section_with_admin_key("memory")
 }
 
 fn config(backend: &Backend, extra: &str) -> String {
@@ -82,9 +76,7 @@ fn as_admin(gw: &Gateway, token: &str, method: &str, path: &str, body: Option<&s
 fn start(extra: &str) -> (Backend, Gateway) {
     let b = Backend::start("b");
     let gw = Gateway::start(&config(&b, extra));
-    wait_for("the admin listener", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(gw.admin).ok()
-    });
+    gw.wait_admin();
     (b, gw)
 }
 
@@ -213,9 +205,7 @@ fn a_gateway_without_auth_keeps_its_admin_api_closed() {
         "upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
         b.addr
     ));
-    wait_for("the admin listener", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(gw.admin).ok()
-    });
+    gw.wait_admin();
     let r = call(&gw, "GET", "/api/config", &[], None);
     assert_eq!(r.status, 401);
     let r = call(&gw, "POST", "/auth/login", &[], Some("{}"));
@@ -386,9 +376,7 @@ fn purge_by_url_or_prefix_and_bad_purges_are_refused() {
         auth_with_admin_key(),
         b.addr
     ));
-    wait_for("the admin listener", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(plain.admin).ok()
-    });
+    plain.wait_admin();
     let r = call(
         &plain,
         "POST",

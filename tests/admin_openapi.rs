@@ -4,14 +4,12 @@
 
 mod common;
 
-use common::auth::{auth_section, sha256_hex};
+use common::auth::{auth_section_with_admin_key, ADMIN_KEY};
 use common::prometheus::prometheus;
 use common::{request, wait_for, Backend, Gateway};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-
-const ADMIN_KEY: &str = "k-admin-0123456789";
 
 /// `SCHEMATHESIS`, else `schemathesis` on the PATH, else the CI venv's.
 fn schemathesis() -> PathBuf {
@@ -29,13 +27,7 @@ fn schemathesis() -> PathBuf {
 #[test]
 fn schemathesis_finds_the_api_as_described() {
     let backend = Backend::start("b");
-    let auth = auth_section("memory").replace(
-        "  api_keys:\n",
-        &format!(
-            "  api_keys:\n    - {{name: ops-bot, key_hash: \"sha256:{}\", roles: [admin]}}\n",
-            sha256_hex(ADMIN_KEY)
-        ),
-    );
+    let auth = auth_section_with_admin_key("memory");
     // The gateway is started first so Prometheus can scrape it; its URL comes in by reload.
     let body = |prometheus_url: &str| {
         format!(

@@ -18,15 +18,12 @@ fn config(backends: &[&Backend], outlier: &str, extra: &str) -> String {
     )
 }
 
-fn ejections(gw: &Gateway, backend: &Backend) -> u64 {
-    let needle = format!(
-        "backend_ejections_total{{backend=\"{}\",upstream=\"u\"}} ",
+fn ejections(gw: &Gateway, backend: &Backend) -> f64 {
+    let series = format!(
+        "backend_ejections_total{{backend=\"{}\",upstream=\"u\"}}",
         backend.addr
     );
-    gw.scrape()
-        .lines()
-        .find_map(|l| l.strip_prefix(&needle)?.parse().ok())
-        .unwrap_or(0)
+    gw.metric(&series).unwrap_or(0.0)
 }
 
 #[test]
@@ -50,7 +47,7 @@ fn a_failing_backend_is_ejected_the_others_take_the_traffic_and_it_returns() {
         failures, 3,
         "three failures reached the client before the ejection"
     );
-    assert_eq!(ejections(&gw, &bad), 1);
+    assert_eq!(ejections(&gw, &bad), 1.0);
     let before = bad.received();
     for _ in 0..20 {
         assert_eq!(
@@ -82,7 +79,7 @@ fn a_failing_backend_is_ejected_the_others_take_the_traffic_and_it_returns() {
         );
     }
     assert!(bad.received() >= before + 5, "it is back in the rotation");
-    assert_eq!(ejections(&gw, &bad), 1);
+    assert_eq!(ejections(&gw, &bad), 1.0);
 }
 
 #[test]
@@ -100,7 +97,7 @@ fn never_more_than_max_ejection_percent_of_an_upstream() {
     }
     assert_eq!(
         ejections(&gw, &a) + ejections(&gw, &b),
-        1,
+        1.0,
         "one of two is 50%: the other stays in"
     );
     assert!(a.received() > 0 && b.received() > 0);
@@ -117,7 +114,7 @@ fn a_passing_active_check_ends_an_ejection_early() {
     ));
     get(&gw.url("/x"));
     get(&gw.url("/x"));
-    assert_eq!(ejections(&gw, &bad), 1);
+    assert_eq!(ejections(&gw, &bad), 1.0);
     let before = bad.received();
     for _ in 0..6 {
         get(&gw.url("/x"));
@@ -172,12 +169,6 @@ fn breaker_config(backend: &Backend, breaker: &str) -> String {
         "upstreams:\n  u:\n    backends: [{{addr: \"{}\"}}]\n    circuit_breaker: {breaker}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
         backend.addr
     )
-}
-
-fn metric(gw: &Gateway, line_start: &str) -> Option<f64> {
-    gw.scrape()
-        .lines()
-        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
 }
 
 #[test]
@@ -239,7 +230,7 @@ fn the_breaker_opens_on_a_failure_burst_half_opens_and_closes() {
     );
     assert!(open.header("retry-after").is_some());
     assert_eq!(b.received(), 4, "an open breaker sends nothing");
-    assert_eq!(metric(&gw, "circuit_state{upstream=\"u\"}"), Some(1.0));
+    assert_eq!(gw.metric("circuit_state{upstream=\"u\"}"), Some(1.0));
     assert!(gw
         .log()
         .contains("circuit breaker of upstream u is now open"));
@@ -266,7 +257,7 @@ fn the_breaker_opens_on_a_failure_burst_half_opens_and_closes() {
     );
     assert_eq!(get(&gw.url("/x")).status, 200);
     wait_for("the breaker to close", Duration::from_secs(5), || {
-        (metric(&gw, "circuit_state{upstream=\"u\"}") == Some(0.0)).then_some(())
+        (gw.metric("circuit_state{upstream=\"u\"}") == Some(0.0)).then_some(())
     });
     for _ in 0..10 {
         assert_eq!(get(&gw.url("/x")).status, 200);
@@ -279,10 +270,7 @@ fn the_breaker_opens_on_a_failure_burst_half_opens_and_closes() {
         );
     }
     assert_eq!(
-        metric(
-            &gw,
-            "circuit_transitions_total{state=\"open\",upstream=\"u\"}"
-        ),
+        gw.metric("circuit_transitions_total{state=\"open\",upstream=\"u\"}"),
         Some(2.0)
     );
 }

@@ -142,27 +142,12 @@ mod tests {
 
     #[test]
     fn never_more_than_the_percentage_nor_the_last_backend() {
-        let p = policy(1, 50);
-        let all = backends(2);
-        let members: Vec<&BackendStats> = all.iter().collect();
-        assert!(p
-            .record(&all[0], true, members.iter().copied(), 1)
-            .is_some());
-        assert!(
-            p.record(&all[1], true, members.iter().copied(), 1)
-                .is_none(),
-            "2 of 2 is over 50%"
-        );
-        let p = policy(1, 100);
-        let all = backends(2);
-        let members: Vec<&BackendStats> = all.iter().collect();
-        assert!(p
-            .record(&all[0], true, members.iter().copied(), 1)
-            .is_some());
-        assert!(
-            p.record(&all[1], true, members.iter().copied(), 1)
-                .is_none(),
-            "the last one stays"
-        );
+        for (percent, why) in [(50, "2 of 2 is over 50%"), (100, "the last one stays")] {
+            let p = policy(1, percent);
+            let all = backends(2);
+            let members = || all.iter();
+            assert!(p.record(&all[0], true, members(), 1).is_some());
+            assert!(p.record(&all[1], true, members(), 1).is_none(), "{why}");
+        }
     }
 }

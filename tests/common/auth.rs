@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 
 pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
 pub const API_KEY: &str = "k-ci-0123456789";
+/// An API key with the admin role (see [`auth_section_with_admin_key`]).
+pub const ADMIN_KEY: &str = "k-admin-0123456789";
 
 /// `gateway hash-password`, through the real binary.
 pub fn hash(password: &str) -> String {
@@ -51,6 +53,17 @@ pub fn auth_section(store: &str) -> String {
     format!(
         "auth:\n  jwt: {{algorithm: HS256, secret: \"{SECRET}\", issuer: gw-test, audience: api, access_ttl: 15m, refresh_ttl: 1h, leeway: 30s}}\n  users:\n    - {{username: alice, password_hash: \"{alice}\", roles: [user]}}\n    - {{username: admin, password_hash: \"{admin}\", roles: [admin, user]}}\n  api_keys:\n    - {{name: ci-bot, key_hash: \"sha256:{}\", roles: [user]}}\n  revocation_store: {store}\n",
         sha256_hex(API_KEY)
+    )
+}
+
+/// [`auth_section`] with a second API key, `ops-bot`, of role admin ([`ADMIN_KEY`]).
+pub fn auth_section_with_admin_key(store: &str) -> String {
+    auth_section(store).replace(
+        "  revocation_store:",
+        &format!(
+            "    - {{name: ops-bot, key_hash: \"sha256:{}\", roles: [admin]}}\n  revocation_store:",
+            sha256_hex(ADMIN_KEY)
+        ),
     )
 }
 

@@ -93,6 +93,20 @@ impl Gateway {
         format!("http://{}{path}", self.admin)
     }
 
+    /// Waits until the admin listener accepts connections.
+    pub fn wait_admin(&self) {
+        wait_for("the admin listener", Duration::from_secs(10), || {
+            TcpStream::connect(self.admin).ok()
+        });
+    }
+
+    /// The value of the first metrics line starting with `series` (name and labels as printed).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        self.scrape()
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    }
+
     /// The metrics listener's `/metrics` text.
     pub fn scrape(&self) -> String {
         let r = super::get(&format!("http://{}/metrics", self.metrics));
