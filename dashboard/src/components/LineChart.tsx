@@ -7,6 +7,20 @@ export interface Series {
   color: string;
 }
 
+/** Series colours, in the order charts use them. */
+export const PALETTE = ["#4e9af1", "#e5534b", "#57ab5a", "#c69026", "#986ee2", "#39c5cf"];
+
+/** The series `name` of `y(item)` over `x(item)`; a missing value (null) leaves a gap. */
+export function seriesOf<T>(
+  items: T[],
+  x: (item: T) => number,
+  name: string,
+  y: (item: T) => number | null,
+  color: string,
+): Series {
+  return { name, color, points: items.map((i) => [x(i), y(i) ?? NaN]) };
+}
+
 interface Props {
   title: string;
   series: Series[];

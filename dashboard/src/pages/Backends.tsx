@@ -1,7 +1,7 @@
 import { useCallback, useState } from "react";
-import { useNotify } from "../components/Snackbar";
+import { useReportError } from "../components/Snackbar";
+import { Table } from "../components/Table";
 import { useServices } from "../context";
-import { ApiError } from "../lib/api";
 import { usePoll } from "../lib/hooks";
 import type { Upstream } from "../lib/types";
 
@@ -12,15 +12,15 @@ function ago(ms: number): string {
 
 export function Backends() {
   const { api } = useServices();
-  const notify = useNotify();
+  const report = useReportError();
   const [upstreams, setUpstreams] = useState<Upstream[] | null>(null);
   const poll = useCallback(async () => {
     try {
       setUpstreams((await api.json<{ upstreams: Upstream[] }>("/api/upstreams")).upstreams);
     } catch (e) {
-      if (e instanceof ApiError && e.status !== 401) notify(`Upstreams: ${e.message}`, "error");
+      report("Upstreams", e);
     }
-  }, [api, notify]);
+  }, [api, report]);
   usePoll(poll, 2000);
   if (!upstreams) return <p>Loading…</p>;
   return (
@@ -39,45 +39,30 @@ export function Backends() {
               </span>
             )}
           </h3>
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th>Backend</th>
-                  <th>Weight</th>
-                  <th>Health</th>
-                  <th>In flight</th>
-                  <th>Requests</th>
-                  <th>Failures</th>
-                  <th>Last check</th>
-                </tr>
-              </thead>
-              <tbody>
-                {u.backends.map((b) => (
-                  <tr key={b.addr} data-testid={`backend-${b.addr}`}>
-                    <td>{b.addr}</td>
-                    <td>{b.weight}</td>
-                    <td>
-                      <span className={b.healthy ? "badge ok" : "badge down"} data-testid="health">
-                        {b.healthy ? "healthy" : "unhealthy"}
-                      </span>
-                      {b.ejected && (
-                        <span className="badge warn" title="Out of picks for now: its requests kept failing">
-                          ejected
-                        </span>
-                      )}
-                    </td>
-                    <td>{b.active_connections}</td>
-                    <td>{b.requests_total}</td>
-                    <td>{b.failures_total}</td>
-                    <td title={b.last_check?.error}>
-                      {b.last_check ? `${b.last_check.ok ? "passed" : "failed"} ${ago(b.last_check.at_ms)}` : "–"}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table headings={["Backend", "Weight", "Health", "In flight", "Requests", "Failures", "Last check"]}>
+            {u.backends.map((b) => (
+              <tr key={b.addr} data-testid={`backend-${b.addr}`}>
+                <td>{b.addr}</td>
+                <td>{b.weight}</td>
+                <td>
+                  <span className={b.healthy ? "badge ok" : "badge down"} data-testid="health">
+                    {b.healthy ? "healthy" : "unhealthy"}
+                  </span>
+                  {b.ejected && (
+                    <span className="badge warn" title="Out of picks for now: its requests kept failing">
+                      ejected
+                    </span>
+                  )}
+                </td>
+                <td>{b.active_connections}</td>
+                <td>{b.requests_total}</td>
+                <td>{b.failures_total}</td>
+                <td title={b.last_check?.error}>
+                  {b.last_check ? `${b.last_check.ok ? "passed" : "failed"} ${ago(b.last_check.at_ms)}` : "–"}
+                </td>
+              </tr>
+            ))}
+          </Table>
         </div>
       ))}
     </section>

@@ -1,11 +1,11 @@
 import { useState, type FormEvent } from "react";
-import { useNotify } from "../components/Snackbar";
+import { useNotify, useReportError } from "../components/Snackbar";
 import { useServices } from "../context";
-import { ApiError } from "../lib/api";
 
 export function CachePage() {
   const { api } = useServices();
   const notify = useNotify();
+  const report = useReportError();
   const [mode, setMode] = useState<"url" | "prefix">("url");
   const [value, setValue] = useState("");
   const [busy, setBusy] = useState(false);
@@ -16,7 +16,7 @@ export function CachePage() {
       const r = await api.post<{ purged: number }>("/api/cache/purge", { [mode]: value });
       notify(`Purged ${r.purged} entr${r.purged === 1 ? "y" : "ies"} for ${mode} ${value}`, "success");
     } catch (err) {
-      if (err instanceof ApiError && err.status !== 401) notify(`Purge failed: ${err.message}`, "error");
+      report("Purge failed", err);
     } finally {
       setBusy(false);
     }

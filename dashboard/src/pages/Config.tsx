@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from "react";
-import { useNotify } from "../components/Snackbar";
+import { useNotify, useReportError } from "../components/Snackbar";
 import { useServices } from "../context";
 import { ApiError, type Problem } from "../lib/api";
 import type { Changes } from "../lib/types";
@@ -22,6 +22,7 @@ function describe(c: Changes): string {
 export function ConfigPage() {
   const { api } = useServices();
   const notify = useNotify();
+  const report = useReportError();
   const [config, setConfig] = useState<unknown>(null);
   const [problems, setProblems] = useState<Problem[]>([]);
   const [busy, setBusy] = useState(false);
@@ -29,9 +30,9 @@ export function ConfigPage() {
     try {
       setConfig(await api.json<unknown>("/api/config"));
     } catch (e) {
-      if (e instanceof ApiError && e.status !== 401) notify(`Config: ${e.message}`, "error");
+      report("Config", e);
     }
-  }, [api, notify]);
+  }, [api, report]);
   useEffect(() => {
     void load();
   }, [load]);
@@ -43,10 +44,8 @@ export function ConfigPage() {
       notify(describe(r.changes), "success");
       await load();
     } catch (e) {
-      if (e instanceof ApiError && e.status !== 401) {
-        setProblems(e.problems);
-        notify(`Reload refused: ${e.message}`, "error");
-      }
+      setProblems(e instanceof ApiError ? e.problems : []);
+      report("Reload refused", e);
     } finally {
       setBusy(false);
     }

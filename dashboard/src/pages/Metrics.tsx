@@ -1,14 +1,12 @@
 import { useCallback, useState } from "react";
-import { LineChart, type Series } from "../components/LineChart";
-import { useNotify } from "../components/Snackbar";
+import { LineChart, PALETTE, seriesOf } from "../components/LineChart";
+import { useReportError } from "../components/Snackbar";
 import { useServices } from "../context";
-import { ApiError } from "../lib/api";
 import { parseExposition } from "../lib/exposition";
 import { usePoll } from "../lib/hooks";
 import { bucketIncrease, histogramQuantile, rate, rateBy, type Scrape } from "../lib/rates";
 
 const KEEP = 150;
-const PALETTE = ["#4e9af1", "#e5534b", "#57ab5a", "#c69026", "#986ee2", "#39c5cf"];
 
 interface Point {
   t: number;
@@ -47,7 +45,7 @@ export function step(prev: Scrape, curr: Scrape): Point {
 
 export function MetricsPage() {
   const { api } = useServices();
-  const notify = useNotify();
+  const report = useReportError();
   const [last, setLast] = useState<Scrape | null>(null);
   const [points, setPoints] = useState<Point[]>([]);
   const poll = useCallback(async () => {
@@ -60,16 +58,13 @@ export function MetricsPage() {
       }
       setLast(scrape);
     } catch (e) {
-      if (e instanceof ApiError && e.status !== 401) notify(`Metrics: ${e.message}`, "error");
+      report("Metrics", e);
     }
-  }, [api, notify, last]);
+  }, [api, report, last]);
   usePoll(poll, 2000);
 
-  const line = (name: string, f: (p: Point) => number | null, color: string): Series => ({
-    name,
-    color,
-    points: points.map((p) => [p.t, f(p) ?? NaN] as [number, number]),
-  });
+  const line = (name: string, f: (p: Point) => number | null, color: string) =>
+    seriesOf(points, (p) => p.t, name, f, color);
   const upstreams = [...new Set(points.flatMap((p) => [...p.byUpstream.keys()]))];
   return (
     <section>

@@ -1,13 +1,11 @@
 import { useCallback, useState } from "react";
-import { LineChart, type Series } from "../components/LineChart";
-import { useNotify } from "../components/Snackbar";
+import { LineChart, PALETTE, seriesOf } from "../components/LineChart";
+import { useReportError } from "../components/Snackbar";
 import { useServices } from "../context";
-import { ApiError } from "../lib/api";
 import { usePoll } from "../lib/hooks";
 import type { History, Second } from "../lib/types";
 
 const KEEP = 900;
-const PALETTE = ["#4e9af1", "#e5534b", "#57ab5a", "#c69026", "#986ee2", "#39c5cf"];
 
 /** Averages over the last `n` seconds. */
 function recent(seconds: Second[], n = 10) {
@@ -27,7 +25,7 @@ function recent(seconds: Second[], n = 10) {
 
 export function Overview() {
   const { api } = useServices();
-  const notify = useNotify();
+  const report = useReportError();
   const [seconds, setSeconds] = useState<Second[]>([]);
   const poll = useCallback(async () => {
     try {
@@ -35,17 +33,14 @@ export function Overview() {
       const h = await api.json<History>(`/api/stats/history?since=${since}`);
       if (h.seconds.length) setSeconds((old) => [...old, ...h.seconds].slice(-KEEP));
     } catch (e) {
-      if (e instanceof ApiError && e.status !== 401) notify(`History: ${e.message}`, "error");
+      report("History", e);
     }
-  }, [api, notify, seconds]);
+  }, [api, report, seconds]);
   usePoll(poll, 2000);
 
   const now = recent(seconds);
-  const line = (name: string, f: (s: Second) => number | null, color: string): Series => ({
-    name,
-    color,
-    points: seconds.map((s) => [s.t, f(s) ?? NaN] as [number, number]),
-  });
+  const line = (name: string, f: (s: Second) => number | null, color: string) =>
+    seriesOf(seconds, (s) => s.t, name, f, color);
   const upstreams = [...new Set(seconds.flatMap((s) => Object.keys(s.upstreams)))];
   return (
     <section>

@@ -1,11 +1,10 @@
 import { useState, type FormEvent } from "react";
-import { LineChart } from "../components/LineChart";
-import { useNotify } from "../components/Snackbar";
+import { LineChart, PALETTE } from "../components/LineChart";
+import { useNotify, useReportError } from "../components/Snackbar";
 import { useServices } from "../context";
-import { ApiError, type PromAnswer, type PromSeries } from "../lib/api";
+import type { PromAnswer, PromSeries } from "../lib/api";
 
 const HISTORY_KEY = "gw.promql.history";
-const PALETTE = ["#4e9af1", "#e5534b", "#57ab5a", "#c69026", "#986ee2", "#39c5cf"];
 
 function loadHistory(): string[] {
   try {
@@ -27,6 +26,7 @@ function labelsOf(metric: Record<string, string>): string {
 export function PromQL() {
   const { api } = useServices();
   const notify = useNotify();
+  const report = useReportError();
   const [query, setQuery] = useState("sum(rate(http_requests_total[1m]))");
   const [range, setRange] = useState(false);
   const [minutes, setMinutes] = useState(15);
@@ -55,7 +55,7 @@ export function PromQL() {
       setHistory(next);
       localStorage.setItem(HISTORY_KEY, JSON.stringify(next));
     } catch (e) {
-      if (e instanceof ApiError && e.status !== 401) notify(e.message, "error");
+      report("", e);
       setAnswer(null);
     } finally {
       setBusy(false);

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react";
-import { useNotify } from "../components/Snackbar";
+import { useReportError } from "../components/Snackbar";
+import { Table } from "../components/Table";
 import { useServices } from "../context";
-import { ApiError } from "../lib/api";
 import type { RouteInfo } from "../lib/types";
 
 interface RoutesAnswer {
@@ -17,77 +17,47 @@ function auth(a: RouteInfo["auth"]): string {
 
 export function RoutesPage() {
   const { api } = useServices();
-  const notify = useNotify();
+  const report = useReportError();
   const [data, setData] = useState<RoutesAnswer | null>(null);
   useEffect(() => {
-    api.json<RoutesAnswer>("/api/routes").then(setData, (e: unknown) => {
-      if (e instanceof ApiError && e.status !== 401) notify(`Routes: ${e.message}`, "error");
-    });
-  }, [api, notify]);
+    api.json<RoutesAnswer>("/api/routes").then(setData, (e: unknown) => report("Routes", e));
+  }, [api, report]);
   if (!data) return <p>Loading…</p>;
   return (
     <section>
       <h2>Routes</h2>
-      <div className="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th>Name</th>
-              <th>Prefix</th>
-              <th>Methods</th>
-              <th>Upstream</th>
-              <th>Group</th>
-              <th>Auth</th>
-              <th>Rate limit</th>
-              <th>Cache</th>
-            </tr>
-          </thead>
-          <tbody>
-            {data.routes.map((r) => (
-              <tr key={r.name}>
-                <td>{r.name}</td>
-                <td>
-                  <code>{r.prefix ?? r.path}</code>
-                  {r.strip_prefix ? " (stripped)" : ""}
-                </td>
-                <td>{r.methods?.join(", ") ?? "any"}</td>
-                <td>{r.upstream}</td>
-                <td>{r.group ?? "–"}</td>
-                <td>{auth(r.auth)}</td>
-                <td>{r.rate_limit ? JSON.stringify(r.rate_limit) : "inherited"}</td>
-                <td>{r.cache?.enabled ? `on${r.cache.ttl ? `, ${r.cache.ttl}` : ""}` : "off"}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table headings={["Name", "Prefix", "Methods", "Upstream", "Group", "Auth", "Rate limit", "Cache"]}>
+        {data.routes.map((r) => (
+          <tr key={r.name}>
+            <td>{r.name}</td>
+            <td>
+              <code>{r.prefix ?? r.path}</code>
+              {r.strip_prefix ? " (stripped)" : ""}
+            </td>
+            <td>{r.methods?.join(", ") ?? "any"}</td>
+            <td>{r.upstream}</td>
+            <td>{r.group ?? "–"}</td>
+            <td>{auth(r.auth)}</td>
+            <td>{r.rate_limit ? JSON.stringify(r.rate_limit) : "inherited"}</td>
+            <td>{r.cache?.enabled ? `on${r.cache.ttl ? `, ${r.cache.ttl}` : ""}` : "off"}</td>
+          </tr>
+        ))}
+      </Table>
       {Object.keys(data.groups).length > 0 && (
         <>
           <h3>Groups</h3>
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th>Name</th>
-                  <th>Prefix</th>
-                  <th>Auth</th>
-                  <th>Rate limit</th>
-                </tr>
-              </thead>
-              <tbody>
-                {Object.entries(data.groups).map(([name, g]) => (
-                  <tr key={name}>
-                    <td>{name}</td>
-                    <td>
-                      <code>{g.prefix}</code>
-                    </td>
-                    <td>{auth(g.auth ?? null)}</td>
-                    <td>{g.rate_limit ? JSON.stringify(g.rate_limit) : "–"}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table headings={["Name", "Prefix", "Auth", "Rate limit"]}>
+            {Object.entries(data.groups).map(([name, g]) => (
+              <tr key={name}>
+                <td>{name}</td>
+                <td>
+                  <code>{g.prefix}</code>
+                </td>
+                <td>{auth(g.auth ?? null)}</td>
+                <td>{g.rate_limit ? JSON.stringify(g.rate_limit) : "–"}</td>
+              </tr>
+            ))}
+          </Table>
         </>
       )}
     </section>
