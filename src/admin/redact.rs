@@ -36,13 +36,32 @@ fn walk(value: &mut Value) {
     }
 }
 
-/// `scheme://user:pass@host/...` → `scheme://[redacted]@host/...`; `None` when there is nothing
-/// to remove.
+/// `scheme://user:pass@host/path?query` → `scheme://[redacted]@host/path?[redacted]`: the
+/// credentials and the query (where tokens travel) go; `None` when there is neither.
 fn without_credentials(s: &str) -> Option<String> {
     let (scheme, rest) = s.split_once("://")?;
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let at = rest[..authority_end].rfind('@')?;
-    Some(format!("{scheme}://{REDACTED}{}", &rest[at..]))
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority.rfind('@').map(|at| &authority[at + 1..]);
+    let path = tail.split(['?', '#']).next().unwrap_or("");
+    let query = tail.len() > path.len();
+    if host.is_none() && !query {
+        return None;
+    }
+    let mut out = format!("{scheme}://");
+    if let Some(host) = host {
+        out.push_str(REDACTED);
+        out.push('@');
+        out.push_str(host);
+    } else {
+        out.push_str(authority);
+    }
+    out.push_str(path);
+    if query {
+        out.push('?');
+        out.push_str(REDACTED);
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -56,7 +75,7 @@ mod tests {
 redis: {url: "redis://:hunter2@127.0.0.1:6379/0"}
 admin: {prometheus_url: "http://ops:s3cret@127.0.0.1:9091"}
 auth:
-  jwt: {algorithm: HS256, secret: "0123456789abcdef0123456789abcdef", jwks_url: "https://idp.example/keys"}
+  jwt: {algorithm: HS256, secret: "0123456789abcdef0123456789abcdef", jwks_url: "https://idp.example/keys?api_key=jw7s3cret"}
   users: [{username: admin, password_hash: "$argon2id$v=19$m=19456,t=2,p=1$abc$def", roles: [admin]}]
   api_keys: [{name: ci, key_hash: "sha256:0000000000000000000000000000000000000000000000000000000000000000"}]
 upstreams: {u: {backends: [{addr: 127.0.0.1:1}]}}
