@@ -42,6 +42,17 @@ fn agent() -> ureq::Agent {
 
 /// `method url` with `headers` and an optional body.
 pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Resp {
+    try_request(method, url, headers, body).unwrap_or_else(|e| panic!("{method} {url} failed: {e}"))
+}
+
+/// As [`request`], with a failed exchange (refused, reset, closed) returned instead of a panic,
+/// for polls that expect the server to refuse for a while.
+pub fn try_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<Resp, ureq::Error> {
     let mut builder = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
@@ -49,17 +60,16 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
     let req = builder
         .body(body.unwrap_or("").to_owned())
         .expect("valid request");
-    let mut resp = agent()
-        .run(req)
-        .unwrap_or_else(|e| panic!("{method} {url} failed: {e}"));
+    let mut resp = agent().run(req)?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
+    // A body cut short reads as what arrived; tests check the status and what they expect.
     let body = resp.body_mut().read_to_string().unwrap_or_default();
-    Resp {
+    Ok(Resp {
         status,
         headers,
         body,
-    }
+    })
 }
 
 pub fn get(url: &str) -> Resp {
@@ -70,17 +80,7 @@ pub fn get(url: &str) -> Resp {
 /// any byte of an answer, the request (idempotent) is sent once more (RFC 9110 §9.2.2). Returns
 /// the answer and whether that retry was needed. A refused connection is not retried.
 pub fn get_idempotent(url: &str) -> (Resp, bool) {
-    let attempt = || {
-        let mut resp = agent().get(url).call()?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.body_mut().read_to_string()?;
-        Ok::<_, ureq::Error>(Resp {
-            status,
-            headers,
-            body,
-        })
-    };
+    let attempt = || try_request("GET", url, &[], None);
     match attempt() {
         Ok(r) => (r, false),
         Err(e) if e.to_string().contains("disconnected") => {
