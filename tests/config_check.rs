@@ -274,3 +274,22 @@ fn missing_file_and_bad_yaml() {
     assert_eq!(code, 1);
     assert!(stderr.contains("(yaml)"), "{stderr}");
 }
+
+#[test]
+fn traffic_split_problems_are_all_listed_with_their_paths() {
+    let yaml = "upstreams: {v1: {backends: [{addr: 127.0.0.1:1}]}, v2: {backends: [{addr: 127.0.0.1:2}]}}\nroutes:\n  - {name: a, path: /a, upstream: v1, upstreams: [{name: v2, weight: 1}]}\n  - {name: b, path: /b, upstreams: [{name: v1, weight: 1}, {name: v3, weight: 1}, {name: v1, weight: 2}]}\n  - {name: c, path: /c, upstreams: [{name: v1, weight: 0}, {name: v2, weight: 0}], split: {sticky: 'cookie:a;b', override_header: 'X Canary'}}\n  - {name: d, path: /d}\n  - {name: e, path: /e, upstreams: [{name: v1, weight: 9}, {name: v2, weight: 1}], split: {sticky: 'header:X-Session', override_cookie: canary}}\n";
+    let (code, _, stderr) = check(yaml, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    for want in [
+        "routes[0].upstreams: give either upstream or upstreams",
+        "routes[1].upstreams[1].name: unknown upstream \"v3\"",
+        "routes[1].upstreams[2].name: \"v1\" is listed twice",
+        "routes[2].upstreams: weights add up to 0",
+        "routes[2].split.sticky",
+        "routes[2].split.override_header",
+        "routes[3].upstream: missing",
+    ] {
+        assert!(stderr.contains(want), "{want} in {stderr}");
+    }
+    assert!(!stderr.contains("routes[4]"), "{stderr}");
+}

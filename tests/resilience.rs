@@ -274,3 +274,108 @@ fn the_breaker_opens_on_a_failure_burst_half_opens_and_closes() {
         Some(2.0)
     );
 }
+
+/// A loopback listener that accepts nothing, its one queue place taken: connects to it hang
+/// (Linux drops the SYN of a full accept queue) until it starts serving.
+struct Unaccepting {
+    listener: std::net::TcpListener,
+    _queued: std::net::TcpStream,
+}
+
+impl Unaccepting {
+    fn new() -> Unaccepting {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        socket.bind(&any.into()).expect("bind");
+        socket.listen(0).expect("listen");
+        let listener: std::net::TcpListener = socket.into();
+        let addr = listener.local_addr().expect("addr");
+        let queued = std::net::TcpStream::connect(addr).expect("the queued connection");
+        // Readiness: the next connect no longer completes.
+        wait_for("a full accept queue", Duration::from_secs(5), || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                .is_err()
+                .then_some(())
+        });
+        Unaccepting {
+            listener,
+            _queued: queued,
+        }
+    }
+
+    /// Accepts from now on, answering every request on every connection with 200.
+    fn serve(self) {
+        std::thread::spawn(move || {
+            for stream in self.listener.incoming().flatten() {
+                std::thread::spawn(move || answer_all(stream));
+            }
+        });
+    }
+}
+
+fn answer_all(mut stream: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            return;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            seen.drain(..end + 4);
+            let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            if stream.write_all(ok).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn past_max_pending_connects_the_answer_is_an_immediate_503_and_connects_resume() {
+    use common::auth::{auth_section_with_admin_key, ADMIN_KEY};
+    let stuck = Unaccepting::new();
+    let addr = stuck.listener.local_addr().expect("addr");
+    let gw = Gateway::start(&format!(
+        "{}upstreams:\n  u:\n    backends: [{{addr: \"{addr}\"}}]\n    connect_timeout: 20s\n    retries: 0\n    circuit_breaker: {{max_pending_connects: 2}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
+        auth_section_with_admin_key("memory")
+    ));
+    gw.wait_admin();
+    let connecting = || {
+        let r = common::request(
+            "GET",
+            &gw.admin_url("/api/upstreams"),
+            &[("x-api-key", ADMIN_KEY)],
+            None,
+        );
+        r.json()["upstreams"][0]["connecting"].as_u64()
+    };
+    assert_eq!(connecting(), Some(0));
+    std::thread::scope(|s| {
+        let waiting: Vec<_> = (0..2).map(|_| s.spawn(|| get(&gw.url("/x")))).collect();
+        wait_for("two connects under way", Duration::from_secs(5), || {
+            (connecting() == Some(2)).then_some(())
+        });
+        let started = Instant::now();
+        let refused = get(&gw.url("/x"));
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (503, "upstream_overloaded".to_owned())
+        );
+        assert_eq!(refused.header("retry-after"), Some("1"));
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "refused at once, not queued: {:?}",
+            started.elapsed()
+        );
+        // The backend accepts again: the waiting connects complete (on their SYN's next try).
+        stuck.serve();
+        for w in waiting {
+            assert_eq!(w.join().expect("waiting request").status, 200);
+        }
+    });
+    assert_eq!(connecting(), Some(0));
+    assert_eq!(get(&gw.url("/x")).status, 200, "room again");
+}

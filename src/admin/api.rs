@@ -56,6 +56,7 @@ pub fn upstreams(snapshot: &Snapshot) -> Answer {
                     "circuit".into(),
                     u.circuit().map_or(Value::Null, |c| c.name().into()),
                 );
+                obj.insert("connecting".into(), u.connecting().into());
                 obj.insert(
                     "health_check".into(),
                     serde_json::to_value(&u.config.health_check).unwrap_or(Value::Null),

@@ -1,4 +1,5 @@
-//! Circuit breaking per upstream: a cap on requests in flight, and a breaker over the failure
+//! Circuit breaking per upstream: caps on requests in flight and on connects under way, and a
+//! breaker over the failure
 //! share of a sliding window. Closed: every request goes. Open (the share passed
 //! `failure_percent` with at least `min_requests` in the window): none goes, for `open_for`.
 //! Half-open: `half_open_requests` trial requests go; all succeeding closes the breaker, one
@@ -63,14 +64,26 @@ impl Drop for Slot {
     }
 }
 
+/// One connect under way to a backend of the upstream, until dropped (connected or failed).
+#[derive(Debug)]
+pub struct Connecting(Arc<Shared>);
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        self.0.connecting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     in_flight: AtomicUsize,
+    connecting: AtomicUsize,
 }
 
 #[derive(Debug)]
 pub struct Breaker {
     max_requests: Option<usize>,
+    max_pending_connects: Option<usize>,
     failure_percent: u64,
     min_requests: u64,
     open_for_ms: u64,
@@ -93,6 +106,7 @@ impl Breaker {
         let window = ms(cfg.window.map_or(DEFAULT_WINDOW, |d| d.0));
         Breaker {
             max_requests: cfg.max_requests,
+            max_pending_connects: cfg.max_pending_connects,
             failure_percent: u64::from(cfg.failure_percent.unwrap_or(DEFAULT_FAILURE_PERCENT)),
             min_requests: u64::from(cfg.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS)),
             open_for_ms: ms(cfg.open_for.map_or(DEFAULT_OPEN_FOR, |d| d.0)),
@@ -142,6 +156,29 @@ impl Breaker {
             }
             State::HalfOpen => self.trial(slot).map(|s| (s, None)),
         }
+    }
+
+    /// Counts a connect attempt until the guard is dropped; refused past `max_pending_connects`.
+    /// `Ok(None)` without that cap.
+    pub fn start_connect(&self) -> Result<Option<Connecting>, Refusal> {
+        let Some(max) = self.max_pending_connects else {
+            return Ok(None);
+        };
+        let n = self.shared.connecting.fetch_add(1, Ordering::Relaxed) + 1;
+        let guard = Connecting(Arc::clone(&self.shared));
+        if n > max {
+            return Err(Refusal {
+                retry_after: 1,
+                open: false,
+            });
+        }
+        Ok(Some(guard))
+    }
+
+    /// Connects under way, when they are capped.
+    pub fn connecting(&self) -> Option<usize> {
+        self.max_pending_connects?;
+        Some(self.shared.connecting.load(Ordering::Relaxed))
     }
 
     fn take_slot(&self) -> Result<Slot, Refusal> {
@@ -229,6 +266,7 @@ mod tests {
     fn breaker(max: Option<usize>) -> Breaker {
         Breaker::new(&BreakerConfig {
             max_requests: max,
+            max_pending_connects: None,
             failure_percent: Some(50),
             window: Some(HumanDuration(Duration::from_secs(10))),
             min_requests: Some(4),
@@ -308,5 +346,25 @@ mod tests {
             assert_eq!(run(&b, false, t + 11_000), None);
         }
         assert_eq!(run(&b, true, t + 11_000), None, "1 of 4 failed");
+    }
+
+    #[test]
+    fn connects_under_way_are_capped_until_they_end() {
+        let cfg = |yaml: &str| -> BreakerConfig { serde_yaml::from_str(yaml).expect("yaml") };
+        let b = Breaker::new(&cfg("{max_pending_connects: 2}"));
+        let first = b.start_connect().expect("one").expect("counted");
+        let _second = b.start_connect().expect("two");
+        let refused = b.start_connect().expect_err("three is over the cap");
+        assert_eq!(
+            refused,
+            Refusal {
+                retry_after: 1,
+                open: false
+            }
+        );
+        drop(first);
+        assert!(b.start_connect().is_ok());
+        let uncapped = Breaker::new(&cfg("{}"));
+        assert!(uncapped.start_connect().expect("no cap").is_none());
     }
 }

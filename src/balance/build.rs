@@ -127,8 +127,13 @@ fn check(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
     }
     if let Some(b) = &cfg.circuit_breaker {
         let bp = format!("{path}.circuit_breaker");
-        if b.max_requests == Some(0) {
-            errors.push(format!("{bp}.max_requests"), BalanceError::AtLeastOne);
+        for (field, n) in [
+            ("max_requests", b.max_requests),
+            ("max_pending_connects", b.max_pending_connects),
+        ] {
+            if n == Some(0) {
+                errors.push(format!("{bp}.{field}"), BalanceError::AtLeastOne);
+            }
         }
         if b.failure_percent.is_some_and(|p| p == 0 || p > 100) {
             errors.push(format!("{bp}.failure_percent"), BalanceError::Percent);

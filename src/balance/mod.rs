@@ -10,7 +10,7 @@ mod upstream;
 mod view;
 mod window;
 
-pub use breaker::{Refusal, Slot, State as CircuitState};
+pub use breaker::{Connecting, Refusal, Slot, State as CircuitState};
 pub use build::{build, BalanceError};
 pub use outlier::Ejection;
 pub use stats::{BackendStats, InFlight};

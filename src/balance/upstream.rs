@@ -2,7 +2,7 @@
 //! keeps their health), a selector for the configured strategy, and the connection settings the
 //! proxy applies to every pick.
 
-use super::breaker::{Breaker, Refusal, Slot, State};
+use super::breaker::{Breaker, Connecting, Refusal, Slot, State};
 use super::budget::RetryBudget;
 use super::outlier::{Ejection, OutlierPolicy};
 use super::selector::{Picked, Selector};
@@ -228,6 +228,20 @@ impl Upstream {
             None => Ok(None),
             Some(b) => b.admit(now_ms()).map(Some),
         }
+    }
+
+    /// Counts a connect to one of the upstream's backends until the guard is dropped, refused
+    /// past the breaker's `max_pending_connects`; `Ok(None)` without that cap.
+    pub fn start_connect(&self) -> Result<Option<Connecting>, Refusal> {
+        match &self.breaker {
+            None => Ok(None),
+            Some(b) => b.start_connect(),
+        }
+    }
+
+    /// Connects under way, when the breaker caps them.
+    pub fn connecting(&self) -> Option<usize> {
+        self.breaker.as_ref()?.connecting()
     }
 
     /// Records how a request admitted with `slot` ended; the transition it caused, if any.

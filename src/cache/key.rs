@@ -1,7 +1,8 @@
 //! Which requests may use the cache, and the key they use. The key is readable
 //! (`<key_prefix>:GET:<path>:<query>`), so a purge can name a URL or a path prefix; the method
 //! is left out (HEAD and PURGE find the GET entry). A request with credentials gets the
-//! caller's identity appended after `#`, so one caller never sees another's answer.
+//! caller's identity appended after `#`, so one caller never sees another's answer; a route that
+//! splits its traffic appends the upstream the same way.
 
 use crate::auth::Caller;
 use pingora::http::RequestHeader;
@@ -62,6 +63,14 @@ pub fn url_key(key_prefix: &str, path: &str, query: Option<&str>) -> String {
     key.push(':');
     key.push_str(query);
     key
+}
+
+/// Marks `key` as the answer of one upstream of a route that splits its traffic, so each
+/// side's clients get that side's answers. A URL purge still takes every side.
+pub fn for_upstream(key: &mut String, upstream: &str) {
+    key.push(if key.contains('#') { ';' } else { '#' });
+    key.push_str("up=");
+    key.push_str(upstream);
 }
 
 /// Who is asking, when the request carries credentials (`Authorization`, `Cookie`,
@@ -157,5 +166,29 @@ mod tests {
         let named = key(&alice, Some(&caller));
         assert!(named.starts_with("gw:GET:/x:#u=alice;c="), "{named}");
         assert_eq!(key(&[], None), "gw:GET:/x:");
+    }
+
+    #[test]
+    fn each_upstream_of_a_split_gets_its_own_entry_that_a_url_purge_takes() {
+        let p = policy(true);
+        let mut plain = match p.admit("gw", &req("GET", "/a?x=1", &[]), "/a", None) {
+            Admission::Use(k) => k,
+            Admission::Bypass => panic!("cached"),
+        };
+        let mut with_id = match p.admit(
+            "gw",
+            &req("GET", "/a?x=1", &[("cookie", "s=1")]),
+            "/a",
+            None,
+        ) {
+            Admission::Use(k) => k,
+            Admission::Bypass => panic!("cached"),
+        };
+        for_upstream(&mut plain, "v2");
+        for_upstream(&mut with_id, "v2");
+        assert_eq!(plain, "gw:GET:/a:x=1#up=v2");
+        assert!(with_id.starts_with("gw:GET:/a:x=1#c=") && with_id.ends_with(";up=v2"));
+        let purge = crate::cache::Purge::url("gw", "/a", Some("x=1"));
+        assert!(purge.matches(&plain) && purge.matches(&with_id));
     }
 }

@@ -14,7 +14,7 @@ mod storage;
 
 pub use freshness::{decide, variance};
 pub use invalidation::PurgeListener;
-pub use key::{Admission, RoutePolicy};
+pub use key::{for_upstream, Admission, RoutePolicy};
 pub use purge::Purge;
 pub use storage::{Store, FRONT};
 

@@ -434,6 +434,30 @@ pub enum RetryOn {
     Word(String),
 }
 
+/// One entry of a route's `upstreams`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedUpstream {
+    pub name: String,
+    /// Share of the route's clients, relative to the other entries; 0 takes only overrides.
+    pub weight: u32,
+}
+
+/// A route's `split`: which key keeps a client on one side, and who may choose a side.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitConfig {
+    /// `client_ip` (default), `user`, `header:<name>`, `cookie:<name>` or `none` (per request).
+    #[serde(default)]
+    pub sticky: Option<String>,
+    /// A request header whose value (`always`, `never` or an upstream's name) picks the side.
+    #[serde(default)]
+    pub override_header: Option<String>,
+    /// The same, from a cookie.
+    #[serde(default)]
+    pub override_cookie: Option<String>,
+}
+
 /// A route's `retry`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -459,6 +483,10 @@ pub struct BreakerConfig {
     /// Requests in flight to the upstream at most; past it, 503 at once. Default: no cap.
     #[serde(default)]
     pub max_requests: Option<usize>,
+    /// Connects under way to the upstream's backends at most (a backend that stopped accepting
+    /// makes them pile up until `connect_timeout`); past it, 503 at once. Default: no cap.
+    #[serde(default)]
+    pub max_pending_connects: Option<usize>,
     /// The breaker opens when this share (percent) of the requests in `window` failed. Default 50.
     #[serde(default)]
     pub failure_percent: Option<u8>,
@@ -550,7 +578,15 @@ pub struct RouteConfig {
     pub path: String,
     #[serde(default)]
     pub methods: Option<Vec<String>>,
-    pub upstream: String,
+    /// The one upstream, or (with `upstreams`) none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// Several upstreams sharing the traffic by weight (canary releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstreams: Option<Vec<WeightedUpstream>>,
+    /// How `upstreams` assigns clients; defaults apply without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitConfig>,
     #[serde(default)]
     pub strip_prefix: bool,
     /// Match the path without regard to ASCII case (for backends that ignore case).

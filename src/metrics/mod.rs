@@ -29,6 +29,7 @@ pub struct Metrics {
     pub circuit_transitions: IntCounterVec,
     pub retries: IntCounterVec,
     pub retry_budget_exhausted: IntCounterVec,
+    pub canary_requests: IntCounterVec,
 }
 
 static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match register() {
@@ -80,6 +81,11 @@ fn register() -> prometheus::Result<Metrics> {
             "retry_budget_exhausted_total",
             "Retries refused because the upstream's retry budget was spent",
             &["upstream"]
+        )?,
+        canary_requests: register_int_counter_vec!(
+            "canary_requests_total",
+            "Requests to routes with several upstreams, by route and the upstream they were given",
+            &["route", "upstream"]
         )?,
         circuit_transitions: register_int_counter_vec!(
             "circuit_transitions_total",

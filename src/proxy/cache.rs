@@ -31,7 +31,10 @@ pub fn enable(session: &mut Session, ctx: &mut RequestCtx) {
     let caller = ctx.caller.caller.as_deref();
     match policy.admit(&cache.key_prefix, req, path, caller) {
         Admission::Bypass => ctx.cache.used = Use::Bypass,
-        Admission::Use(key) => {
+        Admission::Use(mut key) => {
+            if let (Some(arm), true) = (ctx.arm, route.split.is_split()) {
+                cache::for_upstream(&mut key, &route.upstream(arm).name);
+            }
             let mut overrides = CacheOptionOverrides::default();
             overrides.wait_timeout = Some(cache.lock_timeout);
             session

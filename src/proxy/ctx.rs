@@ -2,7 +2,7 @@
 
 use super::request_id::RequestId;
 use crate::auth::AuthEvent;
-use crate::balance::{BackendStats, InFlight, Refusal, Slot};
+use crate::balance::{BackendStats, Connecting, InFlight, Refusal, Slot, Upstream};
 use crate::chain::Admitted;
 use crate::outcome::ErrorCode;
 use crate::routing::Route;
@@ -44,6 +44,9 @@ pub struct Attempt {
     pub body_bytes: u64,
     /// The request's place under the upstream's circuit breaker, until the context is dropped.
     pub slot: Option<Slot>,
+    /// The try's connect under the breaker's `max_pending_connects`, until it connected or
+    /// failed.
+    pub connecting: Option<Connecting>,
     /// Why the circuit breaker turned the request away.
     pub refused: Option<Refusal>,
 }
@@ -94,6 +97,9 @@ pub struct RequestCtx {
     pub peer: Peer,
     /// The matched route; written once, by `request_filter`.
     pub route: Option<Arc<Route>>,
+    /// Which of the route's upstreams the request was given, when the route splits its traffic
+    /// and the request passed its checks; written once, by `request_filter`.
+    pub arm: Option<usize>,
     /// The normalized request path, when it differs from the one sent (written by
     /// `request_filter` before anything reads the path); routes match it, the backend gets it.
     pub path: Option<Box<str>>,
@@ -108,6 +114,11 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// The upstream the request goes to: its route's, or its side of the route's split.
+    pub fn upstream(&self) -> Option<&Arc<Upstream>> {
+        Some(self.route.as_ref()?.upstream(self.arm.unwrap_or(0)))
+    }
+
     pub fn new(snapshot: Arc<Snapshot>) -> RequestCtx {
         RequestCtx {
             snapshot,
@@ -118,6 +129,7 @@ impl RequestCtx {
                 client_ip: None,
             },
             route: None,
+            arm: None,
             path: None,
             caller: Admitted::default(),
             cache: CacheCtx::default(),

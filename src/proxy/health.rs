@@ -20,10 +20,11 @@ pub fn report(snap: &Snapshot, draining: bool) -> (u16, Bytes) {
         upstreams.insert(name.clone(), json!({"healthy": healthy, "total": total}));
     }
     // Each upstream's health is read once, however many routes share it.
-    let servable = snap
-        .routes
-        .iter()
-        .any(|r| serving.contains(r.upstream.name.as_str()));
+    let servable = snap.routes.iter().any(|r| {
+        r.split
+            .arms()
+            .any(|(u, _)| serving.contains(u.name.as_str()))
+    });
     let redis_check = match snap.redis.as_ref().map(|r| r.is_healthy()) {
         None => "disabled",
         Some(true) => "ok",

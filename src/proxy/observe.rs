@@ -14,12 +14,11 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
     let req = session.req_header();
     let route = ctx.route.as_ref().map(|r| r.name.as_str());
-    let upstream = ctx.route.as_ref().map(|r| r.upstream.name.as_str());
+    let upstream = ctx.upstream().map(|u| u.name.as_str());
     let elapsed = ctx.peer.started.elapsed();
     let cache_result = cache::result(session, ctx).map(|(_, result)| result);
 
-    if let Some(route) = &ctx.route {
-        let upstream = &route.upstream;
+    if let Some(upstream) = ctx.upstream() {
         for failed in &ctx.attempt.failed {
             failed.count_failure();
             ejected(upstream, upstream.record(failed, true));
@@ -62,6 +61,11 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
                     .with_label_values(&[upstream, held.stats().label(), backend_status])
                     .inc();
             }
+        }
+        if let (Some(route), Some(upstream), Some(_)) = (route, upstream, ctx.arm) {
+            m.canary_requests
+                .with_label_values(&[route, upstream])
+                .inc();
         }
         if let (Some(result), Some(route)) = (cache_result, route) {
             m.cache_requests.with_label_values(&[route, result]).inc();

@@ -3,6 +3,7 @@
 //! that reached a backend is retried only for idempotent methods whose body can be replayed.
 
 use super::ctx::RequestCtx;
+use crate::balance::Upstream;
 use crate::metrics::{self, status_label};
 use crate::routing::Route;
 use pingora::proxy::Session;
@@ -33,7 +34,7 @@ pub fn again(session: &Session, ctx: &mut RequestCtx, failure: Failure) -> bool 
     let Some(route) = ctx.route.clone() else {
         return false;
     };
-    let upstream = &route.upstream;
+    let upstream = route.upstream(ctx.arm.unwrap_or(0));
     let tries = ctx.attempt.count;
     let allowed = match (&route.retry, failure) {
         (None, Failure::Connect) => tries <= upstream.retries,
@@ -47,7 +48,7 @@ pub fn again(session: &Session, ctx: &mut RequestCtx, failure: Failure) -> bool 
                 }
         }
     };
-    let granted = allowed && budget(&route, failure);
+    let granted = allowed && budget(&route, upstream, failure);
     // A refused connection sent nothing: its backend is skipped from now on either way. A timeout
     // or status that is not retried stays the request's answer, its backend held.
     if granted || failure == Failure::Connect {
@@ -63,8 +64,7 @@ pub fn again(session: &Session, ctx: &mut RequestCtx, failure: Failure) -> bool 
 }
 
 /// Takes the retry from the upstream's budget, counting it either way.
-fn budget(route: &Route, failure: Failure) -> bool {
-    let upstream = &route.upstream;
+fn budget(route: &Route, upstream: &Upstream, failure: Failure) -> bool {
     let m = metrics::get();
     if !upstream.take_retry() {
         if let Some(m) = m {

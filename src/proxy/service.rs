@@ -7,7 +7,7 @@ use super::{builtin, cache, errors, forwarded, observe, respond};
 use crate::balance::InFlight;
 use crate::chain::Request;
 use crate::outcome::{Denial, ErrorCode, Flow};
-use crate::routing::{normalize, Lookup};
+use crate::routing::{normalize, Client, Lookup};
 use crate::security::{self, is_preflight};
 use crate::state::Shared;
 use async_trait::async_trait;
@@ -153,7 +153,7 @@ impl ProxyHttp for Gateway {
             .route
             .as_ref()
             .ok_or_else(|| Error::explain(InternalError, "no route selected"))?;
-        let upstream = &route.upstream;
+        let upstream = route.upstream(ctx.arm.unwrap_or(0));
         if ctx.attempt.count == 0 {
             // Only requests that may be retried feed the budget (and pay for its clock read).
             if route.retry.is_some() || upstream.retries > 0 {
@@ -173,6 +173,16 @@ impl ProxyHttp for Gateway {
         }
         if let (Some(policy), true) = (&route.retry, ctx.attempt.count > 0) {
             tokio::time::sleep(policy.wait_before(ctx.attempt.count + 1)).await;
+        }
+        match upstream.start_connect() {
+            Ok(connecting) => ctx.attempt.connecting = connecting,
+            Err(refusal) => {
+                ctx.attempt.refused = Some(refusal);
+                return Err(Error::explain(
+                    HTTPStatus(503),
+                    "too many connects under way",
+                ));
+            }
         }
         let mut key = [0; 16];
         let key = ip_key(ctx.peer.client_ip, &mut key);
@@ -207,6 +217,7 @@ impl ProxyHttp for Gateway {
         mut e: Box<Error>,
     ) -> Box<Error> {
         // The attempt is over: its backend stops counting it, and is skipped from now on.
+        ctx.attempt.connecting = None;
         if retry::again(session, ctx, Failure::Connect) {
             e.set_retry(true);
         }
@@ -240,6 +251,20 @@ impl ProxyHttp for Gateway {
             e.retry.decide_reuse(client_reused);
         }
         e
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.attempt.connecting = None;
+        Ok(())
     }
 
     async fn upstream_request_filter(
@@ -363,6 +388,13 @@ impl Gateway {
             auth: snapshot.auth.as_deref(),
         };
         let flow = route.chain.run(&request, &mut ctx.caller).await;
+        if flow == Flow::Continue && route.split.is_split() {
+            ctx.arm = Some(route.split.pick(&Client {
+                header: req,
+                ip: ctx.peer.client_ip,
+                user: ctx.caller.caller.as_deref().map(|c| c.subject.as_str()),
+            }));
+        }
         ctx.route = Some(route);
         flow
     }

@@ -5,6 +5,7 @@ use super::method::MethodSet;
 use super::path;
 use super::retry::RetryPolicy;
 use super::route::Route;
+use super::split::Split;
 use crate::auth::AuthPolicy;
 use crate::balance::Upstream;
 use crate::chain::{Chain, ChainParts};
@@ -25,8 +26,6 @@ pub enum RouteError {
     DuplicateName { name: String, first: usize },
     #[error("unknown group {0:?}")]
     UnknownGroup(String),
-    #[error("unknown upstream {0:?}")]
-    UnknownUpstream(String),
     #[error("{0:?} must start with /")]
     NoSlash(String),
     #[error("{0:?} must be a plain path (no query, fragment or spaces)")]
@@ -128,13 +127,15 @@ pub fn compile(
             }
             None => None,
         };
-        let upstream = sections.upstreams.get(&r.upstream);
-        if upstream.is_none() && !parsed.declared_upstreams.contains(&r.upstream) {
-            errors.push(
-                format!("{path}.upstream"),
-                RouteError::UnknownUpstream(r.upstream.clone()),
-            );
-        }
+        let split = Split::build(
+            &path,
+            r.upstream.as_ref(),
+            r.upstreams.as_ref(),
+            r.split.as_ref(),
+            sections.upstreams,
+            &parsed.declared_upstreams,
+            errors,
+        );
         let own = normalize_prefix(&r.path)
             .map_err(|e| errors.push(format!("{path}.path"), e))
             .ok();
@@ -166,8 +167,7 @@ pub fn compile(
             r.security_headers.as_ref(),
             errors,
         );
-        let (Some(own), Some(upstream), false) = (own, upstream, skip || errors.len() > before)
-        else {
+        let (Some(own), Some(split), false) = (own, split, skip || errors.len() > before) else {
             continue;
         };
         let prefix = join_prefix(group.map_or("/", |g| g.prefix.as_str()), &own);
@@ -208,7 +208,7 @@ pub fn compile(
             name: r.name.clone(),
             prefix,
             methods,
-            upstream: Arc::clone(upstream),
+            split,
             strip_prefix: r.strip_prefix,
             case_insensitive: r.case_insensitive,
             allow_semicolon: r.allow_semicolon,

@@ -6,9 +6,11 @@ pub mod method;
 mod path;
 mod retry;
 mod route;
+mod split;
 mod table;
 
 pub use compile::{compile, Sections};
 pub use path::normalize;
 pub use route::Route;
+pub use split::Client;
 pub use table::{Lookup, RouteTable};

@@ -1,6 +1,7 @@
 //! The compiled route: everything a request needs, resolved at load time.
 
 use super::method::MethodSet;
+use super::split::Split;
 use crate::balance::Upstream;
 use crate::cache::RoutePolicy;
 use crate::chain::Chain;
@@ -15,7 +16,8 @@ pub struct Route {
     /// Full prefix including the group's, without a trailing slash (`/` for the root).
     pub prefix: String,
     pub methods: Option<MethodSet>,
-    pub upstream: Arc<Upstream>,
+    /// The upstream, or several sharing the traffic.
+    pub split: Split,
     pub strip_prefix: bool,
     /// Segments match without regard to ASCII case (`/api/ADMIN` takes `/api/admin`).
     pub case_insensitive: bool,
@@ -33,6 +35,11 @@ pub struct Route {
 }
 
 impl Route {
+    /// The upstream of `arm` (what [`Split::pick`] chose; 0 for a route with one upstream).
+    pub fn upstream(&self, arm: usize) -> &Arc<Upstream> {
+        self.split.upstream(arm)
+    }
+
     /// The path the backend receives for the normalized `path` this route matched: without
     /// the route prefix when `strip_prefix` is set. `None` when it is `path` itself.
     pub fn backend_path<'a>(&self, path: &'a str) -> Option<&'a str> {

@@ -144,6 +144,7 @@ mod tests {
     use crate::balance::Upstream;
     use crate::config::file::UpstreamConfig;
     use crate::routing::method::MethodSet;
+    use crate::routing::split::Split;
     use http::Method;
 
     fn upstream() -> Arc<Upstream> {
@@ -163,7 +164,7 @@ mod tests {
             name: name.into(),
             prefix: prefix.into(),
             methods,
-            upstream: Arc::clone(up),
+            split: Split::single(Arc::clone(up)),
             strip_prefix: false,
             timeout: None,
             retry: None,

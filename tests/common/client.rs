@@ -53,6 +53,41 @@ pub fn try_request(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Result<Resp, ureq::Error> {
+    send(&agent(), method, url, headers, body)
+}
+
+/// A client that keeps its connections open between requests, as browsers do.
+pub struct KeepAlive(ureq::Agent);
+
+impl KeepAlive {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> KeepAlive {
+        KeepAlive(agent())
+    }
+
+    pub fn request(&self, method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
+        send(&self.0, method, url, headers, None)
+            .unwrap_or_else(|e| panic!("{method} {url} failed: {e}"))
+    }
+
+    /// As [`KeepAlive::request`], with a failed exchange returned instead of a panic.
+    pub fn try_request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp, ureq::Error> {
+        send(&self.0, method, url, headers, None)
+    }
+}
+
+fn send(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<Resp, ureq::Error> {
     let mut builder = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         builder = builder.header(*k, *v);
@@ -60,7 +95,7 @@ pub fn try_request(
     let req = builder
         .body(body.unwrap_or("").to_owned())
         .expect("valid request");
-    let mut resp = agent().run(req)?;
+    let mut resp = agent.run(req)?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     // A body cut short reads as what arrived; tests check the status and what they expect.

@@ -45,7 +45,9 @@ export interface RouteInfo {
   prefix?: string;
   group?: string | null;
   methods?: string[] | null;
-  upstream: string;
+  /** The one upstream, or absent when `upstreams` splits the traffic. */
+  upstream?: string;
+  upstreams?: { name: string; weight: number }[];
   strip_prefix?: boolean;
   auth?: { required?: boolean | null; roles?: string[] | null } | null;
   rate_limit?: Record<string, unknown> | null;

@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { useReportError } from "../components/Snackbar";
 import { Table } from "../components/Table";
 import { useServices } from "../context";
+import { upstreamText } from "../lib/routes";
 import type { RouteInfo } from "../lib/types";
 
 interface RoutesAnswer {
@@ -35,7 +36,7 @@ export function RoutesPage() {
               {r.strip_prefix ? " (stripped)" : ""}
             </td>
             <td>{r.methods?.join(", ") ?? "any"}</td>
-            <td>{r.upstream}</td>
+            <td>{upstreamText(r)}</td>
             <td>{r.group ?? "–"}</td>
             <td>{auth(r.auth)}</td>
             <td>{r.rate_limit ? JSON.stringify(r.rate_limit) : "inherited"}</td>
