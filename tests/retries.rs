@@ -120,3 +120,47 @@ fn the_budget_caps_retries_when_every_backend_fails() {
     );
     assert!(counter(&gw, "retry_budget_exhausted_total{upstream=\"u\"}") > 0);
 }
+
+#[test]
+fn a_timed_out_try_is_retried_on_another_backend_within_its_per_try_timeout() {
+    let (slow, good) = (Backend::start("slow"), Backend::start("good"));
+    slow.set_delay(5_000);
+    let gw = Gateway::start(&config(
+        &[slow.addr.to_string(), good.addr.to_string()],
+        "{attempts: 2, on: [timeout], per_try_timeout: 300ms, backoff: 1ms}",
+        "",
+    ));
+    let started = std::time::Instant::now();
+    for i in 0..6 {
+        let r = request("GET", &gw.url(&format!("/t/{i}")), &[], None);
+        assert_eq!(r.status, 200, "{i}: {}", r.body);
+        assert_eq!(r.header("x-backend"), Some("good"));
+    }
+    // Each request waited at most one per-try timeout, never the slow backend's 5 s.
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    let timed_out = slow.received() as u64;
+    assert!(
+        timed_out >= 2,
+        "round robin tried the slow one first: {timed_out}"
+    );
+    assert_eq!(
+        counter(&gw, "retries_total{reason=\"timeout\",route=\"r\"}"),
+        timed_out
+    );
+    let line = format!(
+        "backend_requests_total{{backend=\"{}\",status=\"timeout\",upstream=\"u\"}} {timed_out}",
+        slow.addr
+    );
+    let scrape = gw.scrape();
+    assert!(scrape.contains(&line), "{line} in\n{scrape}");
+
+    // A POST that timed out is not sent again: its answer is the timeout.
+    let posts: Vec<u16> = (0..2)
+        .map(|_| request("POST", &gw.url("/p"), &[], Some("x")).status)
+        .collect();
+    assert!(
+        posts.contains(&504),
+        "one POST met the slow backend: {posts:?}"
+    );
+}

@@ -4,12 +4,12 @@
 //! `set_header=name:value` adds a response header (repeatable), `pad=N` adds N bytes to the
 //! body, `chunked=1` sends the body chunked, `etag=X` sends `ETag: "X"` and answers a matching `If-None-Match` with 304.
 //! `GET /health` answers 200 or 503 as set by `set_healthy`, and is not counted as a request;
-//! `set_status` forces the status of every other request.
+//! `set_status` forces the status of every other request, `set_delay` delays every answer.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -24,6 +24,7 @@ pub struct Backend {
     healthy: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     forced: Arc<AtomicU16>,
+    delay: Arc<AtomicU64>,
 }
 
 impl Backend {
@@ -51,8 +52,10 @@ impl Backend {
         let stop = Arc::new(AtomicBool::new(false));
         let healthy = Arc::new(AtomicBool::new(true));
         let forced = Arc::new(AtomicU16::new(0));
+        let delay = Arc::new(AtomicU64::new(0));
         let counters = Counters {
             forced: forced.clone(),
+            delay: delay.clone(),
             fixed: fixed.clone(),
             hits: hits.clone(),
             received: received.clone(),
@@ -81,7 +84,13 @@ impl Backend {
             healthy,
             stop,
             forced,
+            delay,
         }
+    }
+
+    /// Every request (not `GET /health`) waits `ms` before its answer from now on; 0 undoes it.
+    pub fn set_delay(&self, ms: u64) {
+        self.delay.store(ms, Ordering::SeqCst);
     }
 
     /// Every request (not `GET /health`) is answered with `status` from now on; 0 undoes it.
@@ -132,6 +141,8 @@ struct Counters {
     healthy: Arc<AtomicBool>,
     /// A status every request gets (0: none).
     forced: Arc<AtomicU16>,
+    /// Milliseconds every request waits before its answer.
+    delay: Arc<AtomicU64>,
     /// Set when the backend is dropped: open connections close instead of answering.
     stop: Arc<AtomicBool>,
 }
@@ -203,7 +214,8 @@ fn serve(stream: TcpStream, name: &str, counters: &Counters) {
                 .split('&')
                 .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
         };
-        if let Some(ms) = knob("delay_ms") {
+        let ms = knob("delay_ms").unwrap_or(0) + counters.delay.load(Ordering::SeqCst);
+        if ms > 0 {
             thread::sleep(Duration::from_millis(ms));
         }
         let status = match counters.forced.load(Ordering::SeqCst) {
