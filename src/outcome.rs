@@ -33,6 +33,8 @@ pub enum ErrorCode {
     PrometheusNotConfigured,
     /// Admin API: Prometheus did not answer.
     PrometheusUnavailable,
+    /// A WebSocket handshake on a route without `websocket`.
+    WebSocketNotAllowed,
 }
 
 impl ErrorCode {
@@ -56,6 +58,7 @@ impl ErrorCode {
             Self::InvalidConfig => 400,
             Self::CacheDisabled => 409,
             Self::UpstreamOverloaded => 503,
+            Self::WebSocketNotAllowed => 400,
             Self::PrometheusNotConfigured | Self::PrometheusUnavailable => 503,
         }
     }
@@ -80,6 +83,7 @@ impl ErrorCode {
             Self::InvalidConfig => "invalid_config",
             Self::CacheDisabled => "cache_disabled",
             Self::UpstreamOverloaded => "upstream_overloaded",
+            Self::WebSocketNotAllowed => "websocket_not_allowed",
             Self::PrometheusNotConfigured => "prometheus_not_configured",
             Self::PrometheusUnavailable => "prometheus_unavailable",
         }
@@ -107,6 +111,7 @@ impl ErrorCode {
             Self::UpstreamOverloaded => "The upstream is overloaded or failing; try again shortly",
             Self::PrometheusNotConfigured => "No admin.prometheus_url is configured",
             Self::PrometheusUnavailable => "Prometheus did not answer",
+            Self::WebSocketNotAllowed => "WebSocket is not enabled on this route",
         }
     }
 

@@ -605,10 +605,29 @@ pub struct RouteConfig {
     pub timeout: Option<HumanDuration>,
     #[serde(default)]
     pub retry: Option<RetryConfig>,
+    /// WebSocket handshakes allowed (`true`, or the tunnel's settings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<WebSocketConfig>,
     #[serde(default)]
     pub ip_allow: Vec<String>,
     #[serde(default)]
     pub ip_deny: Vec<String>,
     #[serde(default)]
     pub security_headers: Option<RouteSecurityHeaders>,
+}
+
+/// A route's `websocket`: `true` / `false`, or the tunnel's settings (which enable it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum WebSocketConfig {
+    Enabled(bool),
+    Options(WebSocketOptions),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketOptions {
+    /// A tunnel with no byte either way for this long is closed. Default 60s.
+    #[serde(default)]
+    pub idle_timeout: Option<HumanDuration>,
 }

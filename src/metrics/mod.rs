@@ -6,8 +6,8 @@ mod server;
 pub use server::MetricsApp;
 
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge, HistogramVec,
-    IntCounterVec, IntGauge,
+    register_histogram_vec, register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
+    HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
 };
 use std::sync::LazyLock;
 
@@ -25,11 +25,12 @@ pub struct Metrics {
     pub cache_store_errors: IntCounterVec,
     pub redis_backoffs: prometheus::IntCounter,
     pub backend_ejections: IntCounterVec,
-    pub circuit_state: prometheus::IntGaugeVec,
+    pub circuit_state: IntGaugeVec,
     pub circuit_transitions: IntCounterVec,
     pub retries: IntCounterVec,
     pub retry_budget_exhausted: IntCounterVec,
     pub canary_requests: IntCounterVec,
+    pub websocket_connections: IntGaugeVec,
 }
 
 static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match register() {
@@ -67,7 +68,7 @@ fn register() -> prometheus::Result<Metrics> {
             "Rate limit decisions, by route and result",
             &["route", "result"]
         )?,
-        circuit_state: prometheus::register_int_gauge_vec!(
+        circuit_state: register_int_gauge_vec!(
             "circuit_state",
             "Circuit breaker state by upstream: 0 closed, 1 open, 2 half-open",
             &["upstream"]
@@ -81,6 +82,11 @@ fn register() -> prometheus::Result<Metrics> {
             "retry_budget_exhausted_total",
             "Retries refused because the upstream's retry budget was spent",
             &["upstream"]
+        )?,
+        websocket_connections: register_int_gauge_vec!(
+            "websocket_connections",
+            "WebSocket tunnels open, by route",
+            &["route"]
         )?,
         canary_requests: register_int_counter_vec!(
             "canary_requests_total",

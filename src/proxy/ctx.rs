@@ -103,6 +103,11 @@ pub struct RequestCtx {
     /// The normalized request path, when it differs from the one sent (written by
     /// `request_filter` before anything reads the path); routes match it, the backend gets it.
     pub path: Option<Box<str>>,
+    /// A WebSocket handshake on a route that allows it; written by `request_filter`.
+    pub websocket: bool,
+    /// Counts the open tunnel in `websocket_connections` once the backend accepted the
+    /// handshake, until the context is dropped.
+    pub tunnel: Option<Tunnel>,
     /// What the route's chain learnt about the caller.
     pub caller: Admitted,
     /// Whether the cache serves this request, and its key.
@@ -130,6 +135,8 @@ impl RequestCtx {
             },
             route: None,
             arm: None,
+            websocket: false,
+            tunnel: None,
             path: None,
             caller: Admitted::default(),
             cache: CacheCtx::default(),
@@ -140,6 +147,25 @@ impl RequestCtx {
             },
             _active: ActiveRequest::start(),
         }
+    }
+}
+
+/// One open WebSocket tunnel in `websocket_connections{route}`, for as long as it lives.
+pub struct Tunnel(prometheus::IntGauge);
+
+impl Tunnel {
+    pub fn open(route: &str) -> Option<Tunnel> {
+        let gauge = crate::metrics::get()?
+            .websocket_connections
+            .with_label_values(&[route]);
+        gauge.inc();
+        Some(Tunnel(gauge))
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

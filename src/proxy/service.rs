@@ -1,6 +1,6 @@
 //! `impl ProxyHttp`: each phase reads the context, calls one module, records the outcome.
 
-use super::ctx::RequestCtx;
+use super::ctx::{RequestCtx, Tunnel};
 use super::request_id::RequestId;
 use super::retry::{self, Failure};
 use super::{builtin, cache, errors, forwarded, observe, respond};
@@ -79,6 +79,12 @@ impl ProxyHttp for Gateway {
             };
         }
         if flow == Flow::Continue {
+            if let (true, Some(idle)) =
+                (ctx.websocket, ctx.route.as_ref().and_then(|r| r.websocket))
+            {
+                // The tunnel's client side, once upgraded, is read with this timeout.
+                session.set_read_timeout(Some(idle));
+            }
             if ctx.route.as_ref().is_some_and(|r| r.retry.is_some()) {
                 // Keeps the body (up to pingora's limit) so a retry can send it again.
                 session.as_mut().enable_retry_buffering();
@@ -202,7 +208,11 @@ impl ProxyHttp for Gateway {
         let mut peer = HttpPeer::new(addr, upstream.tls, upstream.sni.clone());
         peer.options.connection_timeout = upstream.connect_timeout;
         let per_try = route.retry.as_ref().and_then(|p| p.per_try_timeout);
-        let timeout = per_try.or(route.timeout).or(upstream.read_timeout);
+        let tunnel_idle = route.websocket.filter(|_| ctx.websocket);
+        let timeout = tunnel_idle
+            .or(per_try)
+            .or(route.timeout)
+            .or(upstream.read_timeout);
         peer.options.read_timeout = timeout;
         peer.options.write_timeout = timeout;
         peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);
@@ -306,6 +316,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         upstream_response.insert_header("x-request-id", ctx.peer.request_id.as_str())?;
+        if ctx.websocket && upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            ctx.tunnel = ctx.route.as_ref().and_then(|r| Tunnel::open(&r.name));
+        }
         if let Some((status, _)) = cache::result(session, ctx) {
             upstream_response.insert_header("x-cache-status", status)?;
         }
@@ -379,6 +392,12 @@ impl Gateway {
         if !route.allow_semicolon && path.contains(';') {
             return ErrorCode::BadRequest.into();
         }
+        if is_websocket(req) {
+            if route.websocket.is_none() {
+                return ErrorCode::WebSocketNotAllowed.into();
+            }
+            ctx.websocket = true;
+        }
         let request = Request {
             header: req,
             path,
@@ -413,6 +432,17 @@ fn backend_uri(ctx: &RequestCtx, uri: &http::Uri) -> Option<String> {
         Some(q) => format!("{path}?{q}"),
         None => path.to_owned(),
     })
+}
+
+/// A WebSocket handshake: HTTP/1.1 with `Upgrade: websocket` (any case, possibly in a list).
+fn is_websocket(req: &RequestHeader) -> bool {
+    req.version == http::Version::HTTP_11
+        && req
+            .headers
+            .get_all(http::header::UPGRADE)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .any(|p| p.trim_ascii().eq_ignore_ascii_case(b"websocket"))
 }
 
 /// The request head as received, for HTTP/1 (HTTP/2 has no line endings to check).

@@ -9,13 +9,17 @@ use super::split::Split;
 use crate::auth::AuthPolicy;
 use crate::balance::Upstream;
 use crate::chain::{Chain, ChainParts};
-use crate::config::file::{GroupConfig, RouteConfig};
+use crate::config::file::{GroupConfig, RouteConfig, WebSocketConfig};
 use crate::config::{ConfigErrors, Parsed};
 use crate::ratelimit::{Level, Limiter};
 use crate::redis::RedisHandle;
 use crate::security::{Edge, IpRules, SecurityHeaders};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a WebSocket tunnel may stay idle when the route does not say.
+const DEFAULT_WEBSOCKET_IDLE: Duration = Duration::from_secs(60);
 
 /// A problem in a group or route.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +148,20 @@ pub fn compile(
             errors.push(format!("{path}.timeout"), RouteError::NotPositive);
         }
         let cache = crate::cache::route_policy(&path, r.cache.as_ref(), errors);
+        let websocket = match &r.websocket {
+            None | Some(WebSocketConfig::Enabled(false)) => None,
+            Some(WebSocketConfig::Enabled(true)) => Some(DEFAULT_WEBSOCKET_IDLE),
+            Some(WebSocketConfig::Options(o)) => {
+                let idle = o.idle_timeout.map_or(DEFAULT_WEBSOCKET_IDLE, |d| d.0);
+                if idle.is_zero() {
+                    errors.push(
+                        format!("{path}.websocket.idle_timeout"),
+                        RouteError::NotPositive,
+                    );
+                }
+                Some(idle)
+            }
+        };
         let auth = AuthPolicy::merge(group.and_then(|g| g.cfg.auth.as_ref()), r.auth.as_ref())
             .unwrap_or_else(|roles| {
                 errors.push(format!("{path}.auth"), RouteError::OpenWithRoles(roles));
@@ -214,6 +232,7 @@ pub fn compile(
             allow_semicolon: r.allow_semicolon,
             timeout: r.timeout.map(|t| t.0),
             retry,
+            websocket,
             chain,
             headers: Arc::new(headers),
             cache,

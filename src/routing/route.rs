@@ -24,6 +24,9 @@ pub struct Route {
     /// Paths with `;` (matrix parameters) are accepted; otherwise they get 400.
     pub allow_semicolon: bool,
     pub timeout: Option<Duration>,
+    /// WebSocket handshakes are proxied, and the tunnel closed after this long idle; `None`:
+    /// handshakes are refused.
+    pub websocket: Option<Duration>,
     /// Retries beyond the upstream's connect-failure `retries`, when set.
     pub retry: Option<super::retry::RetryPolicy>,
     /// The checks a request passes before it is proxied.

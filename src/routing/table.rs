@@ -168,6 +168,7 @@ mod tests {
             strip_prefix: false,
             timeout: None,
             retry: None,
+            websocket: None,
             case_insensitive: false,
             allow_semicolon: false,
             chain: Default::default(),
