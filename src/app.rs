@@ -11,6 +11,7 @@ use crate::proxy::{Gateway, Guarded};
 use crate::reload::ConfigReloader;
 use crate::snapshot::Snapshot;
 use crate::state::Shared;
+use pingora::apps::HttpServerOptions;
 use pingora::proxy::http_proxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
@@ -83,9 +84,26 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     ));
 
     let admin_app = AdminApp::new(shared.clone(), history);
-    let http = http_proxy(&server.configuration, Gateway::new(shared.clone()));
-    let mut proxy = Service::new("gateway proxy".to_owned(), Guarded::new(http, shared));
+    let mut http = http_proxy(&server.configuration, Gateway::new(shared.clone()));
+    if file.listen.h2c {
+        let mut options = HttpServerOptions::default();
+        options.h2c = true;
+        http.server_options = Some(options);
+    }
+    let mut proxy = Service::new(
+        "gateway proxy".to_owned(),
+        Guarded::new(http, shared.clone()),
+    );
     proxy.add_tcp(&file.listen.proxy);
+    if let Some(tls) = &file.listen.proxy_tls {
+        match crate::proxy::tls_settings(shared.clone(), tls.http2) {
+            Ok(settings) => proxy.add_tls_with_settings(&tls.addr, None, settings),
+            Err(e) => {
+                log::error!("cannot set up TLS on {}: {e}", tls.addr);
+                return;
+            }
+        }
+    }
     let proxy = server.add_service(proxy);
     proxy.add_dependency(&reloader);
     proxy.add_dependency(&bootstrap);
@@ -98,8 +116,13 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     admin.add_tcp(&file.listen.admin);
     server.add_service(admin).add_dependency(&bootstrap);
 
+    let https = file
+        .listen
+        .proxy_tls
+        .as_ref()
+        .map_or(String::new(), |t| format!(", HTTPS on {}", t.addr));
     log::info!(
-        "gateway starting: proxy on {}, metrics on {}, admin on {}",
+        "gateway starting: proxy on {}{https}, metrics on {}, admin on {}",
         file.listen.proxy,
         file.listen.metrics,
         file.listen.admin

@@ -35,6 +35,7 @@ mod routing;
 mod security;
 mod snapshot;
 mod state;
+mod tls;
 
 pub use app::run;
 pub use auth::users::hash_password;

@@ -29,6 +29,8 @@ pub struct Snapshot {
     pub redis: Option<Arc<RedisHandle>>,
     /// The `cache` section (present too when only routes enable caching).
     pub cache: Option<Arc<Cache>>,
+    /// The HTTPS listener's certificates, when it has one.
+    pub tls: Option<Arc<crate::tls::Certificates>>,
     /// The file this snapshot was compiled from.
     pub file: Arc<FileConfig>,
 }
@@ -55,6 +57,12 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         redis.as_ref(),
         &mut errors,
     );
+    let tls = file
+        .listen
+        .proxy_tls
+        .as_ref()
+        .and_then(|t| crate::tls::Certificates::load(t, &mut errors))
+        .map(Arc::new);
     let upstreams =
         crate::balance::build(&file.upstreams, previous.map(|p| &p.upstreams), &mut errors);
     let edge = crate::security::build(&file.security, &mut errors);
@@ -87,6 +95,7 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         auth,
         redis,
         cache,
+        tls,
         file: Arc::new(file.clone()),
     })
 }

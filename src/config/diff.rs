@@ -39,7 +39,9 @@ impl Changes {
             .collect();
         let mut need_restart: Vec<String> = sections
             .iter()
-            .filter(|s| FIXED.contains(&s.as_str()))
+            .filter(|s| {
+                FIXED.contains(&s.as_str()) && !(*s == "listen" && only_certificates(&old, &new))
+            })
             .cloned()
             .collect();
         let (was, is) = (&old["log"], &new["log"]);
@@ -69,6 +71,18 @@ impl Named {
             changed: names(new, &|n, v| old.get(n).is_some_and(|before| *before != v)),
         }
     }
+}
+
+/// The `listen` sections differ in their certificates only (which a reload applies).
+fn only_certificates(old: &Value, new: &Value) -> bool {
+    let without = |v: &Value| {
+        let mut listen = v["listen"].clone();
+        if let Some(tls) = listen.get_mut("proxy_tls").and_then(Value::as_object_mut) {
+            tls.remove("certificates");
+        }
+        listen
+    };
+    without(old) == without(new)
 }
 
 fn as_value(file: &FileConfig) -> Value {

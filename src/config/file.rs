@@ -63,6 +63,35 @@ pub struct ListenConfig {
     pub proxy: String,
     pub metrics: String,
     pub admin: String,
+    /// HTTPS (and HTTP/2 over TLS) for the proxy, on its own address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_tls: Option<TlsListenConfig>,
+    /// Plaintext HTTP/2 (prior knowledge, for internal clients) on `proxy` too.
+    pub h2c: bool,
+}
+
+/// `listen.proxy_tls`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListenConfig {
+    pub addr: String,
+    /// Chosen by the name the client asks for (SNI); the first one for other names.
+    pub certificates: Vec<CertificateConfig>,
+    /// Offer HTTP/2 by ALPN (`h2`, then `http/1.1`). Default true.
+    #[serde(default = "yes")]
+    pub http2: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One certificate chain (PEM, leaf first) and its private key (PEM).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateConfig {
+    pub cert: String,
+    pub key: String,
 }
 
 impl Default for ListenConfig {
@@ -71,6 +100,8 @@ impl Default for ListenConfig {
             proxy: "0.0.0.0:8080".into(),
             metrics: "0.0.0.0:9090".into(),
             admin: "127.0.0.1:9080".into(),
+            proxy_tls: None,
+            h2c: false,
         }
     }
 }

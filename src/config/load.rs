@@ -198,6 +198,12 @@ fn resolve_paths(file: &mut FileConfig, folder: &Path) {
     if let Some(dir) = file.admin.as_mut().and_then(|a| a.dashboard_dir.as_mut()) {
         absolute(dir);
     }
+    if let Some(tls) = file.listen.proxy_tls.as_mut() {
+        for c in &mut tls.certificates {
+            absolute(&mut c.cert);
+            absolute(&mut c.key);
+        }
+    }
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {

@@ -19,6 +19,8 @@ pub struct Peer {
     pub trusted: bool,
     /// The client as resolved through trusted proxies.
     pub client_ip: Option<IpAddr>,
+    /// The request came over TLS.
+    pub tls: bool,
 }
 
 /// The backend side; written by `upstream_peer`, `fail_to_connect`,
@@ -132,6 +134,7 @@ impl RequestCtx {
                 request_id: RequestId::EMPTY,
                 trusted: false,
                 client_ip: None,
+                tls: false,
             },
             route: None,
             arm: None,

@@ -44,7 +44,8 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
         req.insert_header("x-forwarded-for", xff)?;
     }
     if !(ctx.peer.trusted && req.headers.contains_key("x-forwarded-proto")) {
-        req.insert_header("x-forwarded-proto", "http")?;
+        let proto = if ctx.peer.tls { "https" } else { "http" };
+        req.insert_header("x-forwarded-proto", proto)?;
     }
     if !(ctx.peer.trusted && req.headers.contains_key("x-forwarded-host")) {
         match req.headers.get(http::header::HOST).cloned() {

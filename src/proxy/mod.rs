@@ -15,8 +15,10 @@ mod request_id;
 mod respond;
 mod retry;
 mod service;
+mod tls_accept;
 
 pub use connection::Guarded;
 pub use forwarded::client_ip;
 pub use request_id::RequestId;
 pub use service::Gateway;
+pub use tls_accept::settings as tls_settings;

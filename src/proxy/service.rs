@@ -52,6 +52,7 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
         let sent = req.headers.get("x-request-id").map(|v| v.as_bytes());
         ctx.peer.request_id = RequestId::from_request(sent);
+        ctx.peer.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         if let Some(peer) = peer_ip(session) {
             let trusted = &ctx.snapshot.edge.trusted_proxies;
             ctx.peer.trusted = trusted.contains(peer);
