@@ -3,7 +3,7 @@
 
 use super::outlier::{DEFAULT_BASE_EJECTION, DEFAULT_MAX_EJECTION};
 use super::upstream::{Upstream, MAX_RETRIES};
-use crate::config::file::{HealthCheckKind, UpstreamConfig};
+use crate::config::file::{HealthCheckKind, UpstreamConfig, UpstreamProtocol};
 use crate::config::ConfigErrors;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,6 +38,10 @@ pub enum BalanceError {
     BelowBase,
     #[error("must be a percentage (0 to 100)")]
     Percent,
+    #[error("h2 is HTTP/2 over TLS and needs tls: true (h2c is the plaintext one)")]
+    H2WithoutTls,
+    #[error("h2c is plaintext HTTP/2 and cannot be used with tls: true (use h2)")]
+    H2cWithTls,
 }
 
 /// Every upstream of the file that built. `previous` are the running snapshot's upstreams.
@@ -77,6 +81,15 @@ fn check(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
                 BalanceError::AtLeastOne,
             );
         }
+    }
+    match (cfg.protocol, cfg.tls) {
+        (UpstreamProtocol::H2, false) => {
+            errors.push(format!("{path}.protocol"), BalanceError::H2WithoutTls)
+        }
+        (UpstreamProtocol::H2c, true) => {
+            errors.push(format!("{path}.protocol"), BalanceError::H2cWithTls)
+        }
+        _ => {}
     }
     if cfg.retries.is_some_and(|r| r >= MAX_RETRIES) {
         errors.push(

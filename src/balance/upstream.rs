@@ -9,7 +9,7 @@ use super::selector::{Picked, Selector};
 use super::stats::{now_ms, BackendStats, Recorded};
 use super::view::{BackendView, CheckView, UpstreamView};
 use super::BalanceError;
-use crate::config::file::{Strategy, UpstreamConfig};
+use crate::config::file::{Strategy, UpstreamConfig, UpstreamProtocol};
 use crate::health::probe;
 use futures::FutureExt;
 use pingora::lb::discovery::Static;
@@ -65,6 +65,8 @@ pub struct Upstream {
     pub retries: usize,
     pub tls: bool,
     pub sni: String,
+    /// The backends are spoken to in HTTP/2 only (`protocol: h2` or `h2c`).
+    pub h2: bool,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -141,8 +143,9 @@ impl Upstream {
         }
         let tls = config.tls;
         let sni = config.sni.clone().unwrap_or_default();
+        let h2 = config.protocol != UpstreamProtocol::Http1;
         let probe = match &config.health_check {
-            Some(hc) => match probe::build(hc, tls, &sni) {
+            Some(hc) => match probe::build(hc, tls, &sni, h2) {
                 Ok(p) => Some(Box::new(Recorded(p)) as Box<dyn HealthCheck + Send + Sync>),
                 Err(e) => {
                     problems.push(("health_check".into(), BalanceError::Probe(e.to_string())));
@@ -196,6 +199,7 @@ impl Upstream {
             retries: config.retries.unwrap_or(0),
             tls,
             sni,
+            h2,
         })
     }
 

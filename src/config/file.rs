@@ -369,6 +369,16 @@ pub struct CorsConfig {
     pub max_age: Option<HumanDuration>,
 }
 
+/// `upstreams.<name>.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    #[default]
+    Http1,
+    H2,
+    H2c,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
@@ -433,6 +443,10 @@ pub struct UpstreamConfig {
     pub tls: bool,
     #[serde(default)]
     pub sni: Option<String>,
+    /// How requests are sent to the backends: `http1` (default), `h2` (HTTP/2 over TLS) or
+    /// `h2c` (HTTP/2 in plaintext, prior knowledge).
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
     /// Passive health: eject a backend after consecutive failed requests.
     #[serde(default)]
     pub outlier: Option<OutlierConfig>,

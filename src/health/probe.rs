@@ -10,12 +10,13 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DEFAULT_THRESHOLD: usize = 2;
 
-/// Builds the probe. HTTP probes `GET <path>` (default `/health`) and wants a 2xx answer; TCP
-/// probes want the connection accepted.
+/// Builds the probe. HTTP probes `GET <path>` (default `/health`, in HTTP/2 when `h2`) and
+/// wants a 2xx answer; TCP probes want the connection accepted.
 pub fn build(
     cfg: &HealthCheckConfig,
     tls: bool,
     sni: &str,
+    h2: bool,
 ) -> Result<Box<dyn HealthCheck + Send + Sync>> {
     let timeout = cfg.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
     let success = cfg.healthy_threshold.unwrap_or(DEFAULT_THRESHOLD);
@@ -34,6 +35,9 @@ pub fn build(
             check.consecutive_failure = failure;
             check.peer_template.options.connection_timeout = Some(timeout);
             check.peer_template.options.read_timeout = Some(timeout);
+            if h2 {
+                check.peer_template.options.set_http_version(2, 2);
+            }
             Box::new(check)
         }
         HealthCheckKind::Tcp => {

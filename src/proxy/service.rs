@@ -208,6 +208,10 @@ impl ProxyHttp for Gateway {
         ctx.attempt.in_flight = Some(InFlight::start(picked.stats));
         let mut peer = HttpPeer::new(addr, upstream.tls, upstream.sni.clone());
         peer.options.connection_timeout = upstream.connect_timeout;
+        if upstream.h2 {
+            // TLS: ALPN `h2` only; plaintext: h2c with prior knowledge.
+            peer.options.set_http_version(2, 2);
+        }
         let per_try = route.retry.as_ref().and_then(|p| p.per_try_timeout);
         let tunnel_idle = route.websocket.filter(|_| ctx.websocket);
         let timeout = tunnel_idle

@@ -46,6 +46,8 @@ pub enum RouteError {
     NotPositive,
     #[error("{prefix} with these methods is already served by routes[{other}]")]
     Overlap { prefix: String, other: usize },
+    #[error("WebSocket tunnels need upstreams spoken to in http1 (not h2 or h2c)")]
+    WebSocketOverH2,
     #[error("auth is required but there is no auth section")]
     NoAuthSection,
     #[error("required: false with roles {0:?}: roles need an authenticated caller (set roles: [] to open the route)")]
@@ -185,6 +187,9 @@ pub fn compile(
             r.security_headers.as_ref(),
             errors,
         );
+        if websocket.is_some() && split.as_ref().is_some_and(|s| s.arms().any(|(u, _)| u.h2)) {
+            errors.push(format!("{path}.websocket"), RouteError::WebSocketOverH2);
+        }
         let (Some(own), Some(split), false) = (own, split, skip || errors.len() > before) else {
             continue;
         };
