@@ -115,6 +115,30 @@ impl ErrorCode {
         }
     }
 
+    /// The gRPC status code this error is answered with on gRPC requests.
+    pub fn grpc_status(self) -> u8 {
+        match self {
+            Self::BadRequest | Self::WebSocketNotAllowed => 3, // INVALID_ARGUMENT
+            Self::UpstreamTimeout => 4,                        // DEADLINE_EXCEEDED
+            Self::Forbidden => 7,                              // PERMISSION_DENIED
+            Self::RateLimited | Self::PayloadTooLarge => 8,    // RESOURCE_EXHAUSTED
+            Self::RouteNotFound | Self::MethodNotAllowed => 12, // UNIMPLEMENTED
+            Self::BadGateway
+            | Self::NoHealthyUpstream
+            | Self::UpstreamOverloaded
+            | Self::StoreUnavailable
+            | Self::PrometheusUnavailable => 14, // UNAVAILABLE
+            Self::Unauthorized
+            | Self::InvalidToken
+            | Self::TokenExpired
+            | Self::InvalidCredentials => 16, // UNAUTHENTICATED
+            Self::Internal
+            | Self::InvalidConfig
+            | Self::CacheDisabled
+            | Self::PrometheusNotConfigured => 13, // INTERNAL
+        }
+    }
+
     /// The `WWW-Authenticate` challenge (RFC 6750) that goes with a 401.
     pub fn challenge(self) -> Option<&'static str> {
         match self {

@@ -3,88 +3,11 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::gateway::BIN;
+use common::h2::H2Origin;
 use common::{request, wait_for, Gateway};
-use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// An h2c (prior-knowledge HTTP/2) origin on a loopback port. Every answer is JSON
-/// `{"backend","version","path","body"}` followed by the trailer `x-trailer: done`; `seen` lists
-/// the paths asked for, with the HTTP version.
-struct H2Origin {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-impl H2Origin {
-    fn start(name: &'static str) -> H2Origin {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&seen);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                while let Ok((socket, _)) = listener.accept().await {
-                    tokio::spawn(serve(socket, name, Arc::clone(&log)));
-                }
-            });
-        });
-        H2Origin { addr, seen }
-    }
-
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().expect("seen").clone()
-    }
-}
-
-async fn serve(socket: tokio::net::TcpStream, name: &'static str, seen: Arc<Mutex<Vec<String>>>) {
-    let Ok(mut conn) = h2::server::handshake(socket).await else {
-        return;
-    };
-    while let Some(Ok((req, mut respond))) = conn.accept().await {
-        let seen = Arc::clone(&seen);
-        tokio::spawn(async move {
-            let version = format!("{:?}", req.version());
-            let path = req.uri().path().to_owned();
-            seen.lock().expect("seen").push(format!("{version} {path}"));
-            let mut body = req.into_body();
-            let mut got = Vec::new();
-            while let Some(Ok(chunk)) = body.data().await {
-                let _ = body.flow_control().release_capacity(chunk.len());
-                got.extend_from_slice(&chunk);
-            }
-            let json = serde_json::json!({
-                "backend": name,
-                "version": version,
-                "path": path,
-                "body": String::from_utf8_lossy(&got),
-            })
-            .to_string();
-            let head = http::Response::builder()
-                .status(200)
-                .header("content-type", "application/json")
-                .header("x-backend", name)
-                .body(())
-                .expect("response");
-            let Ok(mut send) = respond.send_response(head, false) else {
-                return;
-            };
-            let _ = send.send_data(Bytes::from(json), false);
-            let mut trailers = http::HeaderMap::new();
-            trailers.insert("x-trailer", http::HeaderValue::from_static("done"));
-            let _ = send.send_trailers(trailers);
-        });
-    }
-}
 
 fn config(origin: &H2Origin, extra: &str) -> String {
     format!(

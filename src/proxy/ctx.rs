@@ -21,6 +21,11 @@ pub struct Peer {
     pub client_ip: Option<IpAddr>,
     /// The request came over TLS.
     pub tls: bool,
+    /// A gRPC call (`content-type: application/grpc...`): the gateway's errors are answered
+    /// as gRPC statuses.
+    pub grpc: bool,
+    /// The call's `grpc-timeout`, when it sent one.
+    pub grpc_timeout: Option<std::time::Duration>,
 }
 
 /// The backend side; written by `upstream_peer`, `fail_to_connect`,
@@ -135,6 +140,8 @@ impl RequestCtx {
                 trusted: false,
                 client_ip: None,
                 tls: false,
+                grpc: false,
+                grpc_timeout: None,
             },
             route: None,
             arm: None,

@@ -9,6 +9,7 @@ mod connection;
 mod ctx;
 mod errors;
 mod forwarded;
+mod grpc;
 mod health;
 mod observe;
 mod request_id;

@@ -11,7 +11,11 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
-    let status = session.response_written().map_or(0, |r| r.status.as_u16());
+    let status = match (ctx.peer.grpc, ctx.outcome.verdict) {
+        // A gRPC error answer is an HTTP 200: count it as the error it stands for.
+        (true, Verdict::Rejected(code)) => code.status(),
+        _ => session.response_written().map_or(0, |r| r.status.as_u16()),
+    };
     let req = session.req_header();
     let route = ctx.route.as_ref().map(|r| r.name.as_str());
     let upstream = ctx.upstream().map(|u| u.name.as_str());

@@ -1,11 +1,12 @@
-//! Writes what the features decided: error answers (always JSON, always with the request id)
-//! and local replies. The only writer of `ctx.outcome.verdict`.
+//! Writes what the features decided: error answers (JSON, or a gRPC status to a gRPC call;
+//! always with the request id) and local replies. The only writer of `ctx.outcome.verdict`.
 
 use super::ctx::{RequestCtx, Verdict};
 use crate::outcome::{Denial, Flow, Reply};
 use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
+use pingora::protocols::http::HttpTask;
 use pingora::proxy::Session;
 
 /// Writes the answer `flow` asks for (nothing for `Continue`) and records the verdict.
@@ -24,6 +25,9 @@ pub async fn send(session: &mut Session, ctx: &mut RequestCtx, flow: Flow) -> Re
 }
 
 async fn error(session: &mut Session, ctx: &RequestCtx, denial: Denial) -> Result<()> {
+    if ctx.peer.grpc {
+        return grpc_error(session, ctx, denial).await;
+    }
     let Denial { code, mut headers } = denial;
     if let Some(challenge) = code.challenge() {
         headers.push((
@@ -71,6 +75,33 @@ async fn write(session: &mut Session, ctx: &RequestCtx, reply: Reply) -> Result<
     if !head_only {
         session.write_response_body(Some(reply.body), true).await?;
     }
+    Ok(())
+}
+
+/// An error to a gRPC call: a trailers-only answer (HTTP 200, `grpc-status`, `grpc-message`
+/// with the contract's code), as gRPC clients expect.
+async fn grpc_error(session: &mut Session, ctx: &RequestCtx, denial: Denial) -> Result<()> {
+    let Denial { code, headers } = denial;
+    let mut resp = ResponseHeader::build(200, Some(6 + headers.len()))?;
+    resp.insert_header(http::header::CONTENT_TYPE, "application/grpc")?;
+    resp.insert_header("grpc-status", code.grpc_status().to_string())?;
+    // Printable ASCII without `%`: sent as is (gRPC's percent-encoding leaves it alone).
+    resp.insert_header(
+        "grpc-message",
+        format!("{}: {}", code.code(), code.message()),
+    )?;
+    resp.insert_header("x-request-id", ctx.peer.request_id.as_str())?;
+    for (name, value) in headers {
+        resp.insert_header(name, value)?;
+    }
+    decorate(session, ctx, &mut resp)?;
+    // One HEADERS frame that ends the stream: pingora's `write_response_header` would end an
+    // HTTP/2 stream with an empty DATA frame instead, which gRPC clients refuse.
+    let task = HttpTask::Header(Box::new(resp), true);
+    session
+        .as_downstream_mut()
+        .response_duplex_vec(vec![task])
+        .await?;
     Ok(())
 }
 

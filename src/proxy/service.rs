@@ -3,7 +3,7 @@
 use super::ctx::{RequestCtx, Tunnel};
 use super::request_id::RequestId;
 use super::retry::{self, Failure};
-use super::{builtin, cache, errors, forwarded, observe, respond};
+use super::{builtin, cache, errors, forwarded, grpc, observe, respond};
 use crate::balance::InFlight;
 use crate::chain::Request;
 use crate::outcome::{Denial, ErrorCode, Flow};
@@ -52,6 +52,10 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
         let sent = req.headers.get("x-request-id").map(|v| v.as_bytes());
         ctx.peer.request_id = RequestId::from_request(sent);
+        ctx.peer.grpc = grpc::is_call(req);
+        if ctx.peer.grpc {
+            ctx.peer.grpc_timeout = grpc::timeout(req);
+        }
         ctx.peer.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         if let Some(peer) = peer_ip(session) {
             let trusted = &ctx.snapshot.edge.trusted_proxies;
@@ -218,6 +222,11 @@ impl ProxyHttp for Gateway {
             .or(per_try)
             .or(route.timeout)
             .or(upstream.read_timeout);
+        // A gRPC call's own deadline, when shorter.
+        let timeout = match (timeout, ctx.peer.grpc_timeout) {
+            (Some(t), Some(g)) => Some(t.min(g)),
+            (t, g) => t.or(g),
+        };
         peer.options.read_timeout = timeout;
         peer.options.write_timeout = timeout;
         peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);

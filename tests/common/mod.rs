@@ -6,6 +6,7 @@ pub mod auth;
 pub mod backend;
 pub mod client;
 pub mod gateway;
+pub mod h2;
 pub mod prometheus;
 pub mod redis;
 
