@@ -91,6 +91,15 @@ impl Pki {
 /// A gateway whose `listen` adds `proxy_tls` with the certificates `a` and `b` (and
 /// `extra_listen` settings), one route to `backend`; returns it and the HTTPS address.
 fn start(pki: &Pki, backend: &Backend, extra_listen: &str) -> (Gateway, SocketAddr) {
+    let body = format!(
+        "upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
+        backend.addr
+    );
+    start_with(pki, &body, extra_listen)
+}
+
+/// As [`start`], with `body` (upstreams, routes, ...) after the header.
+fn start_with(pki: &Pki, body: &str, extra_listen: &str) -> (Gateway, SocketAddr) {
     let port = common::free_port();
     let file = |f: &str| pki.path(f).to_string_lossy().into_owned();
     let tls = format!(
@@ -108,10 +117,6 @@ fn start(pki: &Pki, backend: &Backend, extra_listen: &str) -> (Gateway, SocketAd
     let header = common::gateway::header().replace(
         "admin: \"{admin}\"}",
         &format!("admin: \"{{admin}}\", proxy_tls: {tls}{extra}}}"),
-    );
-    let body = format!(
-        "upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
-        backend.addr
     );
     let gw = Gateway::start_raw(&format!("{header}{body}"));
     (gw, SocketAddr::from(([127, 0, 0, 1], port)))
@@ -366,4 +371,75 @@ fn http2_over_tls_and_h2c_go_through_the_same_pipeline() {
         (lines.len() >= 3).then_some(lines)
     });
     assert!(lines.iter().any(|l| l["path"] == "/y"), "{lines:?}");
+}
+
+#[test]
+fn groups_with_https_redirect_send_plain_http_to_the_https_listener() {
+    let pki = pki_with_two_names();
+    let b = Backend::start("b");
+    let body = format!(
+        "security: {{trusted_proxies: [127.0.0.1/32]}}\ngroups:\n  secure: {{prefix: /secure, https_redirect: true}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: s, group: secure, path: /, upstream: u}}\n  - {{name: open, path: /open, upstream: u}}\n  - {{name: opted, path: /opted, upstream: u, https_redirect: true}}\n",
+        b.addr
+    );
+    let (gw, https) = start_with(&pki, &body, "");
+    let r = common::request(
+        "POST",
+        &gw.url("/secure/x?q=1"),
+        &[("host", "a.example.test:8080")],
+        Some("body"),
+    );
+    assert_eq!(r.status, 308);
+    let location = format!("https://a.example.test:{}/secure/x?q=1", https.port());
+    assert_eq!(r.header("location"), Some(location.as_str()));
+    assert_eq!(b.received(), 0, "nothing went to the backend in plaintext");
+    let opted = common::request(
+        "GET",
+        &gw.url("/opted"),
+        &[("host", "a.example.test")],
+        None,
+    );
+    assert_eq!(opted.status, 308);
+    assert_eq!(common::get(&gw.url("/open")).status, 200);
+    // TLS terminated by a trusted proxy in front: no loop.
+    let behind = common::request(
+        "GET",
+        &gw.url("/secure/y"),
+        &[("x-forwarded-proto", "https")],
+        None,
+    );
+    assert_eq!(behind.status, 200);
+    // Over HTTPS the route is served.
+    let mut s = tls_connect(&pki, https, "a.example.test", true);
+    assert!(exchange(&mut s, "a.example.test", "/secure/z")
+        .0
+        .contains("200"));
+    // A Host that is not a plain host name gets no redirect.
+    let odd = common::client::raw(
+        gw.proxy,
+        b"GET /secure/x HTTP/1.1\r\nHost: evil.test@a.example.test\r\n\r\n",
+    );
+    assert!(odd.starts_with("HTTP/1.1 400"), "{odd}");
+
+    // Without an HTTPS listener the setting is a config error.
+    let path = pki.path("plain.yaml");
+    std::fs::write(
+        &path,
+        "groups: {g: {prefix: /g, https_redirect: true}}\nupstreams: {u: {backends: [{addr: 127.0.0.1:1}]}}\nroutes: [{name: r, group: g, path: /, upstream: u}, {name: s, path: /s, upstream: u, https_redirect: true}]\n",
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .arg("-t")
+        .arg("-c")
+        .arg(&path)
+        .output()
+        .expect("-t");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("groups.g.https_redirect: needs listen.proxy_tls"),
+        "{text}"
+    );
+    assert!(
+        text.contains("routes[1].https_redirect: needs listen.proxy_tls"),
+        "{text}"
+    );
 }

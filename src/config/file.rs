@@ -591,6 +591,9 @@ pub struct GroupConfig {
     /// CIDRs denied for the group's routes (added to the global list).
     #[serde(default)]
     pub ip_deny: Vec<String>,
+    /// Requests over plain HTTP get a 308 to the same URL on `listen.proxy_tls`.
+    #[serde(default)]
+    pub https_redirect: bool,
 }
 
 /// A route's `security_headers`: `false` sends none, a mapping overrides single headers (an empty
@@ -650,6 +653,9 @@ pub struct RouteConfig {
     pub timeout: Option<HumanDuration>,
     #[serde(default)]
     pub retry: Option<RetryConfig>,
+    /// Overrides the group's `https_redirect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_redirect: Option<bool>,
     /// WebSocket handshakes allowed (`true`, or the tunnel's settings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub websocket: Option<WebSocketConfig>,

@@ -6,7 +6,7 @@ use super::retry::{self, Failure};
 use super::{builtin, cache, errors, forwarded, grpc, observe, respond};
 use crate::balance::InFlight;
 use crate::chain::Request;
-use crate::outcome::{Denial, ErrorCode, Flow};
+use crate::outcome::{Denial, ErrorCode, Flow, Reply};
 use crate::routing::{normalize, Client, Lookup};
 use crate::security::{self, is_preflight};
 use crate::state::Shared;
@@ -406,6 +406,17 @@ impl Gateway {
         if !route.allow_semicolon && path.contains(';') {
             return ErrorCode::BadRequest.into();
         }
+        if let (Some(port), false) = (
+            route.https_redirect,
+            ctx.peer.tls || forwarded_https(ctx, req),
+        ) {
+            return match https_location(req, port) {
+                Some(location) => {
+                    Flow::Reply(Reply::empty(308, vec![(http::header::LOCATION, location)]))
+                }
+                None => ErrorCode::BadRequest.into(),
+            };
+        }
         if is_websocket(req) {
             if route.websocket.is_none() {
                 return ErrorCode::WebSocketNotAllowed.into();
@@ -446,6 +457,35 @@ fn backend_uri(ctx: &RequestCtx, uri: &http::Uri) -> Option<String> {
         Some(q) => format!("{path}?{q}"),
         None => path.to_owned(),
     })
+}
+
+/// A trusted proxy in front terminated TLS (`X-Forwarded-Proto: https`).
+fn forwarded_https(ctx: &RequestCtx, req: &RequestHeader) -> bool {
+    ctx.peer.trusted
+        && req
+            .headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+/// `https://<host>[:port]<path>?<query>` for the request's own host (its `Host`, or the URI's
+/// authority for HTTP/2); `None` when that is missing or not a plain host.
+fn https_location(req: &RequestHeader, port: u16) -> Option<HeaderValue> {
+    let authority = match req.headers.get(http::header::HOST) {
+        Some(h) => http::uri::Authority::try_from(h.as_bytes()).ok()?,
+        None => req.uri.authority()?.clone(),
+    };
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let host = authority.host();
+    let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = if port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{port}{path}")
+    };
+    HeaderValue::from_str(&location).ok()
 }
 
 /// A WebSocket handshake: HTTP/1.1 with `Upgrade: websocket` (any case, possibly in a list).

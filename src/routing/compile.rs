@@ -46,6 +46,8 @@ pub enum RouteError {
     NotPositive,
     #[error("{prefix} with these methods is already served by routes[{other}]")]
     Overlap { prefix: String, other: usize },
+    #[error("needs listen.proxy_tls to redirect to")]
+    NoTlsListener,
     #[error("WebSocket tunnels need upstreams spoken to in http1 (not h2 or h2c)")]
     WebSocketOverH2,
     #[error("auth is required but there is no auth section")]
@@ -84,11 +86,21 @@ pub fn compile(
         .rate_limit
         .as_ref()
         .map(|rl| Level::parse("rate_limit", rl, has_redis, errors));
+    // The HTTPS listener's port, for redirects (its own errors are reported with `listen`).
+    let tls_port = file
+        .listen
+        .proxy_tls
+        .as_ref()
+        .and_then(|t| t.addr.rsplit_once(':'))
+        .and_then(|(_, port)| port.parse::<u16>().ok());
     let mut groups = HashMap::new();
     for (name, cfg) in &file.groups {
         let path = format!("groups.{name}");
         let prefix =
             normalize_prefix(&cfg.prefix).map_err(|e| errors.push(format!("{path}.prefix"), e));
+        if cfg.https_redirect && tls_port.is_none() {
+            errors.push(format!("{path}.https_redirect"), RouteError::NoTlsListener);
+        }
         let group = Group {
             cfg,
             prefix: prefix.unwrap_or_default(),
@@ -187,6 +199,20 @@ pub fn compile(
             r.security_headers.as_ref(),
             errors,
         );
+        let redirect = r
+            .https_redirect
+            .unwrap_or(group.is_some_and(|g| g.cfg.https_redirect));
+        let https_redirect = match (redirect, tls_port) {
+            (false, _) => None,
+            (true, Some(port)) => Some(port),
+            (true, None) => {
+                // A group's own setting is reported once, with the group.
+                if r.https_redirect.is_some() {
+                    errors.push(format!("{path}.https_redirect"), RouteError::NoTlsListener);
+                }
+                None
+            }
+        };
         if websocket.is_some() && split.as_ref().is_some_and(|s| s.arms().any(|(u, _)| u.h2)) {
             errors.push(format!("{path}.websocket"), RouteError::WebSocketOverH2);
         }
@@ -238,6 +264,7 @@ pub fn compile(
             timeout: r.timeout.map(|t| t.0),
             retry,
             websocket,
+            https_redirect,
             chain,
             headers: Arc::new(headers),
             cache,

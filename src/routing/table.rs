@@ -169,6 +169,7 @@ mod tests {
             timeout: None,
             retry: None,
             websocket: None,
+            https_redirect: None,
             case_insensitive: false,
             allow_semicolon: false,
             chain: Default::default(),
