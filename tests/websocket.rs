@@ -260,3 +260,32 @@ fn other_upgrades_reach_the_backend_as_plain_requests() {
     let seen = r.json();
     assert!(seen["headers"].get("upgrade").is_none(), "{seen}");
 }
+
+#[test]
+fn max_body_size_does_not_cut_a_tunnel() {
+    let echo = Echo::start();
+    let gw = Gateway::start(&format!(
+        "security: {{max_body_size: 4KiB}}\n{}",
+        config(&echo, "")
+    ));
+    let mut ws = connect(&gw, "/ws", &[]).expect("handshake");
+    assert_eq!(text(&mut ws), "-");
+    // 40 KiB through a route whose requests may carry 4 KiB.
+    for i in 0..10 {
+        let msg = format!("{i}{}", "y".repeat(4096));
+        ws.send(Message::text(msg.clone())).expect("send");
+        assert_eq!(text(&mut ws), msg);
+    }
+}
+
+#[test]
+fn a_cached_route_still_tunnels() {
+    let echo = Echo::start();
+    let gw = Gateway::start(&config(&echo, ", cache: {enabled: true}"));
+    for _ in 0..2 {
+        let mut ws = connect(&gw, "/ws", &[]).expect("handshake");
+        assert_eq!(text(&mut ws), "-");
+        ws.send(Message::text("again")).expect("send");
+        assert_eq!(text(&mut ws), "again");
+    }
+}

@@ -26,6 +26,11 @@ pub fn enable(session: &mut Session, ctx: &mut RequestCtx) {
     let Some(policy) = &route.cache else {
         return;
     };
+    if ctx.websocket {
+        // A tunnel is never stored.
+        ctx.cache.used = Use::Bypass;
+        return;
+    }
     let req = session.req_header();
     let path = ctx.path.as_deref().unwrap_or(req.uri.path());
     let caller = ctx.caller.caller.as_deref();

@@ -91,6 +91,7 @@ async fn grpc_error(session: &mut Session, ctx: &RequestCtx, denial: Denial) -> 
         format!("{}: {}", code.code(), code.message()),
     )?;
     resp.insert_header("x-request-id", ctx.peer.request_id.as_str())?;
+    resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
     for (name, value) in headers {
         resp.insert_header(name, value)?;
     }

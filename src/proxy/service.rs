@@ -143,6 +143,10 @@ impl ProxyHttp for Gateway {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // A WebSocket tunnel's frames are not a request body.
+        if ctx.tunnel.is_some() {
+            return Ok(());
+        }
         if let (Some(limit), Some(chunk)) = (ctx.snapshot.edge.max_body_size, body.as_ref()) {
             ctx.attempt.body_bytes += chunk.len() as u64;
             if ctx.attempt.body_bytes > limit {
