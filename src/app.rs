@@ -77,6 +77,10 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
         PurgeListener::new(shared.clone()),
     ));
 
+    if let Some(exporter) = file.tracing.as_ref().and_then(crate::trace::install) {
+        server.add_service(background_service("trace export", exporter));
+    }
+
     let history = Arc::new(History::default());
     server.add_service(background_service(
         "stats history",

@@ -1,5 +1,5 @@
-//! A small HTTP(S) GET client on pingora's own connector, for the gateway's outbound calls
-//! (a JWKS, the admin API's PromQL pass-through). Bounded in time and size.
+//! A small HTTP(S) client on pingora's own connector, for the gateway's outbound calls (a JWKS,
+//! the admin API's PromQL pass-through, trace export). Bounded in time and size.
 
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
@@ -34,6 +34,37 @@ pub async fn get(
     timeout: Duration,
     max_body: usize,
 ) -> Result<Fetched, FetchError> {
+    send("GET", url, accept, None, timeout, max_body).await
+}
+
+/// `POST url` with `body` of `content_type`; otherwise as [`get`].
+pub async fn post(
+    url: &str,
+    content_type: &str,
+    body: bytes::Bytes,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Fetched, FetchError> {
+    let accept = content_type;
+    send(
+        "POST",
+        url,
+        accept,
+        Some((content_type, body)),
+        timeout,
+        max_body,
+    )
+    .await
+}
+
+async fn send(
+    method: &str,
+    url: &str,
+    accept: &str,
+    body: Option<(&str, bytes::Bytes)>,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Fetched, FetchError> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e: http::uri::InvalidUri| FetchError::BadUrl(e.to_string()))?;
@@ -58,13 +89,20 @@ pub async fn get(
     let connector = Connector::new(None);
     let (mut session, _) = connector.get_http_session(&peer).await?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut req = RequestHeader::build("GET", path.as_bytes(), None)?;
+    let mut req = RequestHeader::build(method, path.as_bytes(), None)?;
     let authority = uri.authority().map_or(host.as_str(), |a| a.as_str());
     // Credentials in the URL are never sent as part of the Host header.
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     req.insert_header("host", authority)?;
     req.insert_header("accept", accept)?;
+    if let Some((content_type, _)) = &body {
+        req.insert_header("content-type", *content_type)?;
+        req.insert_header("content-length", body.as_ref().map_or(0, |(_, b)| b.len()))?;
+    }
     session.write_request_header(Box::new(req)).await?;
+    if let Some((_, bytes)) = body {
+        session.write_request_body(bytes, true).await?;
+    }
     session.finish_request_body().await?;
     session.read_response_header().await?;
     let status = session.response_header().map_or(0, |h| h.status.as_u16());

@@ -36,6 +36,7 @@ mod security;
 mod snapshot;
 mod state;
 mod tls;
+mod trace;
 
 pub use app::run;
 pub use auth::users::hash_password;

@@ -57,6 +57,7 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         redis.as_ref(),
         &mut errors,
     );
+    crate::trace::check(file.tracing.as_ref(), &mut errors);
     let tls = file
         .listen
         .proxy_tls

@@ -17,6 +17,8 @@ pub struct FileConfig {
     pub log: LogConfig,
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingConfig>,
     #[serde(default)]
     pub redis: Option<RedisConfig>,
     #[serde(default)]
@@ -55,6 +57,35 @@ impl Default for ServerConfig {
             graceful_shutdown_timeout: HumanDuration(std::time::Duration::from_secs(10)),
         }
     }
+}
+
+/// `tracing`: OpenTelemetry spans exported over OTLP/HTTP (JSON).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    /// The collector's traces URL, e.g. `http://127.0.0.1:4318/v1/traces`.
+    pub otlp_endpoint: String,
+    /// Share of new traces (requests without a caller's context) that are recorded. Default 0.01.
+    #[serde(default)]
+    pub sample_ratio: Option<f64>,
+    /// `service.name` of the spans. Default `api-gateway`.
+    #[serde(default)]
+    pub service_name: Option<String>,
+    /// Accept `traceparent` from any client; by default only from `security.trusted_proxies`.
+    #[serde(default)]
+    pub trust_client_context: bool,
+    /// Spans waiting for export at most; more are dropped and counted. Default 4096.
+    #[serde(default)]
+    pub queue_size: Option<usize>,
+    /// Spans per export request at most. Default 512.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// How often waiting spans are sent. Default 1s.
+    #[serde(default)]
+    pub batch_interval: Option<HumanDuration>,
+    /// Each export request at most. Default 2s.
+    #[serde(default)]
+    pub export_timeout: Option<HumanDuration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

@@ -31,6 +31,7 @@ pub struct Metrics {
     pub retry_budget_exhausted: IntCounterVec,
     pub canary_requests: IntCounterVec,
     pub websocket_connections: IntGaugeVec,
+    pub tracing_spans_dropped: IntCounterVec,
 }
 
 static METRICS: LazyLock<Option<Metrics>> = LazyLock::new(|| match register() {
@@ -82,6 +83,11 @@ fn register() -> prometheus::Result<Metrics> {
             "retry_budget_exhausted_total",
             "Retries refused because the upstream's retry budget was spent",
             &["upstream"]
+        )?,
+        tracing_spans_dropped: register_int_counter_vec!(
+            "tracing_spans_dropped_total",
+            "Spans not exported: the queue was full, or the collector failed",
+            &["reason"]
         )?,
         websocket_connections: register_int_gauge_vec!(
             "websocket_connections",

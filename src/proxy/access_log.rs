@@ -20,6 +20,8 @@ pub struct AccessRecord<'a> {
     pub cache: &'a str,
     pub user: Option<&'a str>,
     pub outcome: &'a str,
+    /// The request's trace, when tracing is on.
+    pub trace: Option<&'a crate::trace::Context>,
 }
 
 pub fn write(r: &AccessRecord<'_>) {
@@ -59,6 +61,11 @@ fn json(line: &mut String, r: &AccessRecord<'_>) {
     opt_str(line, r.user);
     line.push_str(",\"outcome\":");
     json_str(line, r.outcome);
+    if let Some(t) = r.trace {
+        line.push_str(",\"trace_id\":\"");
+        line.push_str(&t.trace_hex());
+        line.push('"');
+    }
     line.push('}');
 }
 
@@ -83,6 +90,10 @@ fn text(line: &mut String, r: &AccessRecord<'_>) {
         dash(r.user),
         r.outcome,
     );
+    if let Some(t) = r.trace {
+        line.push_str(" trace=");
+        line.push_str(&t.trace_hex());
+    }
 }
 
 fn opt_str(line: &mut String, v: Option<&str>) {

@@ -28,6 +28,16 @@ pub struct Peer {
     pub grpc_timeout: Option<std::time::Duration>,
 }
 
+/// The request's place in a trace; written by `early_request_filter` when tracing is on.
+pub struct RequestTrace {
+    /// The gateway's span (the backend's parent).
+    pub context: crate::trace::Context,
+    /// The caller's span, when a trusted caller sent `traceparent`.
+    pub parent: Option<[u8; 8]>,
+    /// The caller's `tracestate`, passed on with its `traceparent`.
+    pub tracestate: Option<http::HeaderValue>,
+}
+
 /// The backend side; written by `upstream_peer`, `fail_to_connect`,
 /// `upstream_response_filter` and `request_body_filter`.
 #[derive(Default)]
@@ -115,6 +125,8 @@ pub struct RequestCtx {
     /// Counts the open tunnel in `websocket_connections` once the backend accepted the
     /// handshake, until the context is dropped.
     pub tunnel: Option<Tunnel>,
+    /// Tracing, when it is on.
+    pub trace: Option<RequestTrace>,
     /// What the route's chain learnt about the caller.
     pub caller: Admitted,
     /// Whether the cache serves this request, and its key.
@@ -147,6 +159,7 @@ impl RequestCtx {
             arm: None,
             websocket: false,
             tunnel: None,
+            trace: None,
             path: None,
             caller: Admitted::default(),
             cache: CacheCtx::default(),

@@ -56,6 +56,16 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
         }
     }
     req.insert_header("x-request-id", ctx.peer.request_id.as_str())?;
+    if let Some(t) = &ctx.trace {
+        // The gateway's span is the backend's parent; an untrusted caller's context is replaced.
+        req.insert_header("traceparent", t.context.traceparent())?;
+        match &t.tracestate {
+            Some(state) => req.insert_header("tracestate", state.clone())?,
+            None => {
+                req.remove_header("tracestate");
+            }
+        }
+    }
     if let Some(caller) = &ctx.caller.caller {
         req.insert_header("x-user-id", caller.subject_header.clone())?;
         req.insert_header("x-user-roles", caller.roles_header.clone())?;

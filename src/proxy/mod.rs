@@ -16,6 +16,7 @@ mod request_id;
 mod respond;
 mod retry;
 mod service;
+mod span;
 mod tls_accept;
 
 pub use connection::Guarded;

@@ -5,6 +5,7 @@ use super::access_log::{self, AccessRecord};
 use super::cache;
 use super::ctx::{RequestCtx, Verdict};
 use super::errors;
+use super::span;
 use crate::balance::{CircuitState, Ejection, Upstream};
 use crate::metrics::{self, method_label, status_label};
 use pingora::prelude::*;
@@ -87,7 +88,9 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         }
     }
 
-    if !ctx.snapshot.file.log.access_log {
+    let sampled = ctx.trace.as_ref().filter(|t| t.context.sampled);
+    let access_log = ctx.snapshot.file.log.access_log;
+    if !access_log && sampled.is_none() {
         return;
     }
     let outcome = match ctx.outcome.verdict {
@@ -103,7 +106,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         Some(held) => Some(held.stats().addr()),
         None => ctx.attempt.failed.last().map(|f| f.addr()),
     };
-    access_log::write(&AccessRecord {
+    let record = AccessRecord {
         request_id: ctx.peer.request_id.as_str(),
         client_ip: ctx.peer.client_ip,
         method: req.method.as_str(),
@@ -118,7 +121,14 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         cache: cache_result.unwrap_or("-"),
         user: ctx.caller.caller.as_ref().map(|c| c.subject.as_str()),
         outcome,
-    });
+        trace: ctx.trace.as_ref().map(|t| &t.context),
+    };
+    if access_log {
+        access_log::write(&record);
+    }
+    if let Some(trace) = sampled {
+        span::record(&record, trace, elapsed);
+    }
 }
 
 /// Logs and counts an ejection by outlier detection.

@@ -1,6 +1,6 @@
 //! `impl ProxyHttp`: each phase reads the context, calls one module, records the outcome.
 
-use super::ctx::{RequestCtx, Tunnel};
+use super::ctx::{RequestCtx, RequestTrace, Tunnel};
 use super::request_id::RequestId;
 use super::retry::{self, Failure};
 use super::{builtin, cache, errors, forwarded, grpc, observe, respond};
@@ -61,6 +61,17 @@ impl ProxyHttp for Gateway {
             let trusted = &ctx.snapshot.edge.trusted_proxies;
             ctx.peer.trusted = trusted.contains(peer);
             ctx.peer.client_ip = Some(forwarded::client_ip(peer, trusted, req));
+        }
+        if let Some(tracer) = crate::trace::get() {
+            let incoming = (ctx.peer.trusted || tracer.trust_client_context)
+                .then(|| req.headers.get("traceparent"))
+                .flatten()
+                .and_then(|v| crate::trace::Context::parse(v.as_bytes()));
+            ctx.trace = Some(RequestTrace {
+                context: tracer.start(incoming.as_ref()),
+                parent: incoming.map(|c| c.span_id),
+                tracestate: incoming.and(req.headers.get("tracestate").cloned()),
+            });
         }
         Ok(())
     }
