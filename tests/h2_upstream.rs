@@ -3,7 +3,6 @@
 
 mod common;
 
-use common::gateway::BIN;
 use common::h2::H2Origin;
 use common::{request, wait_for, Gateway};
 use std::process::Command;
@@ -60,20 +59,10 @@ fn requests_bodies_and_health_checks_reach_an_h2c_backend_in_http2() {
 
 #[test]
 fn protocol_settings_are_checked() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("gw.yaml");
-    std::fs::write(
-        &file,
+    let (code, text) = common::gateway::check_config(
         "upstreams:\n  a: {backends: [{addr: 127.0.0.1:1}], protocol: h2}\n  b: {backends: [{addr: 127.0.0.1:2}], protocol: h2c, tls: true}\n  c: {backends: [{addr: 127.0.0.1:3}], protocol: h2c}\n  d: {backends: [{addr: 127.0.0.1:4}], protocol: http3}\nroutes:\n  - {name: r, path: /, upstream: c, websocket: true}\n",
-    )
-    .expect("write");
-    let out = Command::new(BIN)
-        .args(["-t", "-c"])
-        .arg(&file)
-        .output()
-        .expect("gateway -t");
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    );
+    assert_eq!(code, Some(1), "{text}");
     for want in [
         "upstreams.a.protocol: h2 is HTTP/2 over TLS and needs tls: true",
         "upstreams.b.protocol: h2c is plaintext HTTP/2",

@@ -5,7 +5,6 @@
 mod common;
 
 use common::auth::openssl;
-use common::gateway::BIN;
 use common::{wait_for, Backend, Gateway};
 use openssl::ssl::{SslConnector, SslMethod, SslStream, SslVerifyMode};
 use std::io::{Read, Write};
@@ -276,16 +275,8 @@ fn bad_certificate_files_are_config_errors_and_a_bad_reload_keeps_the_running_on
         file("ca.key"),
         file("b.pem"),
     );
-    let path = pki.path("gw.yaml");
-    std::fs::write(&path, yaml).expect("write");
-    let out = Command::new(BIN)
-        .arg("-t")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .expect("-t");
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = common::gateway::check_config(&yaml);
+    assert_eq!(code, Some(1), "{text}");
     for want in [
         "listen.proxy_tls.certificates[0].key: ",
         "is not the private key of the certificate",
@@ -421,19 +412,9 @@ fn groups_with_https_redirect_send_plain_http_to_the_https_listener() {
     assert!(odd.starts_with("HTTP/1.1 400"), "{odd}");
 
     // Without an HTTPS listener the setting is a config error.
-    let path = pki.path("plain.yaml");
-    std::fs::write(
-        &path,
+    let (_, text) = common::gateway::check_config(
         "groups: {g: {prefix: /g, https_redirect: true}}\nupstreams: {u: {backends: [{addr: 127.0.0.1:1}]}}\nroutes: [{name: r, group: g, path: /, upstream: u}, {name: s, path: /s, upstream: u, https_redirect: true}]\n",
-    )
-    .expect("write");
-    let out = Command::new(BIN)
-        .arg("-t")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .expect("-t");
-    let text = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(
         text.contains("groups.g.https_redirect: needs listen.proxy_tls"),
         "{text}"

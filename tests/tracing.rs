@@ -245,19 +245,10 @@ fn a_collector_that_is_down_changes_nothing_for_clients() {
 
 #[test]
 fn bad_tracing_settings_are_listed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("gw.yaml");
-    std::fs::write(
-        &file,
+    let (code, text) = common::gateway::check_config(
         "tracing: {otlp_endpoint: \"udp://x\", sample_ratio: 1.5, queue_size: 0, batch_interval: 0s}\nupstreams: {u: {backends: [{addr: 127.0.0.1:1}]}}\nroutes: [{name: r, path: /, upstream: u}]\n",
-    )
-    .expect("write");
-    let out = std::process::Command::new(common::gateway::BIN)
-        .args(["-t", "-c"])
-        .arg(&file)
-        .output()
-        .expect("-t");
-    let text = String::from_utf8_lossy(&out.stderr);
+    );
+    assert_eq!(code, Some(1), "{text}");
     for want in [
         "tracing.otlp_endpoint",
         "tracing.sample_ratio",

@@ -222,20 +222,10 @@ fn shutdown_lets_tunnels_run_for_the_grace_period_then_closes_them() {
 
 #[test]
 fn a_zero_idle_timeout_is_a_config_error() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("gw.yaml");
-    std::fs::write(
-        &file,
+    let (code, text) = common::gateway::check_config(
         "upstreams: {u: {backends: [{addr: 127.0.0.1:1}]}}\nroutes:\n  - {name: r, path: /, upstream: u, websocket: {idle_timeout: 0s}}\n  - {name: s, path: /s, upstream: u, websocket: {idle: 5s}}\n",
-    )
-    .expect("write");
-    let out = std::process::Command::new(common::gateway::BIN)
-        .args(["-t", "-c"])
-        .arg(&file)
-        .output()
-        .expect("gateway -t");
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    );
+    assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains("routes[0].websocket.idle_timeout: must be positive"),
         "{text}"
