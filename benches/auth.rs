@@ -1,9 +1,13 @@
-//! Token verification cost per algorithm, and the whole per-request auth check (header parse,
-//! verify, revocation lookup, caller) against the verification alone.
+//! Token verification cost per algorithm (the signature alone on both backends, then the whole
+//! token), and the whole per-request auth check (header parse, verify, revocation lookup,
+//! caller) with the verified-token cache (warm) and without it (cold).
 
 use api_gateway::parse_str;
 use api_gateway::Auth;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion};
+use jsonwebtoken::crypto::rust_crypto;
 use jsonwebtoken::{encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use pingora::http::RequestHeader;
 use serde_json::json;
@@ -41,6 +45,8 @@ fn claims() -> serde_json::Value {
 }
 
 fn bench(c: &mut Criterion) {
+    // Before any token is made: the first use fixes jsonwebtoken's backend for the process.
+    api_gateway::install_jwt_crypto();
     let dir = tempfile::tempdir().expect("dir");
     let rsa = pem(
         &[
@@ -84,6 +90,31 @@ fn bench(c: &mut Criterion) {
             DecodingKey::from_ec_pem(&public(&ec, dir.path(), "ec.pub")).expect("ec pub"),
         ),
     ];
+    // The signature check alone, on jsonwebtoken's pure-Rust backend (the baseline) and on the
+    // OpenSSL one the gateway installs.
+    let mut group = c.benchmark_group("jwt_signature");
+    for (name, alg, enc, dec) in &cases {
+        let token = encode(&Header::new(*alg), &claims(), enc).expect("encode");
+        let (message, signature) = token.rsplit_once('.').expect("three parts");
+        let sig = URL_SAFE_NO_PAD.decode(signature).expect("base64");
+        let pure = (rust_crypto::DEFAULT_PROVIDER.verifier_factory)(alg, dec).expect("verifier");
+        group.bench_function(format!("{name}/rust_crypto"), |b| {
+            b.iter(|| pure.verify(black_box(message.as_bytes()), &sig).is_ok())
+        });
+    }
+    for (name, alg, enc, dec) in &cases {
+        let token = encode(&Header::new(*alg), &claims(), enc).expect("encode");
+        let (message, signature) = token.rsplit_once('.').expect("three parts");
+        group.bench_function(format!("{name}/gateway"), |b| {
+            b.iter(|| {
+                jsonwebtoken::crypto::verify(signature, black_box(message.as_bytes()), dec, *alg)
+                    .unwrap_or(false)
+            })
+        });
+    }
+    group.finish();
+
+    // The whole token check: signature, JSON claims, validation.
     let mut group = c.benchmark_group("jwt_verify");
     for (name, alg, enc, dec) in &cases {
         let token = encode(&Header::new(*alg), &claims(), enc).expect("encode");
@@ -105,7 +136,14 @@ fn bench(c: &mut Criterion) {
     let mut req = RequestHeader::build("GET", b"/orders", None).expect("request");
     req.insert_header("authorization", format!("Bearer {token}"))
         .expect("header");
-    c.bench_function("auth_check_per_request/HS256", |b| {
+    c.bench_function("auth_check_per_request/HS256 warm", |b| {
+        b.iter(|| auth.authenticate(black_box(&req)).is_ok())
+    });
+    // Cold: no verified-token cache, so every call checks the signature and parses the claims.
+    let cold = yaml.replace("audience: api}", "audience: api, verified_cache: 0}");
+    let snapshot = api_gateway::compile(&parse_str(&cold, |_| None), None).expect("config");
+    let auth: &Auth = snapshot.auth.as_deref().expect("auth");
+    c.bench_function("auth_check_per_request/HS256 cold", |b| {
         b.iter(|| auth.authenticate(black_box(&req)).is_ok())
     });
 }

@@ -39,6 +39,7 @@ mod tls;
 mod trace;
 
 pub use app::run;
+pub use auth::install_jwt_crypto;
 pub use auth::users::hash_password;
 pub use auth::Auth;
 pub use balance::Upstream;

@@ -8,7 +8,7 @@ use super::jwks::Jwks;
 use super::jwt::{JwtSigner, JwtVerifier};
 use super::login_limit::{LoginLimiter, LoginLimits};
 use super::revocation::Revocations;
-use super::token_cache::TokenCache;
+use super::token_cache::{self, TokenCache};
 use super::users::Users;
 use super::Auth;
 use crate::config::file::{AuthConfig, JwtConfig, StoreKind};
@@ -134,7 +134,10 @@ pub fn build(
             Some(p) if p.login_limiter.limits() == login_limits => Arc::clone(&p.login_limiter),
             _ => Arc::new(LoginLimiter::new(login_limits)),
         },
-        verified: TokenCache::default(),
+        verified: TokenCache::new(
+            jwt.and_then(|j| j.verified_cache)
+                .unwrap_or(token_cache::DEFAULT_ENTRIES),
+        ),
         leeway: jwt
             .and_then(|j| j.leeway)
             .map_or(DEFAULT_LEEWAY, |d| d.0)

@@ -66,6 +66,7 @@ fn bad_key(path: &str) -> impl FnOnce(jsonwebtoken::errors::Error) -> AuthError 
 impl JwtVerifier {
     /// Builds the verifier; `jwks` is the key set when `jwks_url` is configured.
     pub fn build(cfg: &JwtConfig, jwks: Option<Arc<Jwks>>) -> Result<JwtVerifier, AuthError> {
+        super::crypto::install();
         let alg = algorithm(cfg.algorithm);
         let keys = match (jwks, cfg.algorithm.is_hmac()) {
             (Some(set), _) => Keys::Jwks(set),
@@ -137,6 +138,7 @@ impl JwtVerifier {
 impl JwtSigner {
     /// The signer for issued tokens; `None` in verify-only (JWKS) mode or without a private key.
     pub fn build(cfg: &JwtConfig) -> Result<Option<JwtSigner>, AuthError> {
+        super::crypto::install();
         if cfg.jwks_url.is_some() {
             return Ok(None);
         }

@@ -5,6 +5,7 @@ mod api_keys;
 mod background;
 mod build;
 mod claims;
+mod crypto;
 pub mod endpoints;
 mod error;
 mod jwks;
@@ -18,6 +19,7 @@ pub mod users;
 pub use background::{JwksRefresher, RevocationSync};
 pub use build::{build, warnings};
 pub use claims::Caller;
+pub use crypto::install as install_jwt_crypto;
 pub use policy::AuthPolicy;
 
 use crate::outcome::ErrorCode;

@@ -270,6 +270,9 @@ pub struct JwtConfig {
     pub session_ttl: Option<HumanDuration>,
     #[serde(default)]
     pub leeway: Option<HumanDuration>,
+    /// Verified tokens remembered so a repeated one skips the signature check (0 = none).
+    #[serde(default)]
+    pub verified_cache: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
