@@ -2,6 +2,7 @@
 //! through Redis. The effective policy of a route is the global `rate_limit` overridden field by
 //! field by its group's, then its own. Each route has its own buckets.
 
+mod lease;
 mod local;
 mod policy;
 mod redis;
@@ -94,6 +95,7 @@ impl Limiter {
             StoreKind::Redis => Store::Redis(RedisLimiter {
                 redis: Arc::clone(redis?),
                 prefix: format!("gw:rl:{route}:"),
+                leases: lease::Leases::new(MAX_KEYS),
             }),
         };
         Some(Limiter {

@@ -1,12 +1,15 @@
-//! Shared limits: one Lua script per decision, run atomically by Redis with Redis' own clock,
-//! so every instance on the same Redis draws from the same bucket or window. Keys expire once
-//! their state is idle.
+//! Shared limits: Lua scripts run atomically by Redis with Redis' own clock, so every instance on
+//! the same Redis draws from the same bucket or window. A token bucket is leased a few tokens at
+//! a time (`lease.rs`); a sliding window costs one script per decision. Keys expire once their
+//! state is idle.
 
+use super::lease::{lease_size, Leases, Take};
 use super::local::{Algorithm, Decision};
 use crate::redis::{RedisError, RedisHandle};
 use redis::Script;
 use sha2::Digest;
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 static TOKEN_BUCKET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -15,6 +18,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local back = tonumber(ARGV[4])
 local s = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(s[1])
 local ts = tonumber(s[2])
@@ -22,16 +27,13 @@ if tokens == nil or ts == nil then
   tokens = burst
   ts = now
 end
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate + back)
+local granted = math.max(0, math.min(want, math.floor(tokens)))
+tokens = tokens - granted
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 local full_ms = math.ceil((burst - tokens) / rate)
 redis.call('PEXPIRE', KEYS[1], full_ms + 1000)
-return {allowed, math.floor(tokens), full_ms, math.ceil(math.max(0, 1 - tokens) / rate)}
+return {granted, math.floor(tokens), full_ms, math.ceil(math.max(0, 1 - tokens) / rate)}
 ",
     )
 });
@@ -71,6 +73,8 @@ pub struct RedisLimiter {
     pub redis: Arc<RedisHandle>,
     /// `gw:rl:<route>:`
     pub prefix: String,
+    /// Tokens of shared buckets held by this instance.
+    pub leases: Leases,
 }
 
 impl RedisLimiter {
@@ -78,34 +82,57 @@ impl RedisLimiter {
         // A fixed-size key however long the inputs: the first 128 bits of SHA-256, the same on
         // every instance.
         let digest = sha2::Sha256::digest(key);
-        let mut full = Vec::with_capacity(self.prefix.len() + 32);
-        full.extend_from_slice(self.prefix.as_bytes());
-        for b in &digest[..16] {
-            full.extend_from_slice(&hex_byte(*b));
-        }
-        let mut conn = self.redis.connection().await?;
-        let (script, a, b, limit) = match algorithm {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        let now = Instant::now();
+        let (script, a, b, want, give_back, limit) = match algorithm {
             Algorithm::TokenBucket { rate, burst } => {
-                (&*TOKEN_BUCKET, rate / 1000.0, burst, burst as u64)
+                let give_back = match self.leases.take(&id, now) {
+                    Take::Local(decision) => return Ok(decision),
+                    Take::Ask { give_back } => give_back,
+                };
+                let want = lease_size(rate, burst);
+                (
+                    &*TOKEN_BUCKET,
+                    rate / 1000.0,
+                    burst,
+                    want,
+                    give_back,
+                    burst as u64,
+                )
             }
             Algorithm::SlidingWindow { limit, window } => (
                 &*SLIDING_WINDOW,
                 window.as_millis() as f64,
                 limit as f64,
+                1,
+                0,
                 limit,
             ),
         };
+        let mut full = Vec::with_capacity(self.prefix.len() + 32);
+        full.extend_from_slice(self.prefix.as_bytes());
+        for b in id {
+            full.extend_from_slice(&hex_byte(b));
+        }
+        let mut conn = self.redis.connection().await?;
         let mut call = script.prepare_invoke();
-        call.key(full).arg(a).arg(b);
+        call.key(full).arg(a).arg(b).arg(want).arg(give_back);
         let r: Vec<i64> = self.redis.run(call.invoke_async(&mut conn)).await?;
         let at = |i: usize| r.get(i).copied().unwrap_or(0).max(0) as u64;
         let secs = |ms: u64| ms.div_ceil(1000);
-        Ok(Decision {
-            allowed: at(0) == 1,
+        let granted = at(0);
+        let decision = Decision {
+            allowed: granted > 0,
             limit,
             remaining: at(1),
             reset: secs(at(2)),
-            retry_after: if at(0) == 1 { 0 } else { secs(at(3)).max(1) },
-        })
+            retry_after: if granted > 0 { 0 } else { secs(at(3)).max(1) },
+        };
+        if let Algorithm::TokenBucket { .. } = algorithm {
+            let retry = Duration::from_millis(at(3));
+            self.leases.store(id, granted, decision, retry, now);
+        }
+        Ok(decision)
     }
 }

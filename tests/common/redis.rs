@@ -71,6 +71,40 @@ impl Redis {
                 .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
     }
 
+    /// Lua scripts run so far (`EVALSHA` and `EVAL` in `INFO commandstats`).
+    pub fn script_calls(&self) -> u64 {
+        let mut s = TcpStream::connect(self.addr).expect("connect to redis");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.write_all(b"INFO commandstats\r\n").expect("write");
+        let mut reply = Vec::new();
+        let mut buf = [0; 4096];
+        // A bulk string: `$<len>\r\n<len bytes>\r\n`.
+        loop {
+            let n = s.read(&mut buf).expect("read");
+            assert!(n > 0, "redis closed the connection");
+            reply.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            if let Some((len, rest)) = text.strip_prefix('$').and_then(|t| t.split_once("\r\n")) {
+                if len.parse::<usize>().is_ok_and(|len| rest.len() >= len) {
+                    break;
+                }
+            }
+        }
+        String::from_utf8_lossy(&reply)
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    }
+
     /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
     pub fn pause(&self) {
         self.signal("STOP");

@@ -1,0 +1,122 @@
+use super::*;
+
+fn shared(allowed: bool) -> Decision {
+    Decision {
+        allowed,
+        limit: 100,
+        remaining: 50,
+        reset: 1,
+        retry_after: if allowed { 0 } else { 1 },
+    }
+}
+
+fn ask(t: Take) -> Option<u64> {
+    match t {
+        Take::Ask { give_back } => Some(give_back),
+        Take::Local(_) => None,
+    }
+}
+
+fn local(t: Take) -> Option<Decision> {
+    match t {
+        Take::Local(d) => Some(d),
+        Take::Ask { .. } => None,
+    }
+}
+
+#[test]
+fn lease_sizes_follow_the_rate_and_the_burst() {
+    assert_eq!(lease_size(10_000_000.0, 10_000_000.0), MAX_LEASE);
+    assert_eq!(lease_size(1000.0, 1000.0), 20);
+    assert_eq!(lease_size(1000.0, 100.0), 5);
+    assert_eq!(lease_size(100.0, 100.0), 2);
+    assert_eq!(lease_size(100.0 / 60.0, 200.0), 1);
+    assert_eq!(lease_size(5.0, 10.0), 1);
+    assert_eq!(lease_size(f64::NAN, 10.0), 1);
+    assert_eq!(lease_size(f64::INFINITY, f64::INFINITY), 1);
+}
+
+#[test]
+fn leased_tokens_are_spent_locally_then_redis_is_asked_again() {
+    let leases = Leases::new(100);
+    let key = [1; 16];
+    let now = Instant::now();
+    assert_eq!(ask(leases.take(&key, now)), Some(0));
+    leases.store(key, 5, shared(true), Duration::ZERO, now);
+    let mut remaining = Vec::new();
+    for _ in 0..4 {
+        let d = local(leases.take(&key, now)).expect("spent locally");
+        assert!(d.allowed);
+        remaining.push(d.remaining);
+    }
+    assert_eq!(
+        remaining,
+        [53, 52, 51, 50],
+        "shared remaining plus what is held"
+    );
+    assert_eq!(ask(leases.take(&key, now)), Some(0), "all spent");
+    assert_eq!(
+        ask(leases.take(&[2; 16], now)),
+        Some(0),
+        "another key has no lease"
+    );
+}
+
+#[test]
+fn an_expired_lease_hands_back_what_it_did_not_spend() {
+    let leases = Leases::new(100);
+    let key = [3; 16];
+    let now = Instant::now();
+    leases.store(key, 10, shared(true), Duration::ZERO, now);
+    assert!(local(leases.take(&key, now)).is_some());
+    let later = now + LEASE_TTL + Duration::from_millis(1);
+    assert_eq!(ask(leases.take(&key, later)), Some(8));
+    assert_eq!(ask(leases.take(&key, later)), Some(0), "handed back once");
+}
+
+#[test]
+fn a_refusal_holds_until_redis_said_a_token_is_back() {
+    let leases = Leases::new(100);
+    let key = [4; 16];
+    let now = Instant::now();
+    leases.store(key, 0, shared(false), Duration::from_millis(1500), now);
+    let d = local(leases.take(&key, now + Duration::from_millis(100))).expect("refused locally");
+    assert!(!d.allowed);
+    assert_eq!(d.retry_after, 1);
+    assert_eq!(
+        ask(leases.take(&key, now + Duration::from_millis(1600))),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_refusal_does_not_drop_tokens_leased_meanwhile() {
+    let leases = Leases::new(100);
+    let key = [5; 16];
+    let now = Instant::now();
+    leases.store(key, 3, shared(true), Duration::ZERO, now);
+    leases.store(key, 0, shared(false), Duration::from_secs(1), now);
+    assert!(local(leases.take(&key, now)).is_some_and(|d| d.allowed));
+    leases.store(key, 4, shared(true), Duration::ZERO, now);
+    let spent = (0..10)
+        .filter(|_| local(leases.take(&key, now)).is_some())
+        .count();
+    assert_eq!(spent, 4, "1 left of the first lease and 3 of the second");
+}
+
+#[test]
+fn the_table_stays_bounded() {
+    let leases = Leases::new(32);
+    let now = Instant::now();
+    for i in 0..1000u32 {
+        let mut key = [0; 16];
+        key[..4].copy_from_slice(&i.to_le_bytes());
+        leases.store(key, 5, shared(true), Duration::ZERO, now);
+    }
+    let held: usize = leases
+        .shards
+        .iter()
+        .map(|s| s.lock().map_or(0, |m| m.len()))
+        .sum();
+    assert!(held <= 32 + SHARDS, "{held}");
+}
