@@ -78,7 +78,7 @@ docker:
 bench: bench-load bench-micro
 
 bench-load:
-	$(CARGO) build --release --bin gateway --example demo_backend --example bare_proxy
+	$(CARGO) build --release --bin gateway --example demo_backend --example bare_proxy --example mint_tokens
 	./benches/load/run.sh
 
 bench-micro:

@@ -1,24 +1,36 @@
 #!/usr/bin/env bash
-# Load scenarios of `make bench`: the origin alone, the gateway as a plain proxy, the gateway's
-# full pipeline, the same with a Redis-shared limit, and nginx's proxy_pass; then cache hits of
-# one 1 KiB object from the gateway's memory and Redis stores beside nginx's proxy_cache. Each
-# runs under wrk at a fixed concurrency for a fixed time. Prints one table. Everything listens on 127.0.0.1 only.
+# Load scenarios of `make bench`. Proxies: the origin alone, pingora's bare proxy, the gateway as
+# a plain proxy (also with outlier detection and a breaker, and with tracing at 1%), its full
+# pipeline (memory and Redis limit stores, warm and cold RS256 tokens) and nginx's proxy_pass.
+# Protocols: HTTPS (TLS 1.3, keep-alive) and HTTP/2 over TLS, the gateway beside nginx with the
+# same certificate. Cache hits of one 1 KiB object from the gateway's memory and Redis stores
+# beside nginx's proxy_cache. Everything listens on 127.0.0.1 only.
 #
-# Needs: wrk (apt-get install wrk); optional: nginx (fast origin and the comparison), redis-server.
-# Tunables: BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_CONNECTIONS (50), BENCH_ROUNDS (3).
+# Every scenario runs at each concurrency of BENCH_CONNECTIONS, in interleaved rounds; ratios are
+# taken round by round (each scenario against its reference measured in the same round) and
+# reported as the median with the spread between rounds. The table ends with the targets the
+# project tracks (docs/benchmarks.md).
+#
+# Needs: wrk (apt-get install wrk); optional: nginx (fast origin and the comparisons),
+# redis-server (Redis rows), h2load (apt-get install nghttp2-client; HTTP/2 rows), openssl
+# (the certificate of the HTTPS rows).
+# Tunables: BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_CONNECTIONS ("64 256"),
+# BENCH_ROUNDS (2), BENCH_ONLY (a regular expression: only scenarios whose label matches, plus
+# the references they are compared with).
 # BENCH_BASELINE=<path>[:<path>...] adds the plain and full scenarios of other gateway builds to
 # the same rounds (labelled by file name), for a before/after comparison in one sitting.
-# Scenarios are measured in interleaved rounds and the median round is reported, so a noisy
-# neighbour during one run does not decide a ratio.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROOT=${BENCH_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 GATEWAY=$ROOT/target/release/gateway
 DEMO=$ROOT/target/release/examples/demo_backend
+BARE=$ROOT/target/release/examples/bare_proxy
+MINT=$ROOT/target/release/examples/mint_tokens
 DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-2s}
-CONNECTIONS=${BENCH_CONNECTIONS:-50}
-ROUNDS=${BENCH_ROUNDS:-3}
+read -r -a CONCURRENCY <<<"${BENCH_CONNECTIONS:-64 256}"
+ROUNDS=${BENCH_ROUNDS:-2}
+ONLY=${BENCH_ONLY:-}
 WORK=$(mktemp -d)
 PIDS=()
 
@@ -30,7 +42,8 @@ cleanup() {
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
-[ -x "$GATEWAY" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+[ -x "$GATEWAY" ] || { echo "build first: make bench-load builds what it needs" >&2; exit 1; }
+have() { command -v "$1" >/dev/null; }
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -45,9 +58,13 @@ wait_port() {
   return 1
 }
 
-# With two cores or more, the proxy under test gets core 0, the origin and wrk core 1.
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-  PROXY_CPU=(taskset -c 0); AUX_CPU=(taskset -c 1); PINNING="proxy on core 0, origin and wrk on core 1"
+seconds() { # 10s -> 10, 1m -> 60
+  case $1 in *m) echo $(( ${1%m} * 60 )) ;; *s) echo "${1%s}" ;; *) echo "$1" ;; esac
+}
+
+# With two cores or more, the proxy under test gets core 0, the origin and the client core 1.
+if [ "$(nproc)" -ge 2 ] && have taskset; then
+  PROXY_CPU=(taskset -c 0); AUX_CPU=(taskset -c 1); PINNING="proxy on core 0, origin and client on core 1"
 else
   PROXY_CPU=(); AUX_CPU=(); PINNING="no pinning (one core)"
 fi
@@ -82,80 +99,90 @@ http {
 CONF
 }
 
+# --- scenarios ----------------------------------------------------------------------------
+# Each scenario: a label, the client (wrk or h2load), the URL, the pid whose peak RSS is shown
+# (- for none), its kind (proxy, https, h2, cache: which nginx row it is compared with), an
+# optional request header and an optional wrk Lua script.
+LABELS=(); CLIENTS=(); URLS=(); PIDS_OF=(); KINDS=(); HEADERS=(); SCRIPTS=()
+scenario() { # scenario <label> <client> <url> <pid or -> <kind> [header] [script]
+  LABELS+=("$1"); CLIENTS+=("$2"); URLS+=("$3"); PIDS_OF+=("$4"); KINDS+=("$5")
+  HEADERS+=("${6:-}"); SCRIPTS+=("${7:-}")
+}
+wanted() { # wanted <label>: whether BENCH_ONLY selects it (references are always kept)
+  [ -z "$ONLY" ] && return 0
+  case $1 in "pingora: bare proxy"|nginx:*|"gateway: plain proxy"|"gateway: full pipeline") return 0 ;; esac
+  [[ $1 =~ $ONLY ]]
+}
+
 # --- origin -------------------------------------------------------------------------------
 ORIGIN=$(free_port)
-if command -v nginx >/dev/null; then
-  nginx_conf "$WORK/origin.conf" "server { listen 127.0.0.1:$ORIGIN; location / { return 200 'hello from the origin\n'; } location /cached { return 200 '$(head -c 1024 /dev/zero | tr '\0' 'x')'; } }"
+if have nginx; then
+  nginx_conf "$WORK/origin.conf" "server { listen 127.0.0.1:$ORIGIN; location / { return 200 '$(head -c 1024 /dev/zero | tr '\0' 'x')'; } }"
   start origin "${AUX_CPU[@]}" -- nginx -c "$WORK/origin.conf" -p "$WORK"
-  ORIGIN_KIND="nginx $(nginx -v 2>&1 | sed 's/.*\///')"
+  ORIGIN_KIND="nginx $(nginx -v 2>&1 | sed 's/.*\///'), 1 KiB answers"
 else
   start origin "${AUX_CPU[@]}" -- "$DEMO" "origin=127.0.0.1:$ORIGIN"
   ORIGIN_KIND="demo_backend (nginx not installed)"
 fi
 wait_port "$ORIGIN"
 
-# --- measurement --------------------------------------------------------------------------
-peak_rss_mib() { # the largest VmHWM among a pid and its children
-  local max=0 pid v
-  for pid in "$1" $(pgrep -P "$1" 2>/dev/null); do
-    v=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-    [ "${v:-0}" -gt "$max" ] && max=$v
-  done
-  echo "$(( max / 1024 )) MiB"
-}
-
-LABELS=(); URLS=(); PIDS_OF=(); HEADERS=(); KINDS=()
-scenario() { # scenario <label> <url> <pid or -> [header] [kind: proxy (default) or cache]
-  LABELS+=("$1"); URLS+=("$2"); PIDS_OF+=("$3"); HEADERS+=("${4:-}"); KINDS+=("${5:-proxy}")
-}
-
-gateway_config() { # gateway_config <file> <proxy port> <log level> <access log> <extra yaml> [upstream keys]
+gateway_config() { # gateway_config <file> <proxy port> <log level> <access log> <extra yaml> [upstream keys] [listen keys]
   cat >"$1" <<YAML
 server: {threads: 1, pid_file: $WORK/$(basename "$1").pid, upgrade_sock: $WORK/$(basename "$1").sock, grace_period: 1s, graceful_shutdown_timeout: 1s}
-listen: {proxy: "127.0.0.1:$2", metrics: "127.0.0.1:$(free_port)", admin: "127.0.0.1:$(free_port)"}
+listen: {proxy: "127.0.0.1:$2", metrics: "127.0.0.1:$(free_port)", admin: "127.0.0.1:$(free_port)"${7:+, $7}}
 log: {level: $3, format: json, access_log: $4}
 upstreams:
   origin: {backends: [{addr: "127.0.0.1:$ORIGIN"}], connect_timeout: 1s, read_timeout: 10s${6:+, $6}}
 $5
 YAML
 }
-
-echo "origin: $ORIGIN_KIND; $PINNING; wrk -t1 -c$CONNECTIONS -d$DURATION after $WARMUP warm-up, $ROUNDS rounds" >&2
+gateway() { # gateway <name> <config file> [binary]: starts it pinned; its pid in $LAST_PID
+  start "$1" "${PROXY_CPU[@]}" -- "${3:-$GATEWAY}" -c "$2"
+}
+PLAIN_ROUTES="routes: [{name: api, path: /api, upstream: origin}]"
 
 # 1. Direct: what the origin does without a proxy in front.
-scenario "direct to origin" "http://127.0.0.1:$ORIGIN/api/items" -
+wanted "direct to origin" && scenario "direct to origin" wrk "http://127.0.0.1:$ORIGIN/api/items" - proxy
 
-# 2. Gateway, plain proxy: one route, no auth, no limit, no access log.
-PORT=$(free_port)
-gateway_config "$WORK/plain.yaml" "$PORT" warn false "routes: [{name: api, path: /api, upstream: origin}]"
-start gw-plain "${PROXY_CPU[@]}" -- "$GATEWAY" -c "$WORK/plain.yaml"
-PLAIN_PID=$LAST_PID; wait_port "$PORT"
-scenario "gateway: plain proxy" "http://127.0.0.1:$PORT/api/items" "$PLAIN_PID"
-
-# 2a. The same with outlier detection and a circuit breaker on the upstream (never tripping).
-RPORT=$(free_port)
-gateway_config "$WORK/resilient.yaml" "$RPORT" warn false "routes: [{name: api, path: /api, upstream: origin}]" \
-  "outlier: {consecutive_errors: 5}, circuit_breaker: {max_requests: 10000}"
-start gw-resilient "${PROXY_CPU[@]}" -- "$GATEWAY" -c "$WORK/resilient.yaml"
-RESILIENT_PID=$LAST_PID; wait_port "$RPORT"
-scenario "gateway: plain + outlier + breaker" "http://127.0.0.1:$RPORT/api/items" "$RESILIENT_PID"
-
-# 2b. Pingora itself: the smallest ProxyHttp, no filters (what the gateway is built on).
-BARE=$ROOT/target/release/examples/bare_proxy
+# 2. Pingora itself: the smallest ProxyHttp, no filters (what the gateway is built on).
 if [ -x "$BARE" ]; then
   BPORT=$(free_port)
   start bare "${PROXY_CPU[@]}" -- "$BARE" "127.0.0.1:$BPORT" "127.0.0.1:$ORIGIN"
   wait_port "$BPORT"
-  scenario "pingora: bare proxy" "http://127.0.0.1:$BPORT/api/items" "$LAST_PID"
+  scenario "pingora: bare proxy" wrk "http://127.0.0.1:$BPORT/api/items" "$LAST_PID" proxy
 fi
 
-# 3. Gateway, full pipeline: route + JWT + a limit that never triggers + security headers +
-#    metrics + the access log.
+# 3. Gateway, plain proxy: one route, no auth, no limit, no access log.
+PORT=$(free_port)
+gateway_config "$WORK/plain.yaml" "$PORT" warn false "$PLAIN_ROUTES"
+gateway gw-plain "$WORK/plain.yaml"; PLAIN_PID=$LAST_PID; wait_port "$PORT"
+scenario "gateway: plain proxy" wrk "http://127.0.0.1:$PORT/api/items" "$PLAIN_PID" proxy
+
+# 3a. The same with outlier detection and a circuit breaker on the upstream (never tripping).
+if wanted "gateway: plain + outlier + breaker"; then
+  PORT=$(free_port)
+  gateway_config "$WORK/resilient.yaml" "$PORT" warn false "$PLAIN_ROUTES" \
+    "outlier: {consecutive_errors: 5}, circuit_breaker: {max_requests: 10000}"
+  gateway gw-resilient "$WORK/resilient.yaml"; pid=$LAST_PID; wait_port "$PORT"
+  scenario "gateway: plain + outlier + breaker" wrk "http://127.0.0.1:$PORT/api/items" "$pid" proxy
+fi
+
+# 3b. The same with OpenTelemetry tracing at 1% (spans go to the origin, which answers 200).
+if wanted "gateway: plain + tracing 1%"; then
+  PORT=$(free_port)
+  gateway_config "$WORK/tracing.yaml" "$PORT" warn false "$PLAIN_ROUTES
+tracing: {otlp_endpoint: \"http://127.0.0.1:$ORIGIN/v1/traces\", sample_ratio: 0.01}"
+  gateway gw-tracing "$WORK/tracing.yaml"; pid=$LAST_PID; wait_port "$PORT"
+  scenario "gateway: plain + tracing 1%" wrk "http://127.0.0.1:$PORT/api/items" "$pid" proxy
+fi
+
+# 4. Gateway, full pipeline: route + JWT + role + a token bucket keyed by address, user and path
+#    that never triggers + security headers + metrics + the access log.
 HASH=$(printf 'bench-password\n' | "$GATEWAY" hash-password)
-full_routes() { # full_routes <store>
+full_yaml() { # full_yaml <limit store> <jwt section>
   cat <<YAML
 auth:
-  jwt: {algorithm: HS256, secret: bench-secret-0123456789abcdefghij, issuer: bench, audience: api}
+  jwt: $2
   users: [{username: bench, password_hash: "$HASH", roles: [user]}]
 security:
   headers: {x_frame_options: DENY, x_content_type_options: nosniff}
@@ -164,69 +191,122 @@ routes:
     path: /api
     upstream: origin
     auth: {required: true, roles: [user]}
-    rate_limit: {store: $1, rate: 10000000/s, burst: 10000000, key: [client_ip, user]}
+    rate_limit: {store: $1, rate: 10000000/s, burst: 10000000, key: [client_ip, user, path]}
 YAML
 }
+HS256_JWT="{algorithm: HS256, secret: bench-secret-0123456789abcdefghij, issuer: bench, audience: api}"
 full_gateway() { # full_gateway <name> <label> <store> <extra yaml> [binary]
-  local port
+  local port pid token
   port=$(free_port)
   gateway_config "$WORK/$1.yaml" "$port" info true "$4
-$(full_routes "$3")"
-  start "$1" "${PROXY_CPU[@]}" -- "${5:-$GATEWAY}" -c "$WORK/$1.yaml"
-  local pid=$LAST_PID
+$(full_yaml "$3" "$HS256_JWT")"
+  gateway "$1" "$WORK/$1.yaml" "${5:-}"; pid=$LAST_PID
   wait_port "$port"
-  local token
   token=$(curl -s -X POST "http://127.0.0.1:$port/auth/login" -d '{"username":"bench","password":"bench-password"}' |
     sed 's/.*"access_token":"\([^"]*\)".*/\1/')
-  scenario "$2" "http://127.0.0.1:$port/api/items" "$pid" "Authorization: Bearer $token"
+  scenario "$2" wrk "http://127.0.0.1:$port/api/items" "$pid" proxy "Authorization: Bearer $token"
 }
 full_gateway gw-full "gateway: full pipeline" memory ""
 
-# 3b. The same two scenarios on other builds, when asked.
+# 4a. The same two scenarios on other builds, when asked.
 IFS=':' read -r -a BASELINES <<<"${BENCH_BASELINE:-}"
 for bin in "${BASELINES[@]}"; do
   [ -x "$bin" ] || { echo "BENCH_BASELINE: not an executable: $bin" >&2; exit 1; }
   name=$(basename "$bin")
   PORT=$(free_port)
-  gateway_config "$WORK/$name-plain.yaml" "$PORT" warn false "routes: [{name: api, path: /api, upstream: origin}]"
-  start "$name-plain" "${PROXY_CPU[@]}" -- "$bin" -c "$WORK/$name-plain.yaml"
-  BASE_PID=$LAST_PID; wait_port "$PORT"
-  scenario "$name: plain proxy" "http://127.0.0.1:$PORT/api/items" "$BASE_PID"
+  gateway_config "$WORK/$name-plain.yaml" "$PORT" warn false "$PLAIN_ROUTES"
+  gateway "$name-plain" "$WORK/$name-plain.yaml" "$bin"; pid=$LAST_PID; wait_port "$PORT"
+  scenario "$name: plain proxy" wrk "http://127.0.0.1:$PORT/api/items" "$pid" proxy
   full_gateway "$name-full" "$name: full pipeline" memory "" "$bin"
 done
 
-# 4. The same with the limit shared through a local redis-server (one Lua round trip a request).
-if command -v redis-server >/dev/null; then
+# 4b. The full pipeline with the limit shared through a local redis-server.
+RPORT=""
+if have redis-server; then
   RPORT=$(free_port)
   start redis "${AUX_CPU[@]}" -- redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no
   wait_port "$RPORT"
-  full_gateway gw-redis "gateway: full, Redis limit" redis "redis: {url: \"redis://127.0.0.1:$RPORT/0\", timeout: 100ms}"
+  wanted "gateway: full, Redis limit" &&
+    full_gateway gw-redis "gateway: full, Redis limit" redis "redis: {url: \"redis://127.0.0.1:$RPORT/0\", timeout: 100ms}"
+fi
+
+# 4c. The full pipeline with RS256 tokens from an issuer, warm (one token) and cold (10 000
+#     distinct tokens in turn and no verified-token cache, so every request checks a signature).
+if wanted "gateway: full, RS256" && [ -x "$MINT" ] && have openssl; then
+  openssl genrsa -out "$WORK/issuer.key" 2048 2>/dev/null
+  openssl rsa -in "$WORK/issuer.key" -pubout -out "$WORK/issuer.pub" 2>/dev/null
+  "$MINT" "$WORK/issuer.key" 10000 bench api >"$WORK/tokens"
+  cat >"$WORK/tokens.lua" <<LUA
+local tokens, n = {}, 0
+for line in io.lines("$WORK/tokens") do tokens[#tokens + 1] = line end
+request = function()
+  n = n % #tokens + 1
+  return wrk.format(nil, nil, { ["Authorization"] = "Bearer " .. tokens[n] })
+end
+LUA
+  rs256() { # rs256 <name> <label> <token cache> [script]
+    local port
+    port=$(free_port)
+    gateway_config "$WORK/$1.yaml" "$port" info true "$(full_yaml memory \
+      "{algorithm: RS256, public_key_file: $WORK/issuer.pub, private_key_file: $WORK/issuer.key, issuer: bench, audience: api, verified_cache: $3}")"
+    gateway "$1" "$WORK/$1.yaml"; local pid=$LAST_PID; wait_port "$port"
+    if [ -n "${4:-}" ]; then
+      scenario "$2" wrk "http://127.0.0.1:$port/api/items" "$pid" proxy "" "$4"
+    else
+      scenario "$2" wrk "http://127.0.0.1:$port/api/items" "$pid" proxy "Authorization: Bearer $(head -n 1 "$WORK/tokens")"
+    fi
+  }
+  rs256 gw-rs256-warm "gateway: full, RS256 warm" 65536
+  rs256 gw-rs256-cold "gateway: full, RS256 cold (10 000 tokens)" 0 "$WORK/tokens.lua"
 fi
 
 # 5. nginx proxy_pass with upstream keep-alive: the reference for the proxy scenarios.
-NGINX_LABEL=""
-if command -v nginx >/dev/null; then
-  NPORT=$(free_port)
+if have nginx; then
+  PORT=$(free_port)
   nginx_conf "$WORK/proxy.conf" "upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
-  server { listen 127.0.0.1:$NPORT; location /api { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  server { listen 127.0.0.1:$PORT; location /api { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
   start nginx-proxy "${PROXY_CPU[@]}" -- nginx -c "$WORK/proxy.conf" -p "$WORK"
-  wait_port "$NPORT"
-  NGINX_LABEL="nginx: proxy_pass"
-  scenario "$NGINX_LABEL" "http://127.0.0.1:$NPORT/api/items" "$LAST_PID"
+  wait_port "$PORT"
+  scenario "nginx: proxy_pass" wrk "http://127.0.0.1:$PORT/api/items" "$LAST_PID" proxy
 fi
 
-# 6. Cache hits: one 1 KiB object, served by the gateway's memory store, its Redis store, and
+# 6. HTTPS (TLS 1.3, keep-alive) and HTTP/2 over TLS: the gateway's TLS listener beside nginx with
+#    the same ECDSA P-256 certificate, both proxying to the origin over plain HTTP/1.1.
+if have openssl && have nginx && { wanted "HTTPS" || wanted "HTTP/2"; }; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$WORK/tls.key" -out "$WORK/tls.pem" 2>/dev/null
+  PORT=$(free_port); TPORT=$(free_port)
+  gateway_config "$WORK/tls.yaml" "$PORT" warn false "$PLAIN_ROUTES" "" \
+    "proxy_tls: {addr: \"127.0.0.1:$TPORT\", certificates: [{cert: $WORK/tls.pem, key: $WORK/tls.key}]}"
+  gateway gw-tls "$WORK/tls.yaml"; pid=$LAST_PID; wait_port "$TPORT"
+  NPORT=$(free_port); N2PORT=$(free_port)
+  nginx_conf "$WORK/tls.conf" "upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
+  ssl_certificate $WORK/tls.pem; ssl_certificate_key $WORK/tls.key; ssl_protocols TLSv1.2 TLSv1.3;
+  server { listen 127.0.0.1:$NPORT ssl; location /api { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }
+  server { listen 127.0.0.1:$N2PORT ssl http2; location /api { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  start nginx-tls "${PROXY_CPU[@]}" -- nginx -c "$WORK/tls.conf" -p "$WORK"
+  npid=$LAST_PID; wait_port "$N2PORT"
+  if wanted "HTTPS"; then
+    scenario "gateway: HTTPS" wrk "https://127.0.0.1:$TPORT/api/items" "$pid" https
+    scenario "nginx: HTTPS proxy_pass" wrk "https://127.0.0.1:$NPORT/api/items" "$npid" https
+  fi
+  if wanted "HTTP/2" && have h2load; then
+    scenario "gateway: HTTP/2 over TLS" h2load "https://127.0.0.1:$TPORT/api/items" "$pid" h2
+    scenario "nginx: HTTP/2 over TLS proxy_pass" h2load "https://127.0.0.1:$N2PORT/api/items" "$npid" h2
+  fi
+fi
+
+# 7. Cache hits: one 1 KiB object, served by the gateway's memory store, its Redis store, and
 #    nginx's proxy_cache (the reference for these rows).
 CACHE_MEMORY=64MiB
-cache_gateway() { # cache_gateway <name> <label> <cache section> [redis section]
+cache_gateway() { # cache_gateway <name> <label> <cache section> [redis section] [fill]
   local port
   port=$(free_port)
   gateway_config "$WORK/$1.yaml" "$port" warn false "${4:-}
 cache: $3
 routes: [{name: cached, path: /cached, upstream: origin, cache: {enabled: true, ttl: 1h}}]"
-  start "$1" "${PROXY_CPU[@]}" -- "$GATEWAY" -c "$WORK/$1.yaml"
-  local pid=$LAST_PID
-  wait_port "$port"
+  gateway "$1" "$WORK/$1.yaml"; local pid=$LAST_PID; wait_port "$port"
   if [ "${5:-}" = fill ]; then
     # Fill the store past its bound with distinct 1 KiB objects first, so the peak RSS column
     # is the process with a full cache.
@@ -237,75 +317,139 @@ LUA
     "${AUX_CPU[@]}" wrk -t1 -c50 -d8s -s "$WORK/fill.lua" "http://127.0.0.1:$port" >/dev/null
   fi
   curl -s -o /dev/null "http://127.0.0.1:$port/cached/object"
-  scenario "$2" "http://127.0.0.1:$port/cached/object" "$pid" "" cache
+  scenario "$2" wrk "http://127.0.0.1:$port/cached/object" "$pid" cache
 }
-cache_gateway gw-cache-memory "gateway: cache hit, memory store ($CACHE_MEMORY, filled)" "{store: memory, memory_size: $CACHE_MEMORY}" "" fill
-if [ -n "${RPORT:-}" ]; then
-  cache_gateway gw-cache-redis "gateway: cache hit, Redis store" "{store: redis, memory_size: 0}" \
-    "redis: {url: \"redis://127.0.0.1:$RPORT/1\", timeout: 100ms}"
-fi
-NGINX_CACHE_LABEL=""
-if command -v nginx >/dev/null; then
-  CPORT=$(free_port)
-  mkdir -p "$WORK/nginx-cache"
-  nginx_conf "$WORK/cache.conf" "proxy_cache_path $WORK/nginx-cache keys_zone=bench:10m;
-  upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
-  server { listen 127.0.0.1:$CPORT; location /cached { proxy_cache bench; proxy_cache_valid 200 1h; proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
-  start nginx-cache "${PROXY_CPU[@]}" -- nginx -c "$WORK/cache.conf" -p "$WORK"
-  wait_port "$CPORT"
-  curl -s -o /dev/null "http://127.0.0.1:$CPORT/cached/object"
-  NGINX_CACHE_LABEL="nginx: proxy_cache hit"
-  scenario "$NGINX_CACHE_LABEL" "http://127.0.0.1:$CPORT/cached/object" "$LAST_PID" "" cache
+if wanted "cache hit"; then
+  cache_gateway gw-cache-memory "gateway: cache hit, memory store ($CACHE_MEMORY, filled)" \
+    "{store: memory, memory_size: $CACHE_MEMORY}" "" fill
+  [ -n "$RPORT" ] && cache_gateway gw-cache-redis "gateway: cache hit, Redis store" \
+    "{store: redis, memory_size: 0}" "redis: {url: \"redis://127.0.0.1:$RPORT/1\", timeout: 100ms}"
+  if have nginx; then
+    PORT=$(free_port)
+    mkdir -p "$WORK/nginx-cache"
+    nginx_conf "$WORK/cache.conf" "proxy_cache_path $WORK/nginx-cache keys_zone=bench:10m;
+    upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
+    server { listen 127.0.0.1:$PORT; location /cached { proxy_cache bench; proxy_cache_valid 200 1h; proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+    start nginx-cache "${PROXY_CPU[@]}" -- nginx -c "$WORK/cache.conf" -p "$WORK"
+    wait_port "$PORT"
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/cached/object"
+    scenario "nginx: proxy_cache hit" wrk "http://127.0.0.1:$PORT/cached/object" "$LAST_PID" cache
+  fi
 fi
 
-# Interleaved rounds: every scenario once per round; one file of results per scenario.
-for round in $(seq 1 "$ROUNDS"); do
-  for i in "${!LABELS[@]}"; do
-    args=()
+# --- measurement --------------------------------------------------------------------------
+measure() { # measure <i> <connections> <seconds or duration>: prints "rps p50 p99 errors"
+  local i=$1 c=$2 d=$3 args=() out
+  if [ "${CLIENTS[$i]}" = h2load ]; then
     [ -n "${HEADERS[$i]}" ] && args=(-H "${HEADERS[$i]}")
-    "${AUX_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "${args[@]}" "${URLS[$i]}" >/dev/null
-    out=$("${AUX_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${args[@]}" "${URLS[$i]}")
-    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
-    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-    non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-    sockerr=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' <<<"$out")
-    echo "$rps|$p50|$p99|$(( ${non2xx:-0} + ${sockerr:-0} ))" >>"$WORK/result.$i"
-    echo "  round $round: ${LABELS[$i]}: $rps req/s" >&2
+    out=$("${AUX_CPU[@]}" h2load -t1 -c"$c" -m1 -D "$(seconds "$d")" --warm-up-time="$(seconds "$WARMUP")" \
+      --log-file="$WORK/h2load.log" "${args[@]}" "${URLS[$i]}")
+    local rps errors
+    rps=$(awk '/^finished in/ {gsub(",", ""); print $4}' <<<"$out")
+    errors=$(awk '/^requests:/ {print $11 + $13 + $15}' <<<"$out")
+    # The log has one line per request: start (µs), status, time taken (µs).
+    sort -n -k3,3 "$WORK/h2load.log" | awk -v rps="$rps" -v e="$errors" '
+      { t[NR] = $3 } $2 !~ /^2/ { bad++ }
+      END { printf "%s %.2fms %.2fms %d\n", rps, t[int(NR * 0.5)] / 1000, t[int(NR * 0.99)] / 1000, e + bad }'
+    return
+  fi
+  [ -n "${HEADERS[$i]}" ] && args+=(-H "${HEADERS[$i]}")
+  [ -n "${SCRIPTS[$i]}" ] && args+=(-s "${SCRIPTS[$i]}")
+  out=$("${AUX_CPU[@]}" wrk -t1 -c"$c" -d"$d" --latency "${args[@]}" "${URLS[$i]}")
+  awk '/^Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = $2 } $1 == "99%" { p99 = $2 }
+    /Non-2xx/ { e += $NF } /Socket errors/ { gsub(",", ""); e += $4 + $6 + $8 + $10 }
+    END { printf "%s %s %s %d\n", rps, p50, p99, e }' <<<"$out"
+}
+
+echo "origin: $ORIGIN_KIND; $PINNING; -t1 at ${CONCURRENCY[*]} connections, $DURATION after $WARMUP warm-up, $ROUNDS rounds" >&2
+for round in $(seq 1 "$ROUNDS"); do
+  for c in "${CONCURRENCY[@]}"; do
+    for i in "${!LABELS[@]}"; do
+      if [ "${CLIENTS[$i]}" = wrk ]; then
+        args=()
+        [ -n "${HEADERS[$i]}" ] && args+=(-H "${HEADERS[$i]}")
+        [ -n "${SCRIPTS[$i]}" ] && args+=(-s "${SCRIPTS[$i]}")
+        "${AUX_CPU[@]}" wrk -t1 -c"$c" -d"$WARMUP" "${args[@]}" "${URLS[$i]}" >/dev/null
+      fi
+      row=$(measure "$i" "$c" "$DURATION")
+      echo "$round $row" >>"$WORK/result.$i.$c"
+      echo "  round $round, c=$c: ${LABELS[$i]}: ${row%% *} req/s" >&2
+    done
   done
 done
 
-median_row() { # the round with the median requests/s
-  sort -t'|' -k1,1 -g "$1" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)'
-}
-
-NGINX_RPS=""
-NGINX_CACHE_RPS=""
-BARE_RPS=""
-for i in "${!LABELS[@]}"; do
-  [ "${LABELS[$i]}" = "$NGINX_LABEL" ] && NGINX_RPS=$(median_row "$WORK/result.$i" | cut -d'|' -f1)
-  [ "${LABELS[$i]}" = "$NGINX_CACHE_LABEL" ] && NGINX_CACHE_RPS=$(median_row "$WORK/result.$i" | cut -d'|' -f1)
-  [ "${LABELS[$i]}" = "pingora: bare proxy" ] && BARE_RPS=$(median_row "$WORK/result.$i" | cut -d'|' -f1)
-done
-
-ratio() { # ratio <a> <b>: a/b with two decimals, or - without b
-  if [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; else echo "-"; fi
-}
-
 # --- table --------------------------------------------------------------------------------
-printf '\n| scenario | requests/s | p50 | p99 | errors | peak RSS | vs bare pingora | vs nginx (proxy_pass, or proxy_cache for hits) |\n'
-printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
-for i in "${!LABELS[@]}"; do
-  IFS='|' read -r rps p50 p99 errors <<<"$(median_row "$WORK/result.$i")"
-  rss="-"
-  [ "${PIDS_OF[$i]}" != "-" ] && rss=$(peak_rss_mib "${PIDS_OF[$i]}")
-  vs_bare="-"; vs_nginx="-"
-  if [ "${KINDS[$i]}" = cache ]; then
-    [ "${LABELS[$i]}" != "$NGINX_CACHE_LABEL" ] && vs_nginx=$(ratio "$rps" "$NGINX_CACHE_RPS")
-  elif [ "${PIDS_OF[$i]}" != "-" ] && [ "${LABELS[$i]}" != "$NGINX_LABEL" ]; then
-    vs_bare=$(ratio "$rps" "$BARE_RPS"); vs_nginx=$(ratio "$rps" "$NGINX_RPS")
-  fi
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABELS[$i]}" "$rps" "$p50" "$p99" "$errors" "$rss" "$vs_bare" "$vs_nginx"
+index_of() { # index_of <label>: the scenario's index, or nothing
+  local i
+  for i in "${!LABELS[@]}"; do [ "${LABELS[$i]}" = "$1" ] && { echo "$i"; return; }; done
+}
+median_row() { # median_row <file>: the round with the median requests/s, without the round
+  sort -k2,2 -g "$1" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2) { $1 = ""; print substr($0, 2) }'
+}
+ratio() { # ratio <file a> <file b>: a/b round by round, as "median (min-max)"; - without b
+  [ -n "$2" ] && [ -f "$2" ] || { echo "-"; return; }
+  awk 'NR == FNR { b[$1] = $2; next } ($1 in b) && b[$1] > 0 { print $2 / b[$1] }' "$2" "$1" | sort -g |
+    awk '{ r[NR] = $1 } END { if (NR == 0) { print "-"; exit }
+      m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+      if (NR == 1) printf "%.2f", m; else printf "%.2f (%.2f-%.2f)", m, r[1], r[NR] }'
+}
+file_of() { # file_of <label> <connections>
+  local i
+  i=$(index_of "$1")
+  [ -n "$i" ] && echo "$WORK/result.$i.$2"
+}
+peak_rss_mib() { # the largest VmHWM among a pid and its children
+  local max=0 pid v
+  for pid in "$1" $(pgrep -P "$1" 2>/dev/null); do
+    v=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ "${v:-0}" -gt "$max" ] && max=$v
+  done
+  echo "$(( max / 1024 )) MiB"
+}
+declare -A NGINX_OF=([proxy]="nginx: proxy_pass" [https]="nginx: HTTPS proxy_pass"
+  [h2]="nginx: HTTP/2 over TLS proxy_pass" [cache]="nginx: proxy_cache hit")
+
+for c in "${CONCURRENCY[@]}"; do
+  printf '\n### %s connections\n\n' "$c"
+  printf '| scenario | requests/s | p50 | p99 | errors | vs bare pingora | vs nginx (same kind) |\n'
+  printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+  for i in "${!LABELS[@]}"; do
+    read -r rps p50 p99 errors <<<"$(median_row "$WORK/result.$i.$c")"
+    vs_bare="-"; vs_nginx="-"
+    ref=${NGINX_OF[${KINDS[$i]}]}
+    if [ "${PIDS_OF[$i]}" != "-" ] && [ "${LABELS[$i]}" != "$ref" ]; then
+      vs_nginx=$(ratio "$WORK/result.$i.$c" "$(file_of "$ref" "$c")")
+      [ "${KINDS[$i]}" = proxy ] && [ "${LABELS[$i]}" != "pingora: bare proxy" ] &&
+        vs_bare=$(ratio "$WORK/result.$i.$c" "$(file_of "pingora: bare proxy" "$c")")
+    fi
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "${LABELS[$i]}" "$rps" "$p50" "$p99" "$errors" "$vs_bare" "$vs_nginx"
+  done
 done
-printf '\n%s cores; origin: %s; %s; median of %s rounds of %s at %s connections.\n' \
-  "$(nproc)" "$ORIGIN_KIND" "$PINNING" "$ROUNDS" "$DURATION" "$CONNECTIONS"
+
+printf '\n### Peak RSS (over the whole run)\n\n| process | peak RSS |\n| --- | ---: |\n'
+for i in "${!LABELS[@]}"; do
+  [ "${PIDS_OF[$i]}" != "-" ] && printf '| %s | %s |\n' "${LABELS[$i]}" "$(peak_rss_mib "${PIDS_OF[$i]}")"
+done
+
+target() { # target <what> <label a> <label b> <connections a> [connections b]
+  local a b
+  a=$(file_of "$2" "$4"); b=$(file_of "$3" "${5:-$4}")
+  [ -n "$a" ] && [ -n "$b" ] && printf '| %s | %s |\n' "$1" "$(ratio "$a" "$b")"
+}
+LOW=${CONCURRENCY[0]}; HIGH=${CONCURRENCY[${#CONCURRENCY[@]}-1]}
+printf '\n### Ratios the project tracks (median of rounds, spread in brackets)\n\n| ratio | value |\n| --- | ---: |\n'
+for c in "${CONCURRENCY[@]}"; do
+  target "plain / bare pingora, c=$c" "gateway: plain proxy" "pingora: bare proxy" "$c"
+  target "full / bare pingora, c=$c" "gateway: full pipeline" "pingora: bare proxy" "$c"
+  target "tracing 1% / plain, c=$c" "gateway: plain + tracing 1%" "gateway: plain proxy" "$c"
+  target "full Redis limit / full memory, c=$c" "gateway: full, Redis limit" "gateway: full pipeline" "$c"
+  target "RS256 cold / full (HS256 warm), c=$c" "gateway: full, RS256 cold (10 000 tokens)" "gateway: full pipeline" "$c"
+  target "HTTPS gateway / nginx, c=$c" "gateway: HTTPS" "nginx: HTTPS proxy_pass" "$c"
+  target "HTTP/2 gateway / nginx, c=$c" "gateway: HTTP/2 over TLS" "nginx: HTTP/2 over TLS proxy_pass" "$c"
+done
+if [ "$LOW" != "$HIGH" ]; then
+  target "plain c=$HIGH / c=$LOW" "gateway: plain proxy" "gateway: plain proxy" "$HIGH" "$LOW"
+  target "full c=$HIGH / c=$LOW" "gateway: full pipeline" "gateway: full pipeline" "$HIGH" "$LOW"
+fi
+printf '\n%s cores; origin: %s; %s; median of %s rounds of %s.\n' \
+  "$(nproc)" "$ORIGIN_KIND" "$PINNING" "$ROUNDS" "$DURATION"

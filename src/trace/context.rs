@@ -1,7 +1,5 @@
 //! W3C Trace Context: the `traceparent` header read and written, and new ids.
 
-use std::fmt::Write;
-
 /// A request's place in a trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Context {
@@ -98,8 +96,10 @@ fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
 }
 
 fn push_hex(out: &mut String, bytes: &[u8]) {
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
 }
 
