@@ -434,7 +434,7 @@ done
 target() { # target <what> <label a> <label b> <connections a> [connections b]
   local a b
   a=$(file_of "$2" "$4"); b=$(file_of "$3" "${5:-$4}")
-  [ -n "$a" ] && [ -n "$b" ] && printf '| %s | %s |\n' "$1" "$(ratio "$a" "$b")"
+  if [ -n "$a" ] && [ -n "$b" ]; then printf '| %s | %s |\n' "$1" "$(ratio "$a" "$b")"; fi
 }
 LOW=${CONCURRENCY[0]}; HIGH=${CONCURRENCY[${#CONCURRENCY[@]}-1]}
 printf '\n### Ratios the project tracks (median of rounds, spread in brackets)\n\n| ratio | value |\n| --- | ---: |\n'
