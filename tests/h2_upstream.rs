@@ -1,9 +1,11 @@
-//! HTTP/2 to backends (`protocol: h2c`): requests, bodies, trailers and health checks go to a
-//! real HTTP/2 origin; config checks for the protocol settings.
+//! HTTP/2 to backends (`protocol: h2c`, and `h2` over TLS with a private CA): requests, bodies,
+//! trailers and health checks go to a real HTTP/2 origin; config checks for the protocol
+//! settings.
 
 mod common;
 
 use common::h2::H2Origin;
+use common::pki::Pki;
 use common::{request, wait_for, Gateway};
 use std::process::Command;
 use std::time::Duration;
@@ -13,6 +15,69 @@ fn config(origin: &H2Origin, extra: &str) -> String {
         "upstreams:\n  u:\n    backends: [{{addr: \"{}\"}}]\n    protocol: h2c\n    health_check: {{kind: http, path: /health, interval: 200ms}}\n{extra}routes:\n  - {{name: r, path: /, upstream: u}}\n",
         origin.addr
     )
+}
+
+#[test]
+fn an_h2_backend_over_tls_is_verified_against_the_upstream_ca_file() {
+    let pki = Pki::new();
+    pki.issue("origin", &["localhost"]);
+    let origin = H2Origin::start_tls("tls", &pki.path("origin.pem"), &pki.path("origin.key"));
+    let upstream = |ca: &str| {
+        format!(
+            "upstreams:\n  u:\n    backends: [{{addr: \"{}\"}}]\n    tls: true\n    sni: localhost\n    protocol: h2\n{ca}    health_check: {{kind: http, path: /health, interval: 200ms}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
+            origin.addr
+        )
+    };
+    let ca = pki.path("ca.pem");
+    let gw = Gateway::start(&upstream(&format!("    ca_file: {}\n", ca.display())));
+    let r = request("GET", &gw.url("/a"), &[], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["version"], "HTTP/2.0");
+    let posted = request("POST", &gw.url("/p"), &[], Some("over TLS"));
+    assert_eq!(posted.json()["body"], "over TLS");
+    wait_for(
+        "an HTTP/2 health check over TLS",
+        Duration::from_secs(5),
+        || {
+            origin
+                .seen()
+                .contains(&"HTTP/2.0 /health".to_owned())
+                .then_some(())
+        },
+    );
+
+    // Without the CA the system's store does not know the certificate: nothing gets through.
+    let before = origin.seen().iter().filter(|p| p.ends_with("/b")).count();
+    let untrusted = Gateway::start(&upstream(""));
+    let r = request("GET", &untrusted.url("/b"), &[], None);
+    assert_eq!(r.status, 502, "{}", r.body);
+    let after = origin.seen().iter().filter(|p| p.ends_with("/b")).count();
+    assert_eq!(before, after, "an unverified backend was sent the request");
+}
+
+#[test]
+fn a_ca_file_needs_tls_and_a_readable_pem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text_file = dir.path().join("notes.txt");
+    std::fs::write(&text_file, "not a certificate\n").expect("write");
+    let (code, text) = common::gateway::check_config(&format!(
+        "upstreams:\n  a: {{backends: [{{addr: 127.0.0.1:1}}], ca_file: {0}}}\n  b: {{backends: [{{addr: 127.0.0.1:2}}], tls: true, ca_file: /nonexistent/ca.pem}}\n  c: {{backends: [{{addr: 127.0.0.1:3}}], tls: true, ca_file: {0}}}\nroutes:\n  - {{name: r, path: /, upstream: a}}\n",
+        text_file.display()
+    ));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("upstreams.a.ca_file: a CA file is only used with tls: true"),
+        "{text}"
+    );
+    assert!(
+        text.contains("upstreams.b.ca_file: cannot read /nonexistent/ca.pem"),
+        "{text}"
+    );
+    let c = format!(
+        "upstreams.c.ca_file: cannot read {}: no PEM certificate",
+        text_file.display()
+    );
+    assert!(text.contains(&c), "{text}");
 }
 
 #[test]

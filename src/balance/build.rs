@@ -38,6 +38,10 @@ pub enum BalanceError {
     BelowBase,
     #[error("must be a percentage (0 to 100)")]
     Percent,
+    #[error("a CA file is only used with tls: true")]
+    CaWithoutTls,
+    #[error("cannot read {path}: {reason}")]
+    CaFile { path: String, reason: String },
     #[error("h2 is HTTP/2 over TLS and needs tls: true (h2c is the plaintext one)")]
     H2WithoutTls,
     #[error("h2c is plaintext HTTP/2 and cannot be used with tls: true (use h2)")]

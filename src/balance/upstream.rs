@@ -12,6 +12,7 @@ use super::BalanceError;
 use crate::config::file::{Strategy, UpstreamConfig, UpstreamProtocol};
 use crate::health::probe;
 use futures::FutureExt;
+use openssl::x509::X509;
 use pingora::lb::discovery::Static;
 use pingora::lb::health_check::HealthCheck;
 use pingora::lb::{Backend, Backends};
@@ -65,6 +66,8 @@ pub struct Upstream {
     pub retries: usize,
     pub tls: bool,
     pub sni: String,
+    /// CA certificates trusted for the backends (`ca_file`); the system's store otherwise.
+    pub ca: Option<Arc<Box<[X509]>>>,
     /// The backends are spoken to in HTTP/2 only (`protocol: h2` or `h2c`).
     pub h2: bool,
 }
@@ -144,8 +147,23 @@ impl Upstream {
         let tls = config.tls;
         let sni = config.sni.clone().unwrap_or_default();
         let h2 = config.protocol != UpstreamProtocol::Http1;
+        let ca = match (&config.ca_file, tls) {
+            (None, _) => None,
+            (Some(_), false) => {
+                problems.push(("ca_file".into(), BalanceError::CaWithoutTls));
+                None
+            }
+            (Some(path), true) => match read_ca(path) {
+                Ok(ca) => Some(ca),
+                Err(reason) => {
+                    let path = path.clone();
+                    problems.push(("ca_file".into(), BalanceError::CaFile { path, reason }));
+                    None
+                }
+            },
+        };
         let probe = match &config.health_check {
-            Some(hc) => match probe::build(hc, tls, &sni, h2) {
+            Some(hc) => match probe::build(hc, tls, &sni, h2, ca.as_ref()) {
                 Ok(p) => Some(Box::new(Recorded(p)) as Box<dyn HealthCheck + Send + Sync>),
                 Err(e) => {
                     problems.push(("health_check".into(), BalanceError::Probe(e.to_string())));
@@ -199,6 +217,7 @@ impl Upstream {
             retries: config.retries.unwrap_or(0),
             tls,
             sni,
+            ca,
             h2,
         })
     }
@@ -346,6 +365,16 @@ pub fn strategy_name(s: Strategy) -> &'static str {
         Strategy::IpHash => "ip_hash",
         Strategy::Random => "random",
     }
+}
+
+/// The CA certificates of a PEM file: at least one.
+fn read_ca(path: &str) -> Result<Arc<Box<[X509]>>, String> {
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let certs = X509::stack_from_pem(&pem).map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    Ok(Arc::new(certs.into_boxed_slice()))
 }
 
 #[cfg(test)]

@@ -477,6 +477,10 @@ pub struct UpstreamConfig {
     pub tls: bool,
     #[serde(default)]
     pub sni: Option<String>,
+    /// PEM file of the CA certificates trusted for the backends' TLS certificates, instead of
+    /// the system's store (a private CA).
+    #[serde(default)]
+    pub ca_file: Option<String>,
     /// How requests are sent to the backends: `http1` (default), `h2` (HTTP/2 over TLS) or
     /// `h2c` (HTTP/2 in plaintext, prior knowledge).
     #[serde(default)]

@@ -197,6 +197,11 @@ fn resolve_paths(file: &mut FileConfig, folder: &Path) {
             absolute(key);
         }
     }
+    for upstream in file.upstreams.values_mut() {
+        if let Some(ca) = upstream.ca_file.as_mut() {
+            absolute(ca);
+        }
+    }
     if let Some(dir) = file.admin.as_mut().and_then(|a| a.dashboard_dir.as_mut()) {
         absolute(dir);
     }

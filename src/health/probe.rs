@@ -1,9 +1,11 @@
 //! Active health checks from `upstreams.<name>.health_check`, on pingora's HTTP and TCP checks.
 
 use crate::config::file::{HealthCheckConfig, HealthCheckKind};
+use openssl::x509::X509;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::lb::health_check::{HealthCheck, HttpHealthCheck, TcpHealthCheck};
 use pingora::prelude::*;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -17,6 +19,7 @@ pub fn build(
     tls: bool,
     sni: &str,
     h2: bool,
+    ca: Option<&Arc<Box<[X509]>>>,
 ) -> Result<Box<dyn HealthCheck + Send + Sync>> {
     let timeout = cfg.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
     let success = cfg.healthy_threshold.unwrap_or(DEFAULT_THRESHOLD);
@@ -35,6 +38,7 @@ pub fn build(
             check.consecutive_failure = failure;
             check.peer_template.options.connection_timeout = Some(timeout);
             check.peer_template.options.read_timeout = Some(timeout);
+            check.peer_template.options.ca = ca.cloned();
             if h2 {
                 check.peer_template.options.set_http_version(2, 2);
             }
@@ -49,6 +53,7 @@ pub fn build(
             check.consecutive_success = success;
             check.consecutive_failure = failure;
             check.peer_template.options.connection_timeout = Some(timeout);
+            check.peer_template.options.ca = ca.cloned();
             check
         }
     })

@@ -227,6 +227,7 @@ impl ProxyHttp for Gateway {
         ctx.attempt.in_flight = Some(InFlight::start(picked.stats));
         let mut peer = HttpPeer::new(addr, upstream.tls, upstream.sni.clone());
         peer.options.connection_timeout = upstream.connect_timeout;
+        peer.options.ca = upstream.ca.clone();
         if upstream.h2 {
             // TLS: ALPN `h2` only; plaintext: h2c with prior knowledge.
             peer.options.set_http_version(2, 2);

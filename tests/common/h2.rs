@@ -1,7 +1,9 @@
-//! A real HTTP/2 origin without TLS (h2c, prior knowledge), on the `h2` crate.
+//! A real HTTP/2 origin on the `h2` crate: h2c (prior knowledge), or over TLS with ALPN `h2`.
 
 use bytes::Bytes;
+use openssl::ssl::{AlpnError, Ssl, SslAcceptor, SslFiletype, SslMethod};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +18,22 @@ pub struct H2Origin {
 
 impl H2Origin {
     pub fn start(name: &'static str) -> H2Origin {
+        H2Origin::serve(name, None)
+    }
+
+    /// The same over TLS with the certificate `cert` and its key (PEM files).
+    pub fn start_tls(name: &'static str, cert: &Path, key: &Path) -> H2Origin {
+        let mut tls = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("acceptor");
+        tls.set_certificate_chain_file(cert).expect("certificate");
+        tls.set_private_key_file(key, SslFiletype::PEM)
+            .expect("key");
+        tls.set_alpn_select_callback(|_, offered| {
+            openssl::ssl::select_next_proto(b"\x02h2", offered).ok_or(AlpnError::NOACK)
+        });
+        H2Origin::serve(name, Some(Arc::new(tls.build())))
+    }
+
+    fn serve(name: &'static str, tls: Option<Arc<SslAcceptor>>) -> H2Origin {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -30,7 +48,23 @@ impl H2Origin {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 while let Ok((socket, _)) = listener.accept().await {
-                    tokio::spawn(serve(socket, name, Arc::clone(&log), Arc::clone(&wait)));
+                    let (log, wait) = (Arc::clone(&log), Arc::clone(&wait));
+                    match &tls {
+                        None => drop(tokio::spawn(serve(socket, name, log, wait))),
+                        Some(tls) => {
+                            let Ok(ssl) = Ssl::new(tls.context()) else {
+                                continue;
+                            };
+                            let Ok(mut stream) = tokio_openssl::SslStream::new(ssl, socket) else {
+                                continue;
+                            };
+                            tokio::spawn(async move {
+                                if std::pin::Pin::new(&mut stream).accept().await.is_ok() {
+                                    serve(stream, name, log, wait).await;
+                                }
+                            });
+                        }
+                    }
                 }
             });
         });
@@ -47,8 +81,8 @@ impl H2Origin {
     }
 }
 
-async fn serve(
-    socket: tokio::net::TcpStream,
+async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    socket: S,
     name: &'static str,
     seen: Arc<Mutex<Vec<String>>>,
     delay: Arc<AtomicU64>,

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod client;
 pub mod gateway;
 pub mod h2;
+pub mod pki;
 pub mod prometheus;
 pub mod redis;
 
