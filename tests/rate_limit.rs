@@ -139,12 +139,18 @@ fn sliding_window_stays_at_its_rate() {
     );
 }
 
-fn redis_config(redis: &Redis, backend: &Backend, on_error: &str) -> String {
+/// One route `name` with a Redis-stored limit of `limit` (YAML fields) and `key: [client_ip]`.
+fn with_redis(redis: &Redis, backend: &Backend, timeout: &str, name: &str, limit: &str) -> String {
     config(
         backend,
-        &format!("redis: {{url: \"{}\", timeout: 200ms}}\n", redis.url()),
-        &format!("  - {{name: shared, path: /, upstream: u, rate_limit: {{store: redis, rate: 1/m, burst: 5, key: [client_ip], on_store_error: {on_error}}}}}\n"),
+        &format!("redis: {{url: \"{}\", timeout: {timeout}}}\n", redis.url()),
+        &format!("  - {{name: {name}, path: /, upstream: u, rate_limit: {{store: redis, {limit}, key: [client_ip]}}}}\n"),
     )
+}
+
+fn redis_config(redis: &Redis, backend: &Backend, on_error: &str) -> String {
+    let limit = format!("rate: 1/m, burst: 5, on_store_error: {on_error}");
+    with_redis(redis, backend, "200ms", "shared", &limit)
 }
 
 #[test]
@@ -169,11 +175,8 @@ fn two_gateways_share_one_limit_through_redis() {
 }
 
 fn shared_config(redis: &Redis, backend: &Backend, rate: &str, burst: u64) -> String {
-    config(
-        backend,
-        &format!("redis: {{url: \"{}\", timeout: 500ms}}\n", redis.url()),
-        &format!("  - {{name: leased, path: /, upstream: u, rate_limit: {{store: redis, rate: {rate}, burst: {burst}, key: [client_ip]}}}}\n"),
-    )
+    let limit = format!("rate: {rate}, burst: {burst}");
+    with_redis(redis, backend, "500ms", "leased", &limit)
 }
 
 #[test]

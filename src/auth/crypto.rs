@@ -1,6 +1,6 @@
 //! jsonwebtoken's cryptography for RSA (RS*, PS*) and ECDSA (ES*) on OpenSSL, which the binary
-//! already links for TLS: its RSA-2048 verification is about twenty times faster than the
-//! pure-Rust backend's, so a token the verified-token cache has not seen stays cheap. HMAC and
+//! already links for TLS: its RSA-2048 verification is about eight times faster than the
+//! pure-Rust backend's (32 µs against 280 µs here), so a token the verified-token cache has not seen stays cheap. HMAC and
 //! EdDSA keep the pure-Rust implementations (already fast). Installed once, before the first
 //! key is used.
 

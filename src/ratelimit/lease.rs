@@ -124,27 +124,24 @@ impl Leases {
                 map.clear();
             }
         }
-        let lease = if granted == 0 {
-            Lease {
+        // Tokens another request of this key leased meanwhile are kept, also through a refusal.
+        let held = map
+            .get(&key)
+            .filter(|l| now < l.until)
+            .map_or(0, |l| l.tokens);
+        let lease = match granted {
+            0 if held > 0 => return,
+            0 => Lease {
                 tokens: 0,
                 until: now + retry.max(Duration::from_millis(1)),
                 shared,
-            }
-        } else {
-            // A lease taken meanwhile by another request of this key keeps its tokens.
-            let held = map
-                .get(&key)
-                .filter(|l| now < l.until)
-                .map_or(0, |l| l.tokens);
-            Lease {
+            },
+            _ => Lease {
                 tokens: held + granted - 1,
                 until: now + LEASE_TTL,
                 shared,
-            }
+            },
         };
-        if granted == 0 && map.get(&key).is_some_and(|l| l.tokens > 0 && now < l.until) {
-            return;
-        }
         map.insert(key, lease);
     }
 }
