@@ -71,17 +71,21 @@ impl Gateway {
         run(&self.config, self.dir.path(), log_name, args, &[])
     }
 
-    /// Waits until `/health` answers, failing fast if the process exits.
+    /// Waits until the proxy, metrics and admin listeners all accept connections (each is
+    /// its own pingora service and may come up later than the others), failing fast if the
+    /// process exits.
     pub fn wait_ready(&self) {
         let child_id = self.child.id();
-        wait_for("gateway to listen", Duration::from_secs(30), || {
-            if !process_alive(child_id) {
-                panic!("gateway exited during start-up:\n{}", self.log());
-            }
-            TcpStream::connect_timeout(&self.proxy, Duration::from_millis(200))
-                .ok()
-                .map(|_| ())
-        });
+        for addr in [self.proxy, self.metrics, self.admin] {
+            wait_for("gateway to listen", Duration::from_secs(30), || {
+                if !process_alive(child_id) {
+                    panic!("gateway exited during start-up:\n{}", self.log());
+                }
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                    .ok()
+                    .map(|_| ())
+            });
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
