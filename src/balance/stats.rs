@@ -23,6 +23,8 @@ pub struct BackendStats {
     ejected_until: AtomicU64,
     ejections: AtomicU32,
     label: Box<str>,
+    /// Its `backend_requests_total` series, bound on first use.
+    counters: crate::metrics::BackendCounters,
 }
 
 /// Milliseconds since the Unix epoch (the clock of ejections and breakers).
@@ -52,6 +54,7 @@ impl BackendStats {
             ejected_until: AtomicU64::new(0),
             ejections: AtomicU32::new(0),
             label: addr.to_string().into_boxed_str(),
+            counters: Default::default(),
         }
     }
 
@@ -62,6 +65,11 @@ impl BackendStats {
     /// The address as text, for metric labels (made once, not per request).
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// Counts a try of `upstream` (the one these stats belong to) in `backend_requests_total`.
+    pub fn count_try(&self, upstream: &str, status: &str) {
+        self.counters.count(upstream, &self.label, status);
     }
 
     /// Requests sent to the backend and not finished yet.

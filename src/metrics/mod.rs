@@ -1,8 +1,10 @@
 //! The contract's Prometheus metrics, registered once in prometheus' default registry (the one
 //! pingora-prometheus serves), and the metrics listener.
 
+mod bound;
 mod server;
 
+pub use bound::{BackendCounters, RouteMetrics};
 pub use server::MetricsApp;
 
 use prometheus::{
@@ -170,10 +172,8 @@ pub fn circuit_state(upstream: &str, state: i64) {
 }
 
 /// Counts an authentication outcome (`auth_requests_total`).
-pub fn auth(result: &str, reason: &str) {
-    if let Some(m) = get() {
-        m.auth_requests.with_label_values(&[result, reason]).inc();
-    }
+pub fn auth(result: &'static str, reason: &'static str) {
+    bound::auth(result, reason);
 }
 
 /// Counts a config reload.

@@ -7,9 +7,13 @@ use super::ctx::{RequestCtx, Verdict};
 use super::errors;
 use super::span;
 use crate::balance::{CircuitState, Ejection, Upstream};
-use crate::metrics::{self, method_label, status_label};
+use crate::metrics::{self, status_label, RouteMetrics};
 use pingora::prelude::*;
 use pingora::proxy::Session;
+use std::sync::LazyLock;
+
+/// The series of requests that matched no route.
+static UNMATCHED: LazyLock<RouteMetrics> = LazyLock::new(|| RouteMetrics::new("unmatched"));
 
 pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
     let status = match (ctx.peer.grpc, ctx.outcome.verdict) {
@@ -45,28 +49,24 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         }
     }
 
-    if let Some(m) = metrics::get() {
-        let route_label = route.unwrap_or("unmatched");
-        let method = method_label(&req.method);
-        m.http_requests
-            .with_label_values(&[route_label, method, status_label(status)])
-            .inc();
-        m.http_duration
-            .with_label_values(&[route_label, method])
-            .observe(elapsed.as_secs_f64());
-        if let Some(upstream) = upstream {
-            for (failed, status) in ctx.attempt.failed.iter().zip(&ctx.attempt.failed_as) {
-                m.backend_requests
-                    .with_label_values(&[upstream, failed.label(), status])
-                    .inc();
-            }
-            if let Some(held) = &ctx.attempt.in_flight {
-                let backend_status = ctx.attempt.upstream_status.map_or("error", status_label);
-                m.backend_requests
-                    .with_label_values(&[upstream, held.stats().label(), backend_status])
-                    .inc();
-            }
+    let route_metrics = ctx.route.as_ref().map_or(&*UNMATCHED, |r| &r.metrics);
+    route_metrics.request(&req.method, status, elapsed);
+    if let Some(limited) = ctx.caller.limited {
+        route_metrics.rate_limit(limited);
+    }
+    if let Some(upstream) = upstream {
+        for (failed, status) in ctx.attempt.failed.iter().zip(&ctx.attempt.failed_as) {
+            failed.count_try(upstream, status);
         }
+        if let Some(held) = &ctx.attempt.in_flight {
+            let backend_status = ctx.attempt.upstream_status.map_or("error", status_label);
+            held.stats().count_try(upstream, backend_status);
+        }
+    }
+    if let Some(event) = ctx.caller.auth.or(ctx.outcome.endpoint_auth) {
+        metrics::auth(event.result, event.reason);
+    }
+    if let Some(m) = metrics::get() {
         if let (Some(route), Some(upstream), Some(_)) = (route, upstream, ctx.arm) {
             m.canary_requests
                 .with_label_values(&[route, upstream])
@@ -74,17 +74,6 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         }
         if let (Some(result), Some(route)) = (cache_result, route) {
             m.cache_requests.with_label_values(&[route, result]).inc();
-        }
-        if let Some(limited) = ctx.caller.limited {
-            let result = if limited { "limited" } else { "allowed" };
-            m.rate_limit_requests
-                .with_label_values(&[route_label, result])
-                .inc();
-        }
-        if let Some(event) = ctx.caller.auth.or(ctx.outcome.endpoint_auth) {
-            m.auth_requests
-                .with_label_values(&[event.result, event.reason])
-                .inc();
         }
     }
 

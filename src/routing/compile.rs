@@ -268,6 +268,7 @@ pub fn compile(
             chain,
             headers: Arc::new(headers),
             cache,
+            metrics: crate::metrics::RouteMetrics::new(&r.name),
         }));
     }
     routes

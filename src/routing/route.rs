@@ -37,6 +37,8 @@ pub struct Route {
     pub headers: Arc<SecurityHeaders>,
     /// Caching, when the route enables it.
     pub cache: Option<RoutePolicy>,
+    /// Its request, duration and rate-limit series, bound on first use.
+    pub metrics: crate::metrics::RouteMetrics,
 }
 
 impl Route {

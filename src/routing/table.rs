@@ -175,6 +175,7 @@ mod tests {
             chain: Default::default(),
             headers: Default::default(),
             cache: None,
+            metrics: crate::metrics::RouteMetrics::new(name),
         })
     }
 
