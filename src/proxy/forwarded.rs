@@ -2,6 +2,7 @@
 
 use super::ctx::RequestCtx;
 use crate::security::TrustedProxies;
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use std::net::IpAddr;
@@ -38,14 +39,19 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
     remove_client_headers(req, ctx.peer.trusted, ctx.caller.auth.is_some());
     if let Some(peer) = peer {
         let xff = match req.headers.get("x-forwarded-for").map(|v| v.to_str()) {
-            Some(Ok(prev)) if ctx.peer.trusted && !prev.is_empty() => format!("{prev}, {peer}"),
-            _ => peer.to_string(),
+            Some(Ok(prev)) if ctx.peer.trusted && !prev.is_empty() => {
+                HeaderValue::try_from(format!("{prev}, {peer}"))
+            }
+            _ => HeaderValue::from_bytes(ip_text(peer).as_bytes()),
         };
-        req.insert_header("x-forwarded-for", xff)?;
+        req.insert_header(
+            "x-forwarded-for",
+            xff.or_err(InternalError, "forwarded-for")?,
+        )?;
     }
     if !(ctx.peer.trusted && req.headers.contains_key("x-forwarded-proto")) {
         let proto = if ctx.peer.tls { "https" } else { "http" };
-        req.insert_header("x-forwarded-proto", proto)?;
+        req.insert_header("x-forwarded-proto", HeaderValue::from_static(proto))?;
     }
     if !(ctx.peer.trusted && req.headers.contains_key("x-forwarded-host")) {
         match req.headers.get(http::header::HOST).cloned() {
@@ -55,7 +61,11 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
             }
         }
     }
-    req.insert_header("x-request-id", ctx.peer.request_id.as_str())?;
+    // The client's own id stays where it is, unless it was sent more than once.
+    let id = &ctx.peer.request_id;
+    if !(id.is_clients() && req.headers.get_all("x-request-id").iter().nth(1).is_none()) {
+        req.insert_header("x-request-id", id.as_str())?;
+    }
     if let Some(t) = &ctx.trace {
         // The gateway's span is the backend's parent; an untrusted caller's context is replaced.
         req.insert_header("traceparent", t.context.traceparent())?;
@@ -71,6 +81,31 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
         req.insert_header("x-user-roles", caller.roles_header.clone())?;
     }
     Ok(())
+}
+
+/// An address as text on the stack (the longest IPv6 text is 45 bytes).
+fn ip_text(ip: IpAddr) -> IpText {
+    use std::io::Write;
+    let mut out = IpText {
+        buf: [0; 48],
+        len: 0,
+    };
+    let mut cursor = std::io::Cursor::new(&mut out.buf[..]);
+    if write!(cursor, "{ip}").is_ok() {
+        out.len = cursor.position() as usize;
+    }
+    out
+}
+
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// Identity and routing headers a client must not set for the backend: `X-User-*` (also written
@@ -182,6 +217,38 @@ mod tests {
         let t = trusted(&["10.0.0.0/8"]);
         let r = req(&["::ffff:198.51.100.7, ::ffff:10.0.0.2"]);
         assert_eq!(client_ip(ip("10.0.0.1"), &t, &r), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn the_backend_gets_one_request_id_and_the_peer_as_forwarded_for() {
+        use crate::proxy::{RequestCtx, RequestId};
+        let yaml = "upstreams: {u: {backends: [{addr: 127.0.0.1:9}]}}\nroutes: [{name: r, path: /, upstream: u}]\n";
+        let parsed = crate::config::parse_str(yaml, |_| None);
+        let snapshot =
+            std::sync::Arc::new(crate::snapshot::compile(&parsed, None).expect("config"));
+        for sent in [&[][..], &["abc"], &["abc", "def"], &["bad id"]] {
+            let mut r = req(&[]);
+            for id in sent {
+                r.append_header("x-request-id", *id).expect("header");
+            }
+            let mut ctx = RequestCtx::new(std::sync::Arc::clone(&snapshot));
+            let first = r.headers.get("x-request-id").map(|v| v.as_bytes());
+            ctx.peer.request_id = RequestId::from_request(first);
+            apply(&mut r, &ctx, Some(ip("2001:db8::7"))).expect("apply");
+            let ids: Vec<&[u8]> = r
+                .headers
+                .get_all("x-request-id")
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect();
+            assert_eq!(ids, [ctx.peer.request_id.as_str().as_bytes()], "{sent:?}");
+            let kept = sent.first().filter(|s| **s == "abc");
+            assert_eq!(kept.is_some(), ctx.peer.request_id.as_str() == "abc");
+            let xff = r.headers.get("x-forwarded-for").map(|v| v.as_bytes());
+            assert_eq!(xff, Some(&b"2001:db8::7"[..]));
+            let proto = r.headers.get("x-forwarded-proto").map(|v| v.as_bytes());
+            assert_eq!(proto, Some(&b"http"[..]));
+        }
     }
 
     #[test]
