@@ -146,6 +146,9 @@ fn server_conf(cfg: &ServerConfig, daemon: bool) -> ServerConf {
         upgrade_sock: cfg.upgrade_sock.clone(),
         grace_period_seconds: Some(whole_seconds(cfg.grace_period.0)),
         graceful_shutdown_timeout_seconds: Some(whole_seconds(cfg.graceful_shutdown_timeout.0)),
+        upstream_keepalive_pool_size: cfg.upstream_keepalive_pool_size,
+        listener_tasks_per_fd: cfg.listener_tasks_per_fd,
+        work_stealing: cfg.work_stealing,
         ..ServerConf::default()
     }
 }

@@ -293,3 +293,20 @@ fn traffic_split_problems_are_all_listed_with_their_paths() {
     }
     assert!(!stderr.contains("routes[4]"), "{stderr}");
 }
+
+#[test]
+fn server_tuning_knobs_are_checked() {
+    let base = "upstreams: {u: {backends: [{addr: 127.0.0.1:1}]}}\nroutes: [{name: r, path: /, upstream: u}]\n";
+    let good = format!("server: {{upstream_keepalive_pool_size: 0, listener_tasks_per_fd: 2, work_stealing: false}}\n{base}");
+    let (code, _, stderr) = check(&good, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let bad = format!("server: {{threads: 0, listener_tasks_per_fd: 0}}\n{base}");
+    let (code, _, stderr) = check(&bad, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("server.threads"), "{stderr}");
+    assert!(stderr.contains("server.listener_tasks_per_fd"), "{stderr}");
+    let typo = format!("server: {{work_stealing: maybe}}\n{base}");
+    let (code, _, stderr) = check(&typo, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("server.work_stealing"), "{stderr}");
+}

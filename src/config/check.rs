@@ -26,6 +26,9 @@ pub fn check_sections(file: &FileConfig, errors: &mut ConfigErrors) {
     if file.server.threads == 0 {
         errors.push("server.threads", SectionError::AtLeastOne);
     }
+    if file.server.listener_tasks_per_fd == 0 {
+        errors.push("server.listener_tasks_per_fd", SectionError::AtLeastOne);
+    }
     let listeners = [
         ("listen.proxy", &file.listen.proxy),
         ("listen.metrics", &file.listen.metrics),

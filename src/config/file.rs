@@ -45,6 +45,13 @@ pub struct ServerConfig {
     /// How long an old process keeps serving after an upgrade or SIGTERM.
     pub grace_period: HumanDuration,
     pub graceful_shutdown_timeout: HumanDuration,
+    /// Idle upstream connections kept for reuse, across all threads and backends.
+    pub upstream_keepalive_pool_size: usize,
+    /// Tasks accepting on each listening socket.
+    pub listener_tasks_per_fd: usize,
+    /// Tasks move between worker threads (one shared runtime) rather than each thread running
+    /// its own.
+    pub work_stealing: bool,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +62,9 @@ impl Default for ServerConfig {
             upgrade_sock: "/tmp/gateway_upgrade.sock".into(),
             grace_period: HumanDuration(std::time::Duration::from_secs(5)),
             graceful_shutdown_timeout: HumanDuration(std::time::Duration::from_secs(10)),
+            upstream_keepalive_pool_size: 1024,
+            listener_tasks_per_fd: 1,
+            work_stealing: true,
         }
     }
 }
