@@ -82,7 +82,7 @@ bench-load:
 	./benches/load/run.sh
 
 bench-micro:
-	$(CARGO) bench --bench routing --bench balance --bench auth --bench ratelimit
+	$(CARGO) bench --bench routing --bench balance --bench auth --bench ratelimit --bench request_path
 
 clean:
 	$(CARGO) clean

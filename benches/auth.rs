@@ -2,6 +2,9 @@
 //! token), and the whole per-request auth check (header parse, verify, revocation lookup,
 //! caller) with the verified-token cache (warm) and without it (cold).
 
+#[path = "common/alloc.rs"]
+mod alloc;
+
 use api_gateway::parse_str;
 use api_gateway::Auth;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,6 +16,9 @@ use pingora::http::RequestHeader;
 use serde_json::json;
 use std::hint::black_box;
 use std::process::Command;
+
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
 
 fn pem(args: &[&str], dir: &std::path::Path, name: &str) -> Vec<u8> {
     let path = dir.join(name);
@@ -139,12 +145,18 @@ fn bench(c: &mut Criterion) {
     c.bench_function("auth_check_per_request/HS256 warm", |b| {
         b.iter(|| auth.authenticate(black_box(&req)).is_ok())
     });
+    alloc::report("auth_check_per_request/HS256 warm", || {
+        black_box(auth.authenticate(black_box(&req)).is_ok());
+    });
     // Cold: no verified-token cache, so every call checks the signature and parses the claims.
     let cold = yaml.replace("audience: api}", "audience: api, verified_cache: 0}");
     let snapshot = api_gateway::compile(&parse_str(&cold, |_| None), None).expect("config");
     let auth: &Auth = snapshot.auth.as_deref().expect("auth");
     c.bench_function("auth_check_per_request/HS256 cold", |b| {
         b.iter(|| auth.authenticate(black_box(&req)).is_ok())
+    });
+    alloc::report("auth_check_per_request/HS256 cold", || {
+        black_box(auth.authenticate(black_box(&req)).is_ok());
     });
 }
 

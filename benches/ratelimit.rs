@@ -1,6 +1,9 @@
 //! Local limiter decisions: one hot key, and keys spread over 1M distinct clients (the store's
 //! size and the process' resident memory after the flood are printed).
 
+#[path = "common/alloc.rs"]
+mod alloc;
+
 use api_gateway::{Algorithm, LocalStore, MAX_KEYS};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
@@ -24,6 +27,9 @@ impl GlobalLock {
     }
 }
 
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -45,6 +51,9 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("limiter/hot_key/global_lock_baseline", |b| {
         b.iter(|| naive.check(black_box(b"203.0.113.7"), now))
+    });
+    alloc::report("limiter/hot_key/sharded", || {
+        black_box(store.check(BUCKET, black_box(b"203.0.113.7"), now).allowed);
     });
 
     let flood = LocalStore::new(MAX_KEYS);

@@ -1,11 +1,17 @@
 //! Route lookup with 10, 1 000 and 10 000 routes: the segment trie against a linear longest-prefix scan.
 
+#[path = "common/alloc.rs"]
+mod alloc;
+
 use api_gateway::parse_str;
 use api_gateway::{compile, Lookup, Route, Snapshot};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::Method;
 use std::hint::black_box;
 use std::sync::Arc;
+
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
 
 fn snapshot(routes: usize) -> Snapshot {
     let mut yaml = String::from("upstreams:\n  u: {backends: [{addr: 127.0.0.1:9}]}\nroutes:\n");
@@ -55,6 +61,12 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("linear_scan", n), &path, |b, p| {
             b.iter(|| linear(&snap.routes, black_box(p)).is_some())
+        });
+        alloc::report(&format!("route_lookup/trie/{n}"), || {
+            black_box(matches!(
+                snap.table.lookup(black_box(&path), &Method::GET),
+                Lookup::Found(_)
+            ));
         });
     }
     group.finish();

@@ -149,3 +149,30 @@ pub mod fuzzing {
         ))
     }
 }
+
+/// Per-request pieces for the criterion benches and `tests/allocations.rs`: thin wrappers over
+/// internals, not a stable API.
+#[doc(hidden)]
+pub mod internals {
+    use crate::proxy::{RequestCtx, RequestId};
+    use pingora::http::RequestHeader;
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    pub use crate::metrics::{BackendCounters, RouteMetrics};
+
+    /// What the proxy does to a request's headers on its way to the backend, for a client at
+    /// `peer` (not a trusted proxy): a request context, the request id (the client's when well
+    /// formed), the `X-Forwarded-*` headers, client-sent identity headers removed.
+    pub fn rewrite_headers(
+        snapshot: &Arc<crate::Snapshot>,
+        req: &mut RequestHeader,
+        peer: IpAddr,
+    ) -> pingora::Result<()> {
+        let mut ctx = RequestCtx::new(Arc::clone(snapshot));
+        let sent = req.headers.get("x-request-id").map(|v| v.as_bytes());
+        ctx.peer.request_id = RequestId::from_request(sent);
+        ctx.peer.client_ip = Some(peer);
+        crate::proxy::forwarded_apply(req, &ctx, Some(peer))
+    }
+}

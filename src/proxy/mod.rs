@@ -20,6 +20,8 @@ mod span;
 mod tls_accept;
 
 pub use connection::Guarded;
+pub use ctx::RequestCtx;
+pub use forwarded::apply as forwarded_apply;
 pub use forwarded::client_ip;
 pub use request_id::RequestId;
 pub use service::Gateway;
