@@ -382,6 +382,7 @@ done
 index_of() { # index_of <label>: the scenario's index, or nothing
   local i
   for i in "${!LABELS[@]}"; do [ "${LABELS[$i]}" = "$1" ] && { echo "$i"; return; }; done
+  return 0
 }
 median_row() { # median_row <file>: the round with the median requests/s, without the round
   sort -k2,2 -g "$1" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2) { $1 = ""; print substr($0, 2) }'
@@ -396,7 +397,8 @@ ratio() { # ratio <file a> <file b>: a/b round by round, as "median (min-max)"; 
 file_of() { # file_of <label> <connections>
   local i
   i=$(index_of "$1")
-  [ -n "$i" ] && echo "$WORK/result.$i.$2"
+  # An absent scenario prints nothing and is not an error (the script runs under set -e).
+  if [ -n "$i" ]; then echo "$WORK/result.$i.$2"; fi
 }
 peak_rss_mib() { # the largest VmHWM among a pid and its children
   local max=0 pid v
