@@ -66,7 +66,9 @@ fn method_slot(method: &http::Method) -> usize {
 /// `rate_limit_requests_total` series of one route name.
 pub struct RouteMetrics {
     route: Box<str>,
-    requests: Box<[OnceLock<IntCounter>]>,
+    /// Method × status slots (4 KiB), allocated at the route's first request so that a large
+    /// route table costs nothing for routes that see no traffic.
+    requests: OnceLock<Box<[OnceLock<IntCounter>]>>,
     duration: [OnceLock<Histogram>; METHODS],
     limits: [OnceLock<IntCounter>; 2],
 }
@@ -75,7 +77,7 @@ impl RouteMetrics {
     pub fn new(route: &str) -> RouteMetrics {
         RouteMetrics {
             route: route.into(),
-            requests: (0..METHODS * STATUSES).map(|_| OnceLock::new()).collect(),
+            requests: OnceLock::new(),
             duration: Default::default(),
             limits: Default::default(),
         }
@@ -91,7 +93,10 @@ impl RouteMetrics {
         let m_slot = method_slot(method);
         let status = status_label(status);
         match status_slot(status) {
-            Some(s) => self.requests[m_slot * STATUSES + s]
+            Some(s) => self
+                .requests
+                .get_or_init(|| (0..METHODS * STATUSES).map(|_| OnceLock::new()).collect())
+                [m_slot * STATUSES + s]
                 .get_or_init(|| {
                     m.http_requests
                         .with_label_values(&[route, method_label, status])
@@ -221,6 +226,14 @@ mod tests {
         ));
         slots.sort_unstable();
         assert_eq!(slots, (0..METHODS).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_unused_route_costs_a_few_hundred_bytes() {
+        // Ten thousand routes must not cost tens of MiB before any traffic.
+        assert!(std::mem::size_of::<RouteMetrics>() <= 256);
+        let r = RouteMetrics::new("unused");
+        assert!(r.requests.get().is_none());
     }
 
     #[test]
