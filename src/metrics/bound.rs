@@ -165,8 +165,8 @@ impl BackendCounters {
     }
 }
 
-/// Counts an authentication outcome through a per-thread list of bound handles: the results
-/// and reasons are a small fixed set of words.
+/// Counts an authentication outcome (`auth_requests_total`) through a per-thread list of bound
+/// handles: the results and reasons are a small fixed set of words.
 pub fn auth(result: &'static str, reason: &'static str) {
     use std::cell::RefCell;
     thread_local! {

@@ -4,7 +4,7 @@
 mod bound;
 mod server;
 
-pub use bound::{BackendCounters, RouteMetrics};
+pub use bound::{auth, BackendCounters, RouteMetrics};
 pub use server::MetricsApp;
 
 use prometheus::{
@@ -169,11 +169,6 @@ pub fn circuit_state(upstream: &str, state: i64) {
     if let Some(m) = get() {
         m.circuit_state.with_label_values(&[upstream]).set(state);
     }
-}
-
-/// Counts an authentication outcome (`auth_requests_total`).
-pub fn auth(result: &'static str, reason: &'static str) {
-    bound::auth(result, reason);
 }
 
 /// Counts a config reload.

@@ -61,10 +61,13 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
             }
         }
     }
-    // The client's own id stays where it is, unless it was sent more than once.
-    let id = &ctx.peer.request_id;
-    if !(id.is_clients() && req.headers.get_all("x-request-id").iter().nth(1).is_none()) {
-        req.insert_header("x-request-id", id.as_str())?;
+    // A request that already carries exactly this id (the client's, kept) is left as it is.
+    let id = ctx.peer.request_id.as_str();
+    let mut sent = req.headers.get_all("x-request-id").iter();
+    let carried =
+        matches!((sent.next(), sent.next()), (Some(v), None) if v.as_bytes() == id.as_bytes());
+    if !carried {
+        req.insert_header("x-request-id", id)?;
     }
     if let Some(t) = &ctx.trace {
         // The gateway's span is the backend's parent; an untrusted caller's context is replaced.

@@ -7,8 +7,6 @@ const MAX_LEN: usize = 128;
 pub struct RequestId {
     buf: [u8; MAX_LEN],
     len: u8,
-    /// The client sent it (so the request already carries it).
-    from_client: bool,
 }
 
 impl RequestId {
@@ -16,7 +14,6 @@ impl RequestId {
     pub const EMPTY: RequestId = RequestId {
         buf: [0; MAX_LEN],
         len: 0,
-        from_client: false,
     };
 
     /// The client's id when well formed, else a new one. Generated only when needed.
@@ -36,7 +33,6 @@ impl RequestId {
         Some(RequestId {
             buf,
             len: value.len() as u8,
-            from_client: true,
         })
     }
 
@@ -49,16 +45,7 @@ impl RequestId {
             *b = HEX[(n & 0xf) as usize];
             n >>= 4;
         }
-        RequestId {
-            buf,
-            len: 32,
-            from_client: false,
-        }
-    }
-
-    /// The client's own id, kept.
-    pub fn is_clients(&self) -> bool {
-        self.from_client
+        RequestId { buf, len: 32 }
     }
 
     pub fn as_str(&self) -> &str {
@@ -92,9 +79,7 @@ mod tests {
         for bad in [&b""[..], b"a b", b"<script>", &[b'a'; 129], "é".as_bytes()] {
             assert!(RequestId::parse(bad).is_none(), "{bad:?}");
         }
-        assert!(id.is_clients());
         let generated = RequestId::generate();
-        assert!(!generated.is_clients());
         assert_eq!(generated.as_str().len(), 32);
         assert!(generated.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(
