@@ -305,6 +305,17 @@ fn server_tuning_knobs_are_checked() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("server.threads"), "{stderr}");
     assert!(stderr.contains("server.listener_tasks_per_fd"), "{stderr}");
+    let huge = format!("server: {{listener_tasks_per_fd: 100000, upstream_keepalive_pool_size: 100000000000}}\n{base}");
+    let (code, _, stderr) = check(&huge, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("server.listener_tasks_per_fd: must be at most 64"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("server.upstream_keepalive_pool_size: must be at most 1000000"),
+        "{stderr}"
+    );
     let typo = format!("server: {{work_stealing: maybe}}\n{base}");
     let (code, _, stderr) = check(&typo, &[]);
     assert_eq!(code, 1, "{stderr}");

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 pub enum SectionError {
     #[error("must be at least 1")]
     AtLeastOne,
+    #[error("must be at most {0}")]
+    AtMost(usize),
     #[error("invalid address {0:?}: expected ip:port")]
     Address(String),
     #[error("{addr} is already used by {other}")]
@@ -21,6 +23,11 @@ pub enum SectionError {
     RedisRequired,
 }
 
+/// Accept tasks per listening socket at most.
+const MAX_LISTENER_TASKS: usize = 64;
+/// Pooled upstream connections at most (pingora sizes its pool's map up front).
+const MAX_KEEPALIVE_POOL: usize = 1_000_000;
+
 /// Checks `server`, `listen`, and that a `redis` store has its section.
 pub fn check_sections(file: &FileConfig, errors: &mut ConfigErrors) {
     if file.server.threads == 0 {
@@ -28,6 +35,15 @@ pub fn check_sections(file: &FileConfig, errors: &mut ConfigErrors) {
     }
     if file.server.listener_tasks_per_fd == 0 {
         errors.push("server.listener_tasks_per_fd", SectionError::AtLeastOne);
+    }
+    // Both are allocated or spawned up front: a slip of the keyboard must not exhaust memory.
+    if file.server.listener_tasks_per_fd > MAX_LISTENER_TASKS {
+        let e = SectionError::AtMost(MAX_LISTENER_TASKS);
+        errors.push("server.listener_tasks_per_fd", e);
+    }
+    if file.server.upstream_keepalive_pool_size > MAX_KEEPALIVE_POOL {
+        let e = SectionError::AtMost(MAX_KEEPALIVE_POOL);
+        errors.push("server.upstream_keepalive_pool_size", e);
     }
     let listeners = [
         ("listen.proxy", &file.listen.proxy),
