@@ -737,6 +737,61 @@ fn a_request_head_sent_slowly_is_cut_off() {
     }
 }
 
+/// Pingora serves a kept-alive connection's requests in a loop of its own: the head deadline
+/// must start again for each of them, not only for the connection's first.
+#[test]
+fn a_slow_head_after_a_kept_alive_request_is_cut_off() {
+    use std::io::{Read, Write};
+    let b = Backend::start("b");
+    let gw = Gateway::start(&with_routes(
+        "security: {request_head_timeout: 1s}\n".to_owned(),
+        &b,
+        &["{name: r, path: /, upstream: u}"],
+    ));
+    let mut s = std::net::TcpStream::connect(gw.proxy).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).expect("answer");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // The second head, one line every 300 ms, on the same connection.
+    let started = std::time::Instant::now();
+    s.write_all(b"GET /second HTTP/1.1\r\nHost: x\r\n")
+        .expect("start");
+    let mut cut_off = false;
+    for i in 0..10 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if s.write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
+            .is_err()
+        {
+            cut_off = true;
+            break;
+        }
+    }
+    if !cut_off {
+        let _ = s.write_all(b"\r\n");
+    }
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        !answer.contains(" 200 "),
+        "the slow second head was served: {answer}"
+    );
+    assert_eq!(
+        b.received(),
+        1,
+        "only the first request reached the backend"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2900),
+        "the second head was allowed {:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn connections_per_address_are_capped() {
     use std::io::{Read, Write};

@@ -7,7 +7,10 @@
 //! address (pingora-limits' fixed-memory `Inflight`), refused at once past the cap, and its
 //! stream wrapped in [`GuardedStream`], which watches the bytes of each request head. The
 //! deadline starts with the first byte of a head, so idle keep-alive connections are left to
-//! pingora's keep-alive timeout.
+//! pingora's keep-alive timeout. Pingora serves a kept-alive connection's requests in a loop of
+//! its own, so the end of each request is told to the stream ([`request_done`]): the next bytes
+//! are the next head, under a deadline of their own. A head that arrives in one read (nearly
+//! all of them) ends before any timer is armed.
 
 use crate::state::Shared;
 use async_trait::async_trait;
@@ -23,11 +26,12 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// The HTTP application `A`, behind the connection guards.
 pub struct Guarded<A> {
@@ -53,14 +57,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let stream = if stream.as_any().is::<GuardedStream>() {
-            // A kept-alive connection back for its next request.
-            let mut guarded = stream.into_any().downcast::<GuardedStream>().ok()?;
-            guarded.head = Head::Idle;
-            guarded as Stream
-        } else {
-            self.admit(stream)?
-        };
+        let stream = self.admit(stream)?;
         self.app.process_new(stream, shutdown).await
     }
 
@@ -93,6 +90,8 @@ impl<A> Guarded<A> {
             inner: stream,
             timeout: edge.request_head_timeout,
             head: Head::Idle,
+            deadline: None,
+            request_done: AtomicBool::new(false),
             _slot: slot,
         }))
     }
@@ -102,10 +101,12 @@ impl<A> Guarded<A> {
 enum Head {
     /// Between requests (or before the first): no deadline.
     Idle,
-    /// Bytes of a head arrived; it must end before `deadline`. `tail` holds the last four bytes.
+    /// A head began at `started` and did not end in the read that began it. `tail` holds the
+    /// last two bytes seen; `armed` says whether `deadline` is set for this head.
     Reading {
-        deadline: Pin<Box<Sleep>>,
-        tail: u32,
+        started: Instant,
+        tail: [u8; 2],
+        armed: bool,
     },
     /// The head ended; the body and the answer have no head deadline.
     Done,
@@ -116,8 +117,20 @@ pub struct GuardedStream {
     inner: Stream,
     timeout: Option<Duration>,
     head: Head,
+    /// The connection's head timer, made the first time a head spans reads and reset after.
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// Set by [`request_done`]: the next bytes read begin a new head.
+    request_done: AtomicBool,
     /// Counts the connection for its address until it closes.
     _slot: Option<Guard>,
+}
+
+/// Tells the connection under `session`'s request that the request is over (the `logging`
+/// phase): its next bytes are the next request's head.
+pub fn request_done(stream: Option<&Stream>) {
+    if let Some(guarded) = stream.and_then(|s| s.as_any().downcast_ref::<GuardedStream>()) {
+        guarded.request_done.store(true, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for GuardedStream {
@@ -129,29 +142,70 @@ impl std::fmt::Debug for GuardedStream {
 }
 
 impl GuardedStream {
-    /// Follows the bytes just read: a first byte starts the deadline, an empty line ends it.
+    /// Follows the bytes just read: a first byte starts a head, an empty line ends it.
     fn saw(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
+        if bytes.is_empty() || self.timeout.is_none() {
             return;
         }
-        if let (Head::Idle, Some(timeout)) = (&self.head, self.timeout) {
-            self.head = Head::Reading {
-                deadline: Box::pin(tokio::time::sleep(timeout)),
-                tail: 0,
-            };
-        }
-        let Head::Reading { tail, .. } = &mut self.head else {
-            return;
+        let tail = match &self.head {
+            Head::Done => return,
+            Head::Idle => [0; 2],
+            Head::Reading { tail, .. } => *tail,
         };
-        for b in bytes {
-            *tail = (*tail << 8) | u32::from(*b);
-            // CRLF CRLF, or LF LF (refused later with a 400, but the head is over).
-            if *tail == 0x0d0a_0d0a || *tail & 0xffff == 0x0a0a {
-                self.head = Head::Done;
-                return;
-            }
+        match head_end(tail, bytes) {
+            None => self.head = Head::Done,
+            Some(tail) => match &mut self.head {
+                Head::Reading { tail: t, .. } => *t = tail,
+                _ => {
+                    self.head = Head::Reading {
+                        started: Instant::now(),
+                        tail,
+                        armed: false,
+                    }
+                }
+            },
         }
     }
+
+    /// Whether the head being read is past its deadline; arms the timer (waking this task when
+    /// it fires) the first time a head waits for more bytes.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let (Head::Reading { started, armed, .. }, Some(timeout)) = (&mut self.head, self.timeout)
+        else {
+            return false;
+        };
+        let at = *started + timeout;
+        let deadline = match (&mut self.deadline, *armed) {
+            (Some(d), true) => d,
+            (Some(d), false) => {
+                d.as_mut().reset(at);
+                d
+            }
+            (slot @ None, _) => slot.insert(Box::pin(tokio::time::sleep_until(at))),
+        };
+        *armed = true;
+        deadline.as_mut().poll(cx).is_ready()
+    }
+}
+
+/// Scans `bytes` read after the head's last two bytes `tail` for the empty line that ends a
+/// head (CRLF CRLF, or LF LF: refused later with a 400, but the head is over). `None` when it
+/// ended, else the head's new last two bytes.
+fn head_end(tail: [u8; 2], bytes: &[u8]) -> Option<[u8; 2]> {
+    let at = |i: usize, back: usize| -> u8 {
+        match i.checked_sub(back) {
+            Some(j) => bytes[j],
+            None => tail[2 + i - back],
+        }
+    };
+    for i in memchr::memchr_iter(b'\n', bytes) {
+        let before = at(i, 1);
+        if before == b'\n' || (before == b'\r' && at(i, 2) == b'\n') {
+            return None;
+        }
+    }
+    let n = bytes.len();
+    Some([at(n, 2), at(n, 1)])
 }
 
 impl AsyncRead for GuardedStream {
@@ -161,6 +215,10 @@ impl AsyncRead for GuardedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if *this.request_done.get_mut() {
+            *this.request_done.get_mut() = false;
+            this.head = Head::Idle;
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
@@ -168,11 +226,7 @@ impl AsyncRead for GuardedStream {
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
-                let expired = match &mut this.head {
-                    Head::Reading { deadline, .. } => deadline.as_mut().poll(cx).is_ready(),
-                    _ => false,
-                };
-                if expired {
+                if this.expired(cx) {
                     Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "the request head did not arrive within request_head_timeout",
@@ -281,5 +335,56 @@ impl GetSocketDigest for GuardedStream {
 impl Peek for GuardedStream {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::head_end;
+
+    /// Feeds `text` in the given pieces; whether the head ended, and after which piece.
+    fn ends(pieces: &[&[u8]]) -> Option<usize> {
+        let mut tail = [0; 2];
+        for (i, piece) in pieces.iter().enumerate() {
+            match head_end(tail, piece) {
+                None => return Some(i),
+                Some(t) => tail = t,
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn the_empty_line_ends_a_head_wherever_the_reads_split_it() {
+        for head in [
+            &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET / HTTP/1.1\nHost: x\n\n",
+        ] {
+            let n = head.len();
+            assert_eq!(ends(&[head]), Some(0));
+            for cut in 1..n {
+                assert_eq!(ends(&[&head[..cut], &head[cut..]]), Some(1), "cut at {cut}");
+            }
+            // One byte per read.
+            let bytes: Vec<&[u8]> = head.chunks(1).collect();
+            assert_eq!(ends(&bytes), Some(n - 1));
+            // Not ended before its last byte.
+            assert_eq!(ends(&[&head[..n - 1]]), None);
+        }
+        // A body after the head in the same read.
+        assert_eq!(
+            ends(&[b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nab"]),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn line_ends_alone_do_not_end_a_head() {
+        assert_eq!(
+            ends(&[b"GET / HTTP/1.1\r\n", b"A: b\r\n", b"C: d\r\n"]),
+            None
+        );
+        assert_eq!(ends(&[b"\r", b"\r\n"]), None);
+        assert_eq!(ends(&[b"A: b\r\n\r"]), None);
     }
 }
