@@ -12,6 +12,7 @@ use crate::reload::ConfigReloader;
 use crate::snapshot::Snapshot;
 use crate::state::Shared;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::http_proxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
@@ -98,7 +99,12 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
         "gateway proxy".to_owned(),
         Guarded::new(http, shared.clone()),
     );
-    proxy.add_tcp(&file.listen.proxy);
+    // Plain HTTP is read straight into pingora's request buffer: a 64 KiB read buffer per
+    // connection (pingora's default, kept for TLS, whose records it batches) only added a copy
+    // per read and 16 MiB of peak RSS at 256 connections.
+    proxy.add_listener(
+        ListenerConfig::tcp(&file.listen.proxy).l4_buffer(L4BufferSettings::default().read(0)),
+    );
     if let Some(tls) = &file.listen.proxy_tls {
         match crate::proxy::tls_settings(shared.clone(), tls.http2) {
             Ok(settings) => proxy.add_tls_with_settings(&tls.addr, None, settings),
