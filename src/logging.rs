@@ -9,6 +9,7 @@ use log::{LevelFilter, Record};
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -164,14 +165,70 @@ pub fn timestamp(out: &mut String) {
     let secs = now.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        now.subsec_millis()
-    );
+    push_uint(out, y.max(0) as u64, 4);
+    out.push('-');
+    push_uint(out, m.into(), 2);
+    out.push('-');
+    push_uint(out, d.into(), 2);
+    out.push('T');
+    push_uint(out, rem / 3600, 2);
+    out.push(':');
+    push_uint(out, rem / 60 % 60, 2);
+    out.push(':');
+    push_uint(out, rem % 60, 2);
+    out.push('.');
+    push_uint(out, now.subsec_millis().into(), 3);
+    out.push('Z');
+}
+
+/// `n` in decimal, left-padded with zeros to `width` digits (without `fmt`: the access line
+/// writes a dozen numbers per request).
+pub fn push_uint(out: &mut String, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let at = at.min(digits.len().saturating_sub(width));
+    for &b in &digits[at..] {
+        out.push(char::from(b));
+    }
+}
+
+/// An address as text: IPv4 digit by digit, IPv6 through its `Display`.
+pub fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_uint(out, octet.into(), 1);
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
+    }
+}
+
+/// A socket address as text, `1.2.3.4:80` or `[::1]:80`.
+pub fn push_socket_addr(out: &mut String, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(_) => push_ip(out, addr.ip()),
+        SocketAddr::V6(_) => {
+            out.push('[');
+            push_ip(out, addr.ip());
+            out.push(']');
+        }
+    }
+    out.push(':');
+    push_uint(out, addr.port().into(), 1);
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
@@ -197,6 +254,42 @@ mod tests {
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
         assert_eq!(civil_from_days(20_513), (2026, 3, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn numbers_and_addresses_read_as_fmt_writes_them() {
+        for (n, width) in [
+            (0, 1),
+            (7, 2),
+            (42, 2),
+            (5, 3),
+            (999, 3),
+            (2026, 4),
+            (u64::MAX, 1),
+        ] {
+            let mut s = String::new();
+            push_uint(&mut s, n, width);
+            assert_eq!(s, format!("{n:0width$}"));
+        }
+        for addr in [
+            "10.0.0.1:80",
+            "255.255.255.255:65535",
+            "0.0.0.0:0",
+            "[::1]:8080",
+            "[2001:db8::7]:1",
+        ] {
+            let addr: SocketAddr = addr.parse().expect("address");
+            let mut s = String::new();
+            push_socket_addr(&mut s, addr);
+            assert_eq!(s, addr.to_string());
+            let mut s = String::new();
+            push_ip(&mut s, addr.ip());
+            assert_eq!(s, addr.ip().to_string());
+        }
+        let mut s = String::new();
+        timestamp(&mut s);
+        assert_eq!(s.len(), "2026-12-01T04:10:00.123Z".len(), "{s}");
+        assert!(s.starts_with("20") && s.ends_with('Z'), "{s}");
     }
 
     #[test]

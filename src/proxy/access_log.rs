@@ -1,7 +1,9 @@
 //! One access-log line per request, in the configured log format. The path is logged without
 //! its query string, and no header is logged, so tokens and keys never reach the log.
 
-use crate::logging::{emit_batched, json_format, json_str, timestamp};
+use crate::logging::{
+    emit_batched, json_format, json_str, push_ip, push_socket_addr, push_uint, timestamp,
+};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
@@ -40,22 +42,26 @@ fn json(line: &mut String, r: &AccessRecord<'_>) {
     line.push_str("\",\"level\":\"INFO\",\"target\":\"access\",\"request_id\":");
     json_str(line, r.request_id);
     line.push_str(",\"client_ip\":");
-    opt_display(line, r.client_ip);
+    quoted_or_null(line, r.client_ip, push_ip);
     line.push_str(",\"method\":");
     json_str(line, r.method);
     line.push_str(",\"path\":");
     json_str(line, r.path);
     line.push_str(",\"route\":");
     opt_str(line, r.route);
-    let _ = write!(line, ",\"status\":{},\"upstream\":", r.status);
+    line.push_str(",\"status\":");
+    push_uint(line, r.status.into(), 1);
+    line.push_str(",\"upstream\":");
     opt_str(line, r.upstream);
     line.push_str(",\"backend\":");
-    opt_display(line, r.backend);
-    let _ = write!(
-        line,
-        ",\"attempts\":{},\"duration_ms\":{:.3},\"bytes_sent\":{},\"cache\":",
-        r.attempts, r.duration_ms, r.bytes_sent
-    );
+    quoted_or_null(line, r.backend, push_socket_addr);
+    line.push_str(",\"attempts\":");
+    push_uint(line, r.attempts as u64, 1);
+    line.push_str(",\"duration_ms\":");
+    push_millis(line, r.duration_ms);
+    line.push_str(",\"bytes_sent\":");
+    push_uint(line, r.bytes_sent as u64, 1);
+    line.push_str(",\"cache\":");
     json_str(line, r.cache);
     line.push_str(",\"user\":");
     opt_str(line, r.user);
@@ -67,6 +73,14 @@ fn json(line: &mut String, r: &AccessRecord<'_>) {
         line.push('"');
     }
     line.push('}');
+}
+
+/// Milliseconds with three decimals, as `{:.3}` writes them.
+fn push_millis(line: &mut String, ms: f64) {
+    let micros = (ms.max(0.0) * 1000.0).round() as u64;
+    push_uint(line, micros / 1000, 1);
+    line.push('.');
+    push_uint(line, micros % 1000, 3);
 }
 
 fn text(line: &mut String, r: &AccessRecord<'_>) {
@@ -103,11 +117,56 @@ fn opt_str(line: &mut String, v: Option<&str>) {
     }
 }
 
-fn opt_display(line: &mut String, v: Option<impl std::fmt::Display>) {
+fn quoted_or_null<T>(line: &mut String, v: Option<T>, push: fn(&mut String, T)) {
     match v {
         Some(v) => {
-            let _ = write!(line, "\"{v}\"");
+            line.push('"');
+            push(line, v);
+            line.push('"');
         }
         None => line.push_str("null"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_line_holds_every_field() {
+        let record = AccessRecord {
+            request_id: "id-1",
+            client_ip: Some("203.0.113.9".parse().expect("ip")),
+            method: "GET",
+            path: "/api/\"x\"",
+            route: Some("api"),
+            status: 200,
+            upstream: None,
+            backend: Some("[::1]:8080".parse().expect("addr")),
+            attempts: 2,
+            duration_ms: 12.3456,
+            bytes_sent: 1024,
+            cache: "-",
+            user: Some("alice"),
+            outcome: "ok",
+            trace: None,
+        };
+        let mut line = String::new();
+        json(&mut line, &record);
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(v["client_ip"], "203.0.113.9");
+        assert_eq!(v["path"], "/api/\"x\"");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["upstream"], serde_json::Value::Null);
+        assert_eq!(v["backend"], "[::1]:8080");
+        assert_eq!(v["attempts"], 2);
+        assert_eq!(v["duration_ms"], 12.346);
+        assert_eq!(v["bytes_sent"], 1024);
+        assert_eq!(v["user"], "alice");
+        for ms in [0.0, 0.0004, 0.0006, 1.0, 2.71, 12345.678] {
+            let mut s = String::new();
+            push_millis(&mut s, ms);
+            assert_eq!(s, format!("{ms:.3}"), "{ms}");
+        }
     }
 }
