@@ -696,25 +696,7 @@ fn a_request_head_sent_slowly_is_cut_off() {
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .expect("timeout");
     let started = std::time::Instant::now();
-    // One header line every 300 ms: each read is quick, the head as a whole is not.
-    let mut cut_off = false;
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
-        .expect("start");
-    for i in 0..10 {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        if s.write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
-            .is_err()
-        {
-            cut_off = true;
-            break;
-        }
-    }
-    if !cut_off {
-        let _ = s.write_all(b"\r\n");
-    }
-    let mut answer = Vec::new();
-    let _ = s.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = send_head_slowly(&mut s, b"GET / HTTP/1.1\r\nHost: x\r\n");
     assert!(
         !answer.contains(" 200 "),
         "the slow head was served: {answer}"
@@ -735,6 +717,29 @@ fn a_request_head_sent_slowly_is_cut_off() {
         assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
         std::thread::sleep(std::time::Duration::from_millis(1500));
     }
+}
+
+/// Sends `start`, then one header line every 300 ms for 3 s (each read is quick, the head as a
+/// whole is not) and the empty line if the connection is still open; what came back.
+fn send_head_slowly(s: &mut std::net::TcpStream, start: &[u8]) -> String {
+    use std::io::{Read, Write};
+    s.write_all(start).expect("start");
+    let mut cut_off = false;
+    for i in 0..10 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if s.write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
+            .is_err()
+        {
+            cut_off = true;
+            break;
+        }
+    }
+    if !cut_off {
+        let _ = s.write_all(b"\r\n");
+    }
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// Pingora serves a kept-alive connection's requests in a loop of its own: the head deadline
@@ -758,24 +763,7 @@ fn a_slow_head_after_a_kept_alive_request_is_cut_off() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
     // The second head, one line every 300 ms, on the same connection.
     let started = std::time::Instant::now();
-    s.write_all(b"GET /second HTTP/1.1\r\nHost: x\r\n")
-        .expect("start");
-    let mut cut_off = false;
-    for i in 0..10 {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        if s.write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
-            .is_err()
-        {
-            cut_off = true;
-            break;
-        }
-    }
-    if !cut_off {
-        let _ = s.write_all(b"\r\n");
-    }
-    let mut answer = Vec::new();
-    let _ = s.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = send_head_slowly(&mut s, b"GET /second HTTP/1.1\r\nHost: x\r\n");
     assert!(
         !answer.contains(" 200 "),
         "the slow second head was served: {answer}"
