@@ -2,7 +2,10 @@
 //! them locally, so a busy key costs one Redis round trip per lease instead of one per request.
 //! Unused tokens go back to Redis with the next lease of that key once the lease has expired.
 //! A refused lease is remembered until Redis said a token would be back, so a key over its
-//! limit is refused locally meanwhile.
+//! limit is refused locally meanwhile. One request at a time asks Redis for a key: requests of
+//! that key arriving meanwhile wait for its lease (at most the Redis timeout) instead of each
+//! making a round trip of its own, so a busy key costs one round trip per lease at any
+//! concurrency.
 //!
 //! Tokens are always taken from the shared bucket before they are spent, so the instances
 //! together never admit more than the limit; what a lease holds and nobody spends (at most one
@@ -14,6 +17,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
 /// How long leased tokens may be spent before they go back.
 pub const LEASE_TTL: Duration = Duration::from_millis(250);
@@ -41,47 +45,116 @@ struct Lease {
     until: Instant,
     /// What the shared bucket said with the lease, for the `RateLimit-*` headers.
     shared: Decision,
+    /// A request of this instance is asking Redis for this key's next lease.
+    asking: bool,
+}
+
+impl Lease {
+    /// Nothing held yet, a request asking for it.
+    fn asked(now: Instant) -> Lease {
+        Lease {
+            tokens: 0,
+            until: now,
+            shared: Decision {
+                allowed: true,
+                limit: 0,
+                remaining: 0,
+                reset: 0,
+                retry_after: 0,
+            },
+            asking: true,
+        }
+    }
 }
 
 /// What [`Leases::take`] decided.
-pub enum Take {
+pub enum Take<'a> {
     /// Decided locally.
     Local(Decision),
-    /// Ask Redis for a lease, handing back `give_back` unused tokens.
-    Ask { give_back: u64 },
+    /// Ask Redis for a lease, handing back `give_back` unused tokens. Until `asking` is dropped
+    /// (or the lease stored), other requests of the key wait.
+    Ask { give_back: u64, asking: Asking<'a> },
+    /// Another request is asking Redis for this key: [`Leases::wait`], then take again.
+    Wait,
 }
 
 /// Key digest → lease, for one shard.
-type Shard = HashMap<[u8; 16], Lease>;
+type Map = HashMap<[u8; 16], Lease>;
+
+struct Shard {
+    map: Mutex<Map>,
+    /// Woken when a lease of this shard is stored or a request stops asking.
+    changed: Notify,
+}
 
 pub struct Leases {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Shard]>,
     per_shard: usize,
     hasher: RandomState,
+}
+
+/// A request asking Redis for a key's lease; dropping it without a stored lease (an error, a
+/// timeout) lets the key's waiting requests go on.
+pub struct Asking<'a> {
+    leases: &'a Leases,
+    key: [u8; 16],
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        let shard = self.leases.shard(&self.key);
+        if let Ok(mut map) = shard.map.lock() {
+            match map.get_mut(&self.key) {
+                Some(lease) if lease.asking => lease.asking = false,
+                _ => return,
+            }
+        }
+        shard.changed.notify_waiters();
+    }
 }
 
 impl Leases {
     /// Room for about `keys` keys (a full shard drops its expired leases, else all of them).
     pub fn new(keys: usize) -> Leases {
         Leases {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    map: Mutex::new(HashMap::new()),
+                    changed: Notify::new(),
+                })
+                .collect(),
             per_shard: keys.div_ceil(SHARDS).max(1),
             hasher: RandomState::new(),
         }
     }
 
-    fn shard(&self, key: &[u8; 16]) -> &Mutex<Shard> {
+    fn shard(&self, key: &[u8; 16]) -> &Shard {
         &self.shards[self.hasher.hash_one(key) as usize % SHARDS]
     }
 
     /// Spends a leased token of `key`, or repeats a refusal still in force; otherwise says to
-    /// ask Redis, with what an expired lease left unspent.
-    pub fn take(&self, key: &[u8; 16], now: Instant) -> Take {
-        let Ok(mut map) = self.shard(key).lock() else {
-            return Take::Ask { give_back: 0 };
+    /// ask Redis (with what an expired lease left unspent), or to wait while another request
+    /// of this instance asks.
+    pub fn take(&self, key: &[u8; 16], now: Instant) -> Take<'_> {
+        // Made only on the way out with `Ask`: dropping it ends the asking.
+        let asking = || Asking {
+            leases: self,
+            key: *key,
+        };
+        let Ok(mut map) = self.shard(key).map.lock() else {
+            return Take::Ask {
+                give_back: 0,
+                asking: asking(),
+            };
         };
         let Some(lease) = map.get_mut(key) else {
-            return Take::Ask { give_back: 0 };
+            self.make_room(&mut map, key, now);
+            map.insert(*key, Lease::asked(now));
+            drop(map);
+            return Take::Ask {
+                give_back: 0,
+                asking: asking(),
+            };
         };
         if now < lease.until {
             if lease.tokens > 0 {
@@ -100,9 +173,33 @@ impl Leases {
                 });
             }
         }
-        let give_back = lease.tokens;
-        map.remove(key);
-        Take::Ask { give_back }
+        if lease.asking {
+            return Take::Wait;
+        }
+        let give_back = std::mem::take(&mut lease.tokens);
+        lease.asking = true;
+        drop(map);
+        Take::Ask {
+            give_back,
+            asking: asking(),
+        }
+    }
+
+    /// Waits until a lease of `key`'s shard is stored or its asker gives up, at most `limit`;
+    /// at once when nobody is asking for `key` any more.
+    pub async fn wait(&self, key: &[u8; 16], limit: Duration) {
+        let shard = self.shard(key);
+        let changed = shard.changed.notified();
+        tokio::pin!(changed);
+        // Registered before looking, so a lease stored in between is not missed.
+        changed.as_mut().enable();
+        let asking = shard
+            .map
+            .lock()
+            .is_ok_and(|map| map.get(key).is_some_and(|l| l.asking));
+        if asking {
+            let _ = tokio::time::timeout(limit, changed).await;
+        }
     }
 
     /// Keeps what Redis granted: `granted` tokens of which the caller spends one, or a refusal
@@ -115,34 +212,49 @@ impl Leases {
         retry: Duration,
         now: Instant,
     ) {
-        let Ok(mut map) = self.shard(&key).lock() else {
+        let shard = self.shard(&key);
+        let Ok(mut map) = shard.map.lock() else {
             return;
         };
-        if map.len() >= self.per_shard && !map.contains_key(&key) {
-            map.retain(|_, l| now < l.until);
-            if map.len() >= self.per_shard {
-                map.clear();
-            }
-        }
+        self.make_room(&mut map, &key, now);
         // Tokens another request of this key leased meanwhile are kept, also through a refusal.
         let held = map
             .get(&key)
             .filter(|l| now < l.until)
             .map_or(0, |l| l.tokens);
-        let lease = match granted {
-            0 if held > 0 => return,
-            0 => Lease {
+        let lease = match (granted, map.get_mut(&key)) {
+            (0, Some(kept)) if held > 0 => {
+                kept.asking = false;
+                None
+            }
+            (0, _) => Some(Lease {
                 tokens: 0,
                 until: now + retry.max(Duration::from_millis(1)),
                 shared,
-            },
-            _ => Lease {
+                asking: false,
+            }),
+            _ => Some(Lease {
                 tokens: held + granted - 1,
                 until: now + LEASE_TTL,
                 shared,
-            },
+                asking: false,
+            }),
         };
-        map.insert(key, lease);
+        if let Some(lease) = lease {
+            map.insert(key, lease);
+        }
+        drop(map);
+        shard.changed.notify_waiters();
+    }
+
+    /// Before a new key goes in: a full shard drops its expired leases, else all of them.
+    fn make_room(&self, map: &mut Map, key: &[u8; 16], now: Instant) {
+        if map.len() >= self.per_shard && !map.contains_key(key) {
+            map.retain(|_, l| now < l.until || l.asking);
+            if map.len() >= self.per_shard {
+                map.clear();
+            }
+        }
     }
 }
 

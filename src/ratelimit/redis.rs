@@ -84,12 +84,27 @@ impl RedisLimiter {
         let digest = sha2::Sha256::digest(key);
         let mut id = [0u8; 16];
         id.copy_from_slice(&digest[..16]);
-        let now = Instant::now();
+        let mut now = Instant::now();
+        let mut _asking = None;
         let (script, a, b, want, give_back, limit) = match algorithm {
             Algorithm::TokenBucket { rate, burst } => {
-                let give_back = match self.leases.take(&id, now) {
-                    Take::Local(decision) => return Ok(decision),
-                    Take::Ask { give_back } => give_back,
+                let mut waited = false;
+                let give_back = loop {
+                    match self.leases.take(&id, now) {
+                        Take::Local(decision) => return Ok(decision),
+                        Take::Ask { give_back, asking } => {
+                            _asking = Some(asking);
+                            break give_back;
+                        }
+                        // Another request is asking for this key: its lease is shared.
+                        Take::Wait if !waited => {
+                            waited = true;
+                            self.leases.wait(&id, self.redis.timeout()).await;
+                            now = Instant::now();
+                        }
+                        // Still asking after the Redis timeout: ask too.
+                        Take::Wait => break 0,
+                    }
                 };
                 let want = lease_size(rate, burst);
                 (

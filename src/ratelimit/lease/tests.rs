@@ -12,16 +12,20 @@ fn shared(allowed: bool) -> Decision {
 
 fn ask(t: Take) -> Option<u64> {
     match t {
-        Take::Ask { give_back } => Some(give_back),
-        Take::Local(_) => None,
+        Take::Ask { give_back, .. } => Some(give_back),
+        Take::Local(_) | Take::Wait => None,
     }
 }
 
 fn local(t: Take) -> Option<Decision> {
     match t {
         Take::Local(d) => Some(d),
-        Take::Ask { .. } => None,
+        Take::Ask { .. } | Take::Wait => None,
     }
+}
+
+fn waits(t: Take) -> bool {
+    matches!(t, Take::Wait)
 }
 
 #[test]
@@ -116,7 +120,76 @@ fn the_table_stays_bounded() {
     let held: usize = leases
         .shards
         .iter()
-        .map(|s| s.lock().map_or(0, |m| m.len()))
+        .map(|s| s.map.lock().map_or(0, |m| m.len()))
         .sum();
     assert!(held <= 32 + SHARDS, "{held}");
+}
+
+#[test]
+fn while_one_request_asks_the_others_wait_for_its_lease() {
+    let leases = Leases::new(100);
+    let key = [6; 16];
+    let now = Instant::now();
+    let first = leases.take(&key, now);
+    assert!(matches!(first, Take::Ask { give_back: 0, .. }));
+    assert!(waits(leases.take(&key, now)), "a second request waits");
+    assert!(waits(leases.take(&key, now)), "and a third");
+    assert!(
+        ask(leases.take(&[7; 16], now)).is_some(),
+        "another key does not"
+    );
+    leases.store(key, 5, shared(true), Duration::ZERO, now);
+    drop(first);
+    let spent = (0..10)
+        .filter(|_| local(leases.take(&key, now)).is_some())
+        .count();
+    assert_eq!(spent, 4, "the waiting requests spend the lease");
+    // Spent: the next request asks, and the others wait again.
+    let next = leases.take(&key, now);
+    assert!(ask(next).is_some());
+}
+
+#[test]
+fn an_asker_that_gives_up_lets_the_next_request_ask() {
+    let leases = Leases::new(100);
+    let key = [8; 16];
+    let now = Instant::now();
+    let first = leases.take(&key, now);
+    assert!(waits(leases.take(&key, now)));
+    drop(first); // a Redis error or timeout: nothing stored
+    assert_eq!(ask(leases.take(&key, now)), Some(0));
+}
+
+#[tokio::test]
+async fn waiting_ends_when_the_lease_is_stored() {
+    let leases = std::sync::Arc::new(Leases::new(100));
+    let key = [9; 16];
+    let now = Instant::now();
+    // Nobody asks: no wait at all.
+    let started = Instant::now();
+    leases.wait(&key, Duration::from_secs(5)).await;
+    assert!(started.elapsed() < Duration::from_secs(1));
+    let Take::Ask { asking, .. } = leases.take(&key, now) else {
+        panic!("the first request asks");
+    };
+    drop(asking);
+    let Take::Ask { asking, .. } = leases.take(&key, now) else {
+        panic!("asks again once the first gave up");
+    };
+    let storer = {
+        let leases = leases.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            leases.store(key, 5, shared(true), Duration::ZERO, Instant::now());
+        })
+    };
+    let started = Instant::now();
+    leases.wait(&key, Duration::from_secs(5)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "woken by the stored lease, not the limit"
+    );
+    drop(asking);
+    storer.await.expect("stored");
+    assert!(local(leases.take(&key, Instant::now())).is_some());
 }
