@@ -88,7 +88,8 @@ impl RedisLimiter {
         let mut _asking = None;
         let (script, a, b, want, give_back, limit) = match algorithm {
             Algorithm::TokenBucket { rate, burst } => {
-                let mut waited = false;
+                // Waiting for other requests' leases lasts at most the Redis timeout in all.
+                let deadline = now + self.redis.timeout();
                 let give_back = loop {
                     match self.leases.take(&id, now) {
                         Take::Local(decision) => return Ok(decision),
@@ -97,13 +98,15 @@ impl RedisLimiter {
                             break give_back;
                         }
                         // Another request is asking for this key: its lease is shared.
-                        Take::Wait if !waited => {
-                            waited = true;
-                            self.leases.wait(&id, self.redis.timeout()).await;
+                        Take::Wait => {
+                            let left = deadline.saturating_duration_since(now);
+                            if left.is_zero() {
+                                // Still asking after the Redis timeout: ask too.
+                                break 0;
+                            }
+                            self.leases.wait(&id, left).await;
                             now = Instant::now();
                         }
-                        // Still asking after the Redis timeout: ask too.
-                        Take::Wait => break 0,
                     }
                 };
                 let want = lease_size(rate, burst);
