@@ -686,15 +686,8 @@ fn long_limit_keys_cost_a_fixed_size() {
 #[test]
 fn a_request_head_sent_slowly_is_cut_off() {
     use std::io::{Read, Write};
-    let b = Backend::start("b");
-    let gw = Gateway::start(&with_routes(
-        "security: {request_head_timeout: 1s}\n".to_owned(),
-        &b,
-        &["{name: r, path: /, upstream: u}"],
-    ));
-    let mut s = std::net::TcpStream::connect(gw.proxy).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .expect("timeout");
+    let (b, gw) = head_timeout_gateway();
+    let mut s = connect(&gw);
     let started = std::time::Instant::now();
     let answer = send_head_slowly(&mut s, b"GET / HTTP/1.1\r\nHost: x\r\n");
     assert!(
@@ -717,6 +710,25 @@ fn a_request_head_sent_slowly_is_cut_off() {
         assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
         std::thread::sleep(std::time::Duration::from_millis(1500));
     }
+}
+
+/// A gateway with a 1 s request head deadline in front of one backend.
+fn head_timeout_gateway() -> (Backend, Gateway) {
+    let b = Backend::start("b");
+    let gw = Gateway::start(&with_routes(
+        "security: {request_head_timeout: 1s}\n".to_owned(),
+        &b,
+        &["{name: r, path: /, upstream: u}"],
+    ));
+    (b, gw)
+}
+
+/// A connection to the proxy listener whose reads give up after 10 s.
+fn connect(gw: &Gateway) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect(gw.proxy).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    s
 }
 
 /// Sends `start`, then one header line every 300 ms for 3 s (each read is quick, the head as a
@@ -747,15 +759,8 @@ fn send_head_slowly(s: &mut std::net::TcpStream, start: &[u8]) -> String {
 #[test]
 fn a_slow_head_after_a_kept_alive_request_is_cut_off() {
     use std::io::{Read, Write};
-    let b = Backend::start("b");
-    let gw = Gateway::start(&with_routes(
-        "security: {request_head_timeout: 1s}\n".to_owned(),
-        &b,
-        &["{name: r, path: /, upstream: u}"],
-    ));
-    let mut s = std::net::TcpStream::connect(gw.proxy).expect("connect");
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .expect("timeout");
+    let (b, gw) = head_timeout_gateway();
+    let mut s = connect(&gw);
     s.write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
         .expect("send");
     let mut buf = [0u8; 4096];

@@ -125,8 +125,8 @@ pub struct GuardedStream {
     _slot: Option<Guard>,
 }
 
-/// Tells the connection under `session`'s request that the request is over (the `logging`
-/// phase): its next bytes are the next request's head.
+/// Tells a request's connection (its `Session::stream()`) that the request is over (the
+/// `logging` phase): its next bytes are the next request's head.
 pub fn request_done(stream: Option<&Stream>) {
     if let Some(guarded) = stream.and_then(|s| s.as_any().downcast_ref::<GuardedStream>()) {
         guarded.request_done.store(true, Ordering::Relaxed);
