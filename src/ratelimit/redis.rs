@@ -85,7 +85,8 @@ impl RedisLimiter {
         let mut id = [0u8; 16];
         id.copy_from_slice(&digest[..16]);
         let mut now = Instant::now();
-        let mut _asking = None;
+        // Held until this request's lease is stored: the key's other requests wait for it.
+        let mut asking = None;
         let (script, a, b, want, give_back, limit) = match algorithm {
             Algorithm::TokenBucket { rate, burst } => {
                 // Waiting for other requests' leases lasts at most the Redis timeout in all.
@@ -93,8 +94,11 @@ impl RedisLimiter {
                 let give_back = loop {
                     match self.leases.take(&id, now) {
                         Take::Local(decision) => return Ok(decision),
-                        Take::Ask { give_back, asking } => {
-                            _asking = Some(asking);
+                        Take::Ask {
+                            give_back,
+                            asking: guard,
+                        } => {
+                            asking = Some(guard);
                             break give_back;
                         }
                         // Another request is asking for this key: its lease is shared.
@@ -151,6 +155,7 @@ impl RedisLimiter {
             let retry = Duration::from_millis(at(3));
             self.leases.store(id, granted, decision, retry, now);
         }
+        drop(asking);
         Ok(decision)
     }
 }

@@ -193,3 +193,23 @@ async fn waiting_ends_when_the_lease_is_stored() {
     storer.await.expect("stored");
     assert!(local(leases.take(&key, Instant::now())).is_some());
 }
+
+#[tokio::test]
+async fn waiting_ends_when_the_asker_gives_up() {
+    let leases = Leases::new(100);
+    let key = [10; 16];
+    let Take::Ask { asking, .. } = leases.take(&key, Instant::now()) else {
+        panic!("the first request asks");
+    };
+    let gives_up = async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(asking); // a Redis error or timeout
+    };
+    let started = Instant::now();
+    tokio::join!(leases.wait(&key, Duration::from_secs(5)), gives_up);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "woken when the asker gave up, not by the limit"
+    );
+    assert_eq!(ask(leases.take(&key, Instant::now())), Some(0));
+}
