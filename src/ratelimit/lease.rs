@@ -5,7 +5,9 @@
 //! limit is refused locally meanwhile. One request at a time asks Redis for a key: requests of
 //! that key arriving meanwhile wait for its lease (at most the Redis timeout) instead of each
 //! making a round trip of its own, so a busy key costs one round trip per lease at any
-//! concurrency.
+//! concurrency. A stored lease wakes as many of the key's waiting requests as it has tokens,
+//! and one more to ask for the next lease; the rest sleep on, so a lease of 20 tokens costs 21
+//! wake-ups however many requests wait.
 //!
 //! Tokens are always taken from the shared bucket before they are spent, so the instances
 //! together never admit more than the limit; what a lease holds and nobody spends (at most one
@@ -15,7 +17,7 @@ use super::local::Decision;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
@@ -37,7 +39,6 @@ pub fn lease_size(rate_per_sec: f64, burst: f64) -> u64 {
     }
 }
 
-#[derive(Clone, Copy)]
 struct Lease {
     /// Tokens left to spend locally (0 with a refusal).
     tokens: u64,
@@ -47,6 +48,8 @@ struct Lease {
     shared: Decision,
     /// A request of this instance is asking Redis for this key's next lease.
     asking: bool,
+    /// Where the key's requests wait while one asks; made by the first to wait.
+    waiters: Option<Arc<Notify>>,
 }
 
 impl Lease {
@@ -63,6 +66,23 @@ impl Lease {
                 retry_after: 0,
             },
             asking: true,
+            waiters: None,
+        }
+    }
+
+    /// Wakes `n` of the key's waiting requests, the longest waiting first.
+    fn wake(&self, n: u64) {
+        if let Some(waiters) = &self.waiters {
+            for _ in 0..n {
+                waiters.notify_one();
+            }
+        }
+    }
+
+    /// Wakes every waiting request of the key.
+    fn wake_all(&self) {
+        if let Some(waiters) = &self.waiters {
+            waiters.notify_waiters();
         }
     }
 }
@@ -74,8 +94,9 @@ pub enum Take<'a> {
     /// Ask Redis for a lease, handing back `give_back` unused tokens. Until `asking` is dropped
     /// (or the lease stored), other requests of the key wait.
     Ask { give_back: u64, asking: Asking<'a> },
-    /// Another request is asking Redis for this key: [`Leases::wait`], then take again.
-    Wait,
+    /// Another request is asking Redis for this key: [`Leases::wait`] on these waiters, then
+    /// take again.
+    Wait(Arc<Notify>),
 }
 
 /// Key digest → lease, for one shard.
@@ -83,8 +104,6 @@ type Map = HashMap<[u8; 16], Lease>;
 
 struct Shard {
     map: Mutex<Map>,
-    /// Woken when a lease of this shard is stored or a request stops asking.
-    changed: Notify,
 }
 
 pub struct Leases {
@@ -102,14 +121,14 @@ pub struct Asking<'a> {
 
 impl Drop for Asking<'_> {
     fn drop(&mut self) {
-        let shard = self.leases.shard(&self.key);
-        if let Ok(mut map) = shard.map.lock() {
-            match map.get_mut(&self.key) {
-                Some(lease) if lease.asking => lease.asking = false,
-                _ => return,
-            }
+        let Ok(mut map) = self.leases.shard(&self.key).map.lock() else {
+            return;
+        };
+        if let Some(lease) = map.get_mut(&self.key).filter(|l| l.asking) {
+            // Gave up without a lease: the longest waiting request asks next.
+            lease.asking = false;
+            lease.wake(1);
         }
-        shard.changed.notify_waiters();
     }
 }
 
@@ -120,7 +139,6 @@ impl Leases {
             shards: (0..SHARDS)
                 .map(|_| Shard {
                     map: Mutex::new(HashMap::new()),
-                    changed: Notify::new(),
                 })
                 .collect(),
             per_shard: keys.div_ceil(SHARDS).max(1),
@@ -174,7 +192,8 @@ impl Leases {
             }
         }
         if lease.asking {
-            return Take::Wait;
+            let waiters = lease.waiters.get_or_insert_with(Default::default);
+            return Take::Wait(Arc::clone(waiters));
         }
         let give_back = std::mem::take(&mut lease.tokens);
         lease.asking = true;
@@ -185,20 +204,20 @@ impl Leases {
         }
     }
 
-    /// Waits until a lease of `key`'s shard is stored or its asker gives up, at most `limit`;
-    /// at once when nobody is asking for `key` any more.
-    pub async fn wait(&self, key: &[u8; 16], limit: Duration) {
-        let shard = self.shard(key);
-        let changed = shard.changed.notified();
-        tokio::pin!(changed);
+    /// Waits on `waiters` (from [`Take::Wait`]) until this request is woken by a stored lease
+    /// or an asker giving up, at most `limit`; at once when nobody is asking for `key` any more.
+    pub async fn wait(&self, key: &[u8; 16], waiters: &Notify, limit: Duration) {
+        let woken = waiters.notified();
+        tokio::pin!(woken);
         // Registered before looking, so a lease stored in between is not missed.
-        changed.as_mut().enable();
-        let asking = shard
+        woken.as_mut().enable();
+        let asking = self
+            .shard(key)
             .map
             .lock()
             .is_ok_and(|map| map.get(key).is_some_and(|l| l.asking));
         if asking {
-            let _ = tokio::time::timeout(limit, changed).await;
+            let _ = tokio::time::timeout(limit, woken).await;
         }
     }
 
@@ -212,8 +231,7 @@ impl Leases {
         retry: Duration,
         now: Instant,
     ) {
-        let shard = self.shard(&key);
-        let Ok(mut map) = shard.map.lock() else {
+        let Ok(mut map) = self.shard(&key).map.lock() else {
             return;
         };
         self.make_room(&mut map, &key, now);
@@ -222,37 +240,54 @@ impl Leases {
             .get(&key)
             .filter(|l| now < l.until)
             .map_or(0, |l| l.tokens);
-        let lease = match (granted, map.get_mut(&key)) {
-            (0, Some(kept)) if held > 0 => {
+        if granted == 0 && held > 0 {
+            if let Some(kept) = map.get_mut(&key) {
                 kept.asking = false;
-                None
+                kept.wake(held + 1);
             }
-            (0, _) => Some(Lease {
+            return;
+        }
+        let waiters = map.get_mut(&key).and_then(|l| l.waiters.take());
+        let lease = if granted == 0 {
+            Lease {
                 tokens: 0,
                 until: now + retry.max(Duration::from_millis(1)),
                 shared,
                 asking: false,
-            }),
-            _ => Some(Lease {
+                waiters,
+            }
+        } else {
+            Lease {
                 tokens: held + granted - 1,
                 until: now + LEASE_TTL,
                 shared,
                 asking: false,
-            }),
+                waiters,
+            }
         };
-        if let Some(lease) = lease {
-            map.insert(key, lease);
+        if granted == 0 {
+            // Refused: every waiting request is refused locally.
+            lease.wake_all();
+        } else {
+            // One waiting request per token, and one to ask for the next lease.
+            lease.wake(lease.tokens + 1);
         }
-        drop(map);
-        shard.changed.notify_waiters();
+        map.insert(key, lease);
     }
 
     /// Before a new key goes in: a full shard drops its expired leases, else all of them.
     fn make_room(&self, map: &mut Map, key: &[u8; 16], now: Instant) {
         if map.len() >= self.per_shard && !map.contains_key(key) {
-            map.retain(|_, l| now < l.until || l.asking);
+            map.retain(|_, l| {
+                let keep = now < l.until || l.asking;
+                if !keep {
+                    l.wake_all();
+                }
+                keep
+            });
             if map.len() >= self.per_shard {
-                map.clear();
+                // Waiting requests of the dropped keys take again (and ask).
+                map.drain().for_each(|(_, l)| l.wake_all());
             }
         }
     }

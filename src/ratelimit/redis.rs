@@ -102,13 +102,13 @@ impl RedisLimiter {
                             break give_back;
                         }
                         // Another request is asking for this key: its lease is shared.
-                        Take::Wait => {
+                        Take::Wait(waiters) => {
                             let left = deadline.saturating_duration_since(now);
                             if left.is_zero() {
                                 // Still asking after the Redis timeout: ask too.
                                 break 0;
                             }
-                            self.leases.wait(&id, left).await;
+                            self.leases.wait(&id, &waiters, left).await;
                             now = Instant::now();
                         }
                     }

@@ -1,4 +1,5 @@
 use super::*;
+use std::sync::Arc;
 
 fn shared(allowed: bool) -> Decision {
     Decision {
@@ -13,19 +14,19 @@ fn shared(allowed: bool) -> Decision {
 fn ask(t: Take) -> Option<u64> {
     match t {
         Take::Ask { give_back, .. } => Some(give_back),
-        Take::Local(_) | Take::Wait => None,
+        Take::Local(_) | Take::Wait(_) => None,
     }
 }
 
 fn local(t: Take) -> Option<Decision> {
     match t {
         Take::Local(d) => Some(d),
-        Take::Ask { .. } | Take::Wait => None,
+        Take::Ask { .. } | Take::Wait(_) => None,
     }
 }
 
 fn waits(t: Take) -> bool {
-    matches!(t, Take::Wait)
+    matches!(t, Take::Wait(_))
 }
 
 #[test]
@@ -167,7 +168,9 @@ async fn waiting_ends_when_the_lease_is_stored() {
     let now = Instant::now();
     // Nobody asks: no wait at all.
     let started = Instant::now();
-    leases.wait(&key, Duration::from_secs(5)).await;
+    leases
+        .wait(&key, &Notify::new(), Duration::from_secs(5))
+        .await;
     assert!(started.elapsed() < Duration::from_secs(1));
     let Take::Ask { asking, .. } = leases.take(&key, now) else {
         panic!("the first request asks");
@@ -175,6 +178,9 @@ async fn waiting_ends_when_the_lease_is_stored() {
     drop(asking);
     let Take::Ask { asking, .. } = leases.take(&key, now) else {
         panic!("asks again once the first gave up");
+    };
+    let Take::Wait(waiters) = leases.take(&key, now) else {
+        panic!("the next request waits");
     };
     let storer = {
         let leases = leases.clone();
@@ -184,7 +190,7 @@ async fn waiting_ends_when_the_lease_is_stored() {
         })
     };
     let started = Instant::now();
-    leases.wait(&key, Duration::from_secs(5)).await;
+    leases.wait(&key, &waiters, Duration::from_secs(5)).await;
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "woken by the stored lease, not the limit"
@@ -201,15 +207,87 @@ async fn waiting_ends_when_the_asker_gives_up() {
     let Take::Ask { asking, .. } = leases.take(&key, Instant::now()) else {
         panic!("the first request asks");
     };
+    let Take::Wait(waiters) = leases.take(&key, Instant::now()) else {
+        panic!("the next request waits");
+    };
     let gives_up = async move {
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(asking); // a Redis error or timeout
     };
     let started = Instant::now();
-    tokio::join!(leases.wait(&key, Duration::from_secs(5)), gives_up);
+    tokio::join!(
+        leases.wait(&key, &waiters, Duration::from_secs(5)),
+        gives_up
+    );
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "woken when the asker gave up, not by the limit"
     );
     assert_eq!(ask(leases.take(&key, Instant::now())), Some(0));
+}
+
+/// Starts `n` requests of `key` waiting (another is asking); returns how many have woken.
+async fn start_waiting(
+    leases: &Arc<Leases>,
+    key: [u8; 16],
+    n: usize,
+) -> Arc<std::sync::atomic::AtomicUsize> {
+    let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..n {
+        let Take::Wait(waiters) = leases.take(&key, Instant::now()) else {
+            panic!("waits while another request asks");
+        };
+        let (leases, woken) = (Arc::clone(leases), Arc::clone(&woken));
+        tokio::spawn(async move {
+            leases.wait(&key, &waiters, Duration::from_secs(30)).await;
+            woken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+    settle().await;
+    woken
+}
+
+/// Lets the spawned waiters run (single-threaded test runtime).
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_stored_lease_wakes_one_waiter_per_token_and_one_more() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let leases = Arc::new(Leases::new(100));
+    let key = [11; 16];
+    let Take::Ask { asking, .. } = leases.take(&key, Instant::now()) else {
+        panic!("the first request asks");
+    };
+    let woken = start_waiting(&leases, key, 10).await;
+    assert_eq!(woken.load(SeqCst), 0, "nobody wakes while the asker asks");
+    // 4 granted: the asker spends one, 3 are left for waiters, and one more wakes to ask.
+    leases.store(key, 4, shared(true), Duration::ZERO, Instant::now());
+    drop(asking);
+    settle().await;
+    assert_eq!(woken.load(SeqCst), 4);
+    // That one asks and gives up (a Redis error): the next waiter wakes to ask.
+    let Take::Ask { asking, .. } = leases.take(&[11; 16], Instant::now() + LEASE_TTL) else {
+        panic!("asks once the lease is spent");
+    };
+    drop(asking);
+    settle().await;
+    assert_eq!(woken.load(SeqCst), 5);
+    // A refusal wakes every waiter: they are refused locally.
+    let Take::Ask { asking, .. } = leases.take(&key, Instant::now() + LEASE_TTL) else {
+        panic!("asks again");
+    };
+    leases.store(
+        key,
+        0,
+        shared(false),
+        Duration::from_secs(1),
+        Instant::now(),
+    );
+    drop(asking);
+    settle().await;
+    assert_eq!(woken.load(SeqCst), 10);
 }
