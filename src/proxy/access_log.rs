@@ -85,28 +85,45 @@ fn push_millis(line: &mut String, ms: f64) {
 
 fn text(line: &mut String, r: &AccessRecord<'_>) {
     timestamp(line);
-    let dash = |s: Option<&str>| s.unwrap_or("-").to_owned();
-    let _ = write!(
-        line,
-        " ACCESS {} {} {} {:?} {} route={} upstream={} backend={} attempts={} {:.3}ms {}B cache={} user={} {}",
-        r.request_id,
-        r.client_ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
-        r.method,
-        r.path,
-        r.status,
-        dash(r.route),
-        dash(r.upstream),
-        r.backend.map_or_else(|| "-".to_owned(), |b| b.to_string()),
-        r.attempts,
-        r.duration_ms,
-        r.bytes_sent,
-        r.cache,
-        dash(r.user),
-        r.outcome,
-    );
+    line.push_str(" ACCESS ");
+    line.push_str(r.request_id);
+    line.push(' ');
+    or_dash(line, r.client_ip, push_ip);
+    line.push(' ');
+    line.push_str(r.method);
+    line.push(' ');
+    // Quoted and escaped, so a path cannot forge fields or lines.
+    let _ = write!(line, "{:?}", r.path);
+    line.push(' ');
+    push_uint(line, r.status.into(), 1);
+    line.push_str(" route=");
+    line.push_str(r.route.unwrap_or("-"));
+    line.push_str(" upstream=");
+    line.push_str(r.upstream.unwrap_or("-"));
+    line.push_str(" backend=");
+    or_dash(line, r.backend, push_socket_addr);
+    line.push_str(" attempts=");
+    push_uint(line, r.attempts as u64, 1);
+    line.push(' ');
+    push_millis(line, r.duration_ms);
+    line.push_str("ms ");
+    push_uint(line, r.bytes_sent as u64, 1);
+    line.push_str("B cache=");
+    line.push_str(r.cache);
+    line.push_str(" user=");
+    line.push_str(r.user.unwrap_or("-"));
+    line.push(' ');
+    line.push_str(r.outcome);
     if let Some(t) = r.trace {
         line.push_str(" trace=");
         line.push_str(&t.trace_hex());
+    }
+}
+
+fn or_dash<T>(line: &mut String, v: Option<T>, push: fn(&mut String, T)) {
+    match v {
+        Some(v) => push(line, v),
+        None => line.push('-'),
     }
 }
 
@@ -132,9 +149,8 @@ fn quoted_or_null<T>(line: &mut String, v: Option<T>, push: fn(&mut String, T)) 
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_json_line_holds_every_field() {
-        let record = AccessRecord {
+    fn record() -> AccessRecord<'static> {
+        AccessRecord {
             request_id: "id-1",
             client_ip: Some("203.0.113.9".parse().expect("ip")),
             method: "GET",
@@ -150,7 +166,12 @@ mod tests {
             user: Some("alice"),
             outcome: "ok",
             trace: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_json_line_holds_every_field() {
+        let record = record();
         let mut line = String::new();
         json(&mut line, &record);
         let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
@@ -167,6 +188,44 @@ mod tests {
             let mut s = String::new();
             push_millis(&mut s, ms);
             assert_eq!(s, format!("{ms:.3}"), "{ms}");
+        }
+    }
+
+    #[test]
+    fn a_text_line_is_what_fmt_writes() {
+        let full = record();
+        let empty = AccessRecord {
+            client_ip: None,
+            path: "/a b\n\u{1b}[31m",
+            route: None,
+            backend: None,
+            user: None,
+            duration_ms: 0.0004,
+            ..record()
+        };
+        for r in [full, empty] {
+            let mut line = String::new();
+            text(&mut line, &r);
+            let dash = |s: Option<&str>| s.unwrap_or("-").to_owned();
+            let expected = format!(
+                " ACCESS {} {} {} {:?} {} route={} upstream={} backend={} attempts={} {:.3}ms {}B cache={} user={} {}",
+                r.request_id,
+                r.client_ip.map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
+                r.method,
+                r.path,
+                r.status,
+                dash(r.route),
+                dash(r.upstream),
+                r.backend.map_or_else(|| "-".to_owned(), |b| b.to_string()),
+                r.attempts,
+                r.duration_ms,
+                r.bytes_sent,
+                r.cache,
+                dash(r.user),
+                r.outcome,
+            );
+            let (_, fields) = line.split_once(" ACCESS ").expect("after the timestamp");
+            assert_eq!(format!(" ACCESS {fields}"), expected);
         }
     }
 }
