@@ -211,11 +211,16 @@ impl Leases {
         tokio::pin!(woken);
         // Registered before looking, so a lease stored in between is not missed.
         woken.as_mut().enable();
-        let asking = self
-            .shard(key)
-            .map
-            .lock()
-            .is_ok_and(|map| map.get(key).is_some_and(|l| l.asking));
+        // (The key's entry may have been dropped to make room and made again since: these
+        // waiters are then not its waiters any more.)
+        let asking = self.shard(key).map.lock().is_ok_and(|map| {
+            map.get(key).is_some_and(|l| {
+                l.asking
+                    && l.waiters
+                        .as_ref()
+                        .is_some_and(|w| std::ptr::eq(&**w, waiters))
+            })
+        });
         if asking {
             let _ = tokio::time::timeout(limit, woken).await;
         }

@@ -291,3 +291,33 @@ async fn a_stored_lease_wakes_one_waiter_per_token_and_one_more() {
     settle().await;
     assert_eq!(woken.load(SeqCst), 10);
 }
+
+#[tokio::test]
+async fn a_waiter_of_a_key_dropped_to_make_room_does_not_wait_for_the_limit() {
+    let leases = Leases::new(1); // one key per shard
+    let key = [12; 16];
+    let same_shard = (0u32..)
+        .map(|i| {
+            let mut k = [0; 16];
+            k[..4].copy_from_slice(&i.to_le_bytes());
+            k
+        })
+        .find(|k| *k != key && std::ptr::eq(leases.shard(k), leases.shard(&key)))
+        .expect("a key in the same shard");
+    let now = Instant::now();
+    let first = leases.take(&key, now);
+    let Take::Wait(waiters) = leases.take(&key, now) else {
+        panic!("waits while the first asks");
+    };
+    // Another key takes the shard, then the first key is asked for again.
+    assert!(ask(leases.take(&same_shard, now)).is_some());
+    let again = leases.take(&key, now);
+    assert!(matches!(again, Take::Ask { .. }), "asked for again");
+    let started = Instant::now();
+    leases.wait(&key, &waiters, Duration::from_secs(5)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "its key's entry was made again, with other waiters"
+    );
+    drop((first, again));
+}
