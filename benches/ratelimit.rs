@@ -1,13 +1,15 @@
 //! Local limiter decisions: one hot key, and keys spread over 1M distinct clients (the store's
-//! size and the process' resident memory after the flood are printed).
+//! size and the process' resident memory after the flood are printed); and a token of a shared
+//! (Redis) bucket spent from this instance's lease, the path 19 requests in 20 take.
 
 #[path = "common/alloc.rs"]
 mod alloc;
 
-use api_gateway::{Algorithm, LocalStore, MAX_KEYS};
+use api_gateway::{Algorithm, Decision, Leases, LocalStore, Take, LEASE_TTL, MAX_KEYS};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::sync::Mutex;
+use std::time::Duration;
 use std::time::Instant;
 
 const BUCKET: Algorithm = Algorithm::TokenBucket {
@@ -75,5 +77,43 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// Spends a token of `key`'s lease; when it is spent, stores a new lease of 20 as Redis would.
+fn leased(leases: &Leases, key: &[u8; 16], now: Instant) -> bool {
+    match leases.take(key, now) {
+        Take::Local(decision) => decision.allowed,
+        Take::Ask { asking, .. } => {
+            let shared = Decision {
+                allowed: true,
+                limit: 1_000_000,
+                remaining: 500_000,
+                reset: 1,
+                retry_after: 0,
+            };
+            leases.store(*key, 20, shared, Duration::ZERO, now);
+            drop(asking);
+            true
+        }
+        Take::Wait(_) => false,
+    }
+}
+
+fn bench_leases(c: &mut Criterion) {
+    let leases = Leases::new(MAX_KEYS);
+    let key = [7u8; 16];
+    let start = Instant::now();
+    let mut n = 0u32;
+    // The clock moves on a lease's lifetime every 20 000 calls, so leases also expire.
+    let mut now = || {
+        n = n.wrapping_add(1);
+        start + LEASE_TTL * (n / 20_000)
+    };
+    c.bench_function("limiter/redis_lease/hot_key", |b| {
+        b.iter(|| leased(&leases, black_box(&key), now()))
+    });
+    alloc::report("limiter/redis_lease/hot_key", || {
+        black_box(leased(&leases, black_box(&key), start));
+    });
+}
+
+criterion_group!(benches, bench, bench_leases);
 criterion_main!(benches);

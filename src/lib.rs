@@ -47,7 +47,7 @@ pub use cli::{Cli, Command};
 pub use config::file::UpstreamConfig;
 pub use config::{load_file, parse_str};
 pub use logging::init as init_logging;
-pub use ratelimit::{Algorithm, LocalStore, MAX_KEYS};
+pub use ratelimit::{Algorithm, Decision, Leases, LocalStore, Take, LEASE_TTL, MAX_KEYS};
 pub use routing::{Lookup, Route};
 pub use snapshot::{compile, Snapshot};
 

@@ -7,6 +7,7 @@ mod local;
 mod policy;
 mod redis;
 
+pub use lease::{Leases, Take, LEASE_TTL};
 pub use local::{Algorithm, Decision, LocalStore, MAX_KEYS};
 pub use policy::{KeyPart, Level};
 
