@@ -5,7 +5,8 @@
 #[path = "common/alloc.rs"]
 mod alloc;
 
-use api_gateway::{Algorithm, Decision, Leases, LocalStore, Take, LEASE_TTL, MAX_KEYS};
+use api_gateway::internals::{Decision, Leases, Take, LEASE_TTL};
+use api_gateway::{Algorithm, LocalStore, MAX_KEYS};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::sync::Mutex;

@@ -47,7 +47,7 @@ pub use cli::{Cli, Command};
 pub use config::file::UpstreamConfig;
 pub use config::{load_file, parse_str};
 pub use logging::init as init_logging;
-pub use ratelimit::{Algorithm, Decision, Leases, LocalStore, Take, LEASE_TTL, MAX_KEYS};
+pub use ratelimit::{Algorithm, LocalStore, MAX_KEYS};
 pub use routing::{Lookup, Route};
 pub use snapshot::{compile, Snapshot};
 
@@ -160,6 +160,7 @@ pub mod internals {
     use std::sync::Arc;
 
     pub use crate::metrics::{BackendCounters, RouteMetrics};
+    pub use crate::ratelimit::{Decision, Leases, Take, LEASE_TTL};
 
     /// What the proxy does to a request's headers on its way to the backend, for a client at
     /// `peer` (not a trusted proxy): a request context, the request id (the client's when well

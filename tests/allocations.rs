@@ -1,12 +1,15 @@
 //! Heap allocations of the per-request pieces, counted by a global allocator: a backend pick,
-//! a route lookup, a limiter decision and metrics recording allocate nothing; the auth check
+//! a route lookup, a limiter decision (also a token spent from a Redis lease) and metrics
+//! recording allocate nothing; the auth check
 //! and the header rewrite stay within their budgets. One test, so no other test's thread
 //! allocates while it counts.
 
 #[path = "../benches/common/alloc.rs"]
 mod alloc;
 
-use api_gateway::internals::{rewrite_headers, BackendCounters, RouteMetrics};
+use api_gateway::internals::{
+    rewrite_headers, BackendCounters, Decision, Leases, RouteMetrics, Take,
+};
 use api_gateway::UpstreamConfig;
 use api_gateway::{compile, parse_str, Algorithm, Auth, LocalStore, Lookup, Upstream};
 use jsonwebtoken::{encode, EncodingKey, Header};
@@ -77,6 +80,26 @@ fn lookups_limits_and_metrics() {
         );
     });
     assert_eq!(decision, 0.0, "limiter decision on a known key");
+
+    let leases = Leases::new(1000);
+    let key = [7u8; 16];
+    let shared = Decision {
+        allowed: true,
+        limit: 1_000_000,
+        remaining: 500_000,
+        reset: 1,
+        retry_after: 0,
+    };
+    let leased = alloc::per_call(|| match leases.take(black_box(&key), now) {
+        Take::Local(decision) => assert!(decision.allowed),
+        // Spent: a new lease, as Redis would grant it.
+        Take::Ask { asking, .. } => {
+            leases.store(key, 20, shared, Duration::ZERO, now);
+            drop(asking);
+        }
+        Take::Wait(_) => panic!("nobody else asks"),
+    });
+    assert_eq!(leased, 0.0, "a token spent from a Redis lease");
 
     let route = RouteMetrics::new("allocations");
     let backend = BackendCounters::default();
