@@ -140,20 +140,32 @@ fn write_out(pending: &mut Vec<u8>) {
 
 /// Appends `s` as a JSON string (quoted and escaped).
 pub fn json_str(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    // Only ASCII bytes are escaped, so the runs between them are whole UTF-8 sequences and
+    // go in at once.
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        if escaped.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        } else {
+            out.push_str(escaped);
         }
+        run = i + 1;
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
@@ -299,5 +311,32 @@ mod tests {
         assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
         let v: String = serde_json::from_str(&s).expect("valid JSON string");
         assert_eq!(v, "a\"b\\c\nd\u{1}é");
+        // Every ASCII byte, alone and between multi-byte characters: what the character by
+        // character escaping wrote, and JSON that reads back as the same text.
+        for b in 0u8..0x80 {
+            let c = char::from(b);
+            for text in [c.to_string(), format!("é{c}✓{c}{c}𝄞")] {
+                let mut ours = String::new();
+                json_str(&mut ours, &text);
+                let mut expected = String::from('"');
+                for c in text.chars() {
+                    match c {
+                        '"' => expected.push_str("\\\""),
+                        '\\' => expected.push_str("\\\\"),
+                        '\n' => expected.push_str("\\n"),
+                        '\r' => expected.push_str("\\r"),
+                        '\t' => expected.push_str("\\t"),
+                        c if (c as u32) < 0x20 => {
+                            expected.push_str(&format!("\\u{:04x}", c as u32))
+                        }
+                        c => expected.push(c),
+                    }
+                }
+                expected.push('"');
+                assert_eq!(ours, expected, "{b}");
+                let back: String = serde_json::from_str(&ours).expect("valid JSON string");
+                assert_eq!(back, text);
+            }
+        }
     }
 }
