@@ -207,9 +207,8 @@ pub fn push_uint(out: &mut String, mut n: u64, width: usize) {
         }
     }
     let at = at.min(digits.len().saturating_sub(width));
-    for &b in &digits[at..] {
-        out.push(char::from(b));
-    }
+    // ASCII digits: always UTF-8.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// An address as text: IPv4 digit by digit, IPv6 through its `Display`.
