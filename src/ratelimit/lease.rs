@@ -17,6 +17,7 @@ use super::local::Decision;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -48,13 +49,15 @@ struct Lease {
     shared: Decision,
     /// A request of this instance is asking Redis for this key's next lease.
     asking: bool,
+    /// Which one (see [`Asking`]).
+    asker: u64,
     /// Where the key's requests wait while one asks; made by the first to wait.
     waiters: Option<Arc<Notify>>,
 }
 
 impl Lease {
     /// Nothing held yet, a request asking for it.
-    fn asked(now: Instant) -> Lease {
+    fn asked(now: Instant, asker: u64) -> Lease {
         Lease {
             tokens: 0,
             until: now,
@@ -66,6 +69,7 @@ impl Lease {
                 retry_after: 0,
             },
             asking: true,
+            asker,
             waiters: None,
         }
     }
@@ -110,6 +114,8 @@ pub struct Leases {
     shards: Box<[Shard]>,
     per_shard: usize,
     hasher: RandomState,
+    /// Numbers the requests that ask, so a request ends only its own asking.
+    asks: AtomicU64,
 }
 
 /// A request asking Redis for a key's lease; dropping it without a stored lease (an error, a
@@ -117,6 +123,7 @@ pub struct Leases {
 pub struct Asking<'a> {
     leases: &'a Leases,
     key: [u8; 16],
+    id: u64,
 }
 
 impl Drop for Asking<'_> {
@@ -124,7 +131,11 @@ impl Drop for Asking<'_> {
         let Ok(mut map) = self.leases.shard(&self.key).map.lock() else {
             return;
         };
-        if let Some(lease) = map.get_mut(&self.key).filter(|l| l.asking) {
+        // The key's entry may have been dropped to make room and made again by another asker.
+        if let Some(lease) = map
+            .get_mut(&self.key)
+            .filter(|l| l.asking && l.asker == self.id)
+        {
             // Gave up without a lease: the longest waiting request asks next.
             lease.asking = false;
             lease.wake(1);
@@ -143,6 +154,7 @@ impl Leases {
                 .collect(),
             per_shard: keys.div_ceil(SHARDS).max(1),
             hasher: RandomState::new(),
+            asks: AtomicU64::new(0),
         }
     }
 
@@ -155,23 +167,25 @@ impl Leases {
     /// of this instance asks.
     pub fn take(&self, key: &[u8; 16], now: Instant) -> Take<'_> {
         // Made only on the way out with `Ask`: dropping it ends the asking.
-        let asking = || Asking {
+        let asking = |id| Asking {
             leases: self,
             key: *key,
+            id,
         };
         let Ok(mut map) = self.shard(key).map.lock() else {
             return Take::Ask {
                 give_back: 0,
-                asking: asking(),
+                asking: asking(self.next_asker()),
             };
         };
         let Some(lease) = map.get_mut(key) else {
             self.make_room(&mut map, key, now);
-            map.insert(*key, Lease::asked(now));
+            let id = self.next_asker();
+            map.insert(*key, Lease::asked(now, id));
             drop(map);
             return Take::Ask {
                 give_back: 0,
-                asking: asking(),
+                asking: asking(id),
             };
         };
         if now < lease.until {
@@ -196,12 +210,18 @@ impl Leases {
             return Take::Wait(Arc::clone(waiters));
         }
         let give_back = std::mem::take(&mut lease.tokens);
+        let id = self.next_asker();
         lease.asking = true;
+        lease.asker = id;
         drop(map);
         Take::Ask {
             give_back,
-            asking: asking(),
+            asking: asking(id),
         }
+    }
+
+    fn next_asker(&self) -> u64 {
+        self.asks.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Waits on `waiters` (from [`Take::Wait`]) until this request is woken by a stored lease
@@ -259,6 +279,7 @@ impl Leases {
                 until: now + retry.max(Duration::from_millis(1)),
                 shared,
                 asking: false,
+                asker: 0,
                 waiters,
             }
         } else {
@@ -267,6 +288,7 @@ impl Leases {
                 until: now + LEASE_TTL,
                 shared,
                 asking: false,
+                asker: 0,
                 waiters,
             }
         };

@@ -321,3 +321,30 @@ async fn a_waiter_of_a_key_dropped_to_make_room_does_not_wait_for_the_limit() {
     );
     drop((first, again));
 }
+
+#[test]
+fn an_asker_whose_key_was_dropped_does_not_end_the_next_askers_asking() {
+    let leases = Leases::new(1); // one key per shard
+    let key = [13; 16];
+    let same_shard = (0u32..)
+        .map(|i| {
+            let mut k = [0; 16];
+            k[..4].copy_from_slice(&i.to_le_bytes());
+            k
+        })
+        .find(|k| *k != key && std::ptr::eq(leases.shard(k), leases.shard(&key)))
+        .expect("a key in the same shard");
+    let now = Instant::now();
+    let first = leases.take(&key, now);
+    // Another key takes the shard, then the first key is asked for again.
+    assert!(ask(leases.take(&same_shard, now)).is_some());
+    let second = leases.take(&key, now);
+    assert!(matches!(second, Take::Ask { .. }));
+    drop(first); // the first asker gives up
+    assert!(
+        waits(leases.take(&key, now)),
+        "the second is still asking: the next request waits for it"
+    );
+    drop(second);
+    assert!(ask(leases.take(&key, now)).is_some(), "now it asks");
+}
