@@ -1,8 +1,7 @@
 //! Heap allocations of the per-request pieces, counted by a global allocator: a backend pick,
 //! a route lookup, a limiter decision (also a token spent from a Redis lease) and metrics
-//! recording allocate nothing; the auth check
-//! and the header rewrite stay within their budgets. One test, so no other test's thread
-//! allocates while it counts.
+//! recording allocate nothing; the auth check and the header rewrite stay within their
+//! budgets. Allocations are counted per thread, so the harness's own threads do not count.
 
 #[path = "../benches/common/alloc.rs"]
 mod alloc;
