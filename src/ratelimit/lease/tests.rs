@@ -292,18 +292,23 @@ async fn a_stored_lease_wakes_one_waiter_per_token_and_one_more() {
     assert_eq!(woken.load(SeqCst), 10);
 }
 
-#[tokio::test]
-async fn a_waiter_of_a_key_dropped_to_make_room_does_not_wait_for_the_limit() {
-    let leases = Leases::new(1); // one key per shard
-    let key = [12; 16];
-    let same_shard = (0u32..)
+/// Another key that lands in `key`'s shard.
+fn key_in_the_shard_of(leases: &Leases, key: &[u8; 16]) -> [u8; 16] {
+    (0u32..)
         .map(|i| {
             let mut k = [0; 16];
             k[..4].copy_from_slice(&i.to_le_bytes());
             k
         })
-        .find(|k| *k != key && std::ptr::eq(leases.shard(k), leases.shard(&key)))
-        .expect("a key in the same shard");
+        .find(|k| k != key && std::ptr::eq(leases.shard(k), leases.shard(key)))
+        .expect("a key in the same shard")
+}
+
+#[tokio::test]
+async fn a_waiter_of_a_key_dropped_to_make_room_does_not_wait_for_the_limit() {
+    let leases = Leases::new(1); // one key per shard
+    let key = [12; 16];
+    let same_shard = key_in_the_shard_of(&leases, &key);
     let now = Instant::now();
     let first = leases.take(&key, now);
     let Take::Wait(waiters) = leases.take(&key, now) else {
@@ -326,14 +331,7 @@ async fn a_waiter_of_a_key_dropped_to_make_room_does_not_wait_for_the_limit() {
 fn an_asker_whose_key_was_dropped_does_not_end_the_next_askers_asking() {
     let leases = Leases::new(1); // one key per shard
     let key = [13; 16];
-    let same_shard = (0u32..)
-        .map(|i| {
-            let mut k = [0; 16];
-            k[..4].copy_from_slice(&i.to_le_bytes());
-            k
-        })
-        .find(|k| *k != key && std::ptr::eq(leases.shard(k), leases.shard(&key)))
-        .expect("a key in the same shard");
+    let same_shard = key_in_the_shard_of(&leases, &key);
     let now = Instant::now();
     let first = leases.take(&key, now);
     // Another key takes the shard, then the first key is asked for again.
