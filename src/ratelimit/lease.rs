@@ -47,10 +47,9 @@ struct Lease {
     until: Instant,
     /// What the shared bucket said with the lease, for the `RateLimit-*` headers.
     shared: Decision,
-    /// A request of this instance is asking Redis for this key's next lease.
-    asking: bool,
-    /// Which one (see [`Asking`]).
-    asker: u64,
+    /// The request of this instance asking Redis for this key's next lease, if one is (its
+    /// number, see [`Asking`]).
+    asker: Option<u64>,
     /// Where the key's requests wait while one asks; made by the first to wait.
     waiters: Option<Arc<Notify>>,
 }
@@ -68,8 +67,7 @@ impl Lease {
                 reset: 0,
                 retry_after: 0,
             },
-            asking: true,
-            asker,
+            asker: Some(asker),
             waiters: None,
         }
     }
@@ -132,12 +130,9 @@ impl Drop for Asking<'_> {
             return;
         };
         // The key's entry may have been dropped to make room and made again by another asker.
-        if let Some(lease) = map
-            .get_mut(&self.key)
-            .filter(|l| l.asking && l.asker == self.id)
-        {
+        if let Some(lease) = map.get_mut(&self.key).filter(|l| l.asker == Some(self.id)) {
             // Gave up without a lease: the longest waiting request asks next.
-            lease.asking = false;
+            lease.asker = None;
             lease.wake(1);
         }
     }
@@ -205,14 +200,13 @@ impl Leases {
                 });
             }
         }
-        if lease.asking {
+        if lease.asker.is_some() {
             let waiters = lease.waiters.get_or_insert_with(Default::default);
             return Take::Wait(Arc::clone(waiters));
         }
         let give_back = std::mem::take(&mut lease.tokens);
         let id = self.next_asker();
-        lease.asking = true;
-        lease.asker = id;
+        lease.asker = Some(id);
         drop(map);
         Take::Ask {
             give_back,
@@ -235,7 +229,7 @@ impl Leases {
         // waiters are then not its waiters any more.)
         let asking = self.shard(key).map.lock().is_ok_and(|map| {
             map.get(key).is_some_and(|l| {
-                l.asking
+                l.asker.is_some()
                     && l.waiters
                         .as_ref()
                         .is_some_and(|w| std::ptr::eq(&**w, waiters))
@@ -267,7 +261,7 @@ impl Leases {
             .map_or(0, |l| l.tokens);
         if granted == 0 && held > 0 {
             if let Some(kept) = map.get_mut(&key) {
-                kept.asking = false;
+                kept.asker = None;
                 kept.wake(held + 1);
             }
             return;
@@ -278,8 +272,7 @@ impl Leases {
                 tokens: 0,
                 until: now + retry.max(Duration::from_millis(1)),
                 shared,
-                asking: false,
-                asker: 0,
+                asker: None,
                 waiters,
             }
         } else {
@@ -287,8 +280,7 @@ impl Leases {
                 tokens: held + granted - 1,
                 until: now + LEASE_TTL,
                 shared,
-                asking: false,
-                asker: 0,
+                asker: None,
                 waiters,
             }
         };
@@ -306,7 +298,7 @@ impl Leases {
     fn make_room(&self, map: &mut Map, key: &[u8; 16], now: Instant) {
         if map.len() >= self.per_shard && !map.contains_key(key) {
             map.retain(|_, l| {
-                let keep = now < l.until || l.asking;
+                let keep = now < l.until || l.asker.is_some();
                 if !keep {
                     l.wake_all();
                 }
