@@ -4,13 +4,14 @@
 
 #[path = "common/alloc.rs"]
 mod alloc;
+#[path = "common/lease.rs"]
+mod lease;
 
-use api_gateway::internals::{Decision, Leases, Take, LEASE_TTL};
+use api_gateway::internals::{Leases, LEASE_TTL};
 use api_gateway::{Algorithm, LocalStore, MAX_KEYS};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::sync::Mutex;
-use std::time::Duration;
 use std::time::Instant;
 
 const BUCKET: Algorithm = Algorithm::TokenBucket {
@@ -78,26 +79,6 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-/// Spends a token of `key`'s lease; when it is spent, stores a new lease of 20 as Redis would.
-fn leased(leases: &Leases, key: &[u8; 16], now: Instant) -> bool {
-    match leases.take(key, now) {
-        Take::Local(decision) => decision.allowed,
-        Take::Ask { asking, .. } => {
-            let shared = Decision {
-                allowed: true,
-                limit: 1_000_000,
-                remaining: 500_000,
-                reset: 1,
-                retry_after: 0,
-            };
-            leases.store(*key, 20, shared, Duration::ZERO, now);
-            drop(asking);
-            true
-        }
-        Take::Wait(_) => false,
-    }
-}
-
 fn bench_leases(c: &mut Criterion) {
     let leases = Leases::new(MAX_KEYS);
     let key = [7u8; 16];
@@ -109,10 +90,10 @@ fn bench_leases(c: &mut Criterion) {
         start + LEASE_TTL * (n / 20_000)
     };
     c.bench_function("limiter/redis_lease/hot_key", |b| {
-        b.iter(|| leased(&leases, black_box(&key), now()))
+        b.iter(|| lease::spend_leased(&leases, black_box(&key), now()))
     });
     alloc::report("limiter/redis_lease/hot_key", || {
-        black_box(leased(&leases, black_box(&key), start));
+        black_box(lease::spend_leased(&leases, black_box(&key), start));
     });
 }
 
