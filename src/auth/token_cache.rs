@@ -3,6 +3,12 @@
 //! kept, until their `exp` plus the leeway (the verifier's own limit); revocation is still
 //! checked on every request. Bounded (`auth.jwt.verified_cache` entries, 0 = off): a full shard
 //! drops its expired entries, else empties.
+//!
+//! An entry is found by a keyed hash of the token's last [`TAIL`] bytes, the end of its
+//! signature, and holds the full text, which a lookup compares. Hashing the tail instead of the
+//! whole token (hundreds of bytes) is safe: only verified tokens are stored, whose signatures
+//! no one but the issuer chooses, so a sent token that shares a stored one's tail only finds
+//! that entry, fails the comparison and is verified like any other.
 
 use super::claims::Caller;
 use std::collections::hash_map::RandomState;
@@ -11,6 +17,8 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 const SHARDS: usize = 16;
+/// Bytes of the token's end that are hashed: 32 base64url characters, 192 bits of signature.
+const TAIL: usize = 32;
 /// Entries kept by default: 16 shards of 4096.
 pub const DEFAULT_ENTRIES: usize = SHARDS * 4096;
 
@@ -25,8 +33,13 @@ pub struct Verified {
     pub keys: u64,
 }
 
-/// Token text → what verifying it gave, for one shard.
-type Shard = HashMap<Box<str>, Verified>;
+/// The hash of a token's tail → the token and what verifying it gave, for one shard.
+type Shard = HashMap<u64, Entry>;
+
+struct Entry {
+    token: Box<str>,
+    verified: Verified,
+}
 
 pub struct TokenCache {
     shards: Box<[Mutex<Shard>]>,
@@ -50,8 +63,13 @@ impl TokenCache {
         }
     }
 
-    fn shard(&self, token: &str) -> &Mutex<Shard> {
-        &self.shards[self.hasher.hash_one(token) as usize % SHARDS]
+    /// The token's shard and its key there.
+    fn place(&self, token: &str) -> (&Mutex<Shard>, u64) {
+        let bytes = token.as_bytes();
+        let hash = self
+            .hasher
+            .hash_one(&bytes[bytes.len().saturating_sub(TAIL)..]);
+        (&self.shards[hash as usize % SHARDS], hash)
     }
 
     /// The verified identity of `token`, if it is cached and still valid at `now`.
@@ -59,24 +77,34 @@ impl TokenCache {
         if self.per_shard == 0 {
             return None;
         }
-        let map = self.shard(token).lock().ok()?;
-        map.get(token).filter(|v| v.valid_until >= now).cloned()
+        let (shard, key) = self.place(token);
+        let map = shard.lock().ok()?;
+        let entry = map.get(&key)?;
+        (*entry.token == *token && entry.verified.valid_until >= now)
+            .then(|| entry.verified.clone())
     }
 
     pub fn insert(&self, token: &str, verified: Verified, now: u64) {
         if self.per_shard == 0 {
             return;
         }
-        let Ok(mut map) = self.shard(token).lock() else {
+        let (shard, key) = self.place(token);
+        let Ok(mut map) = shard.lock() else {
             return;
         };
         if map.len() >= self.per_shard {
-            map.retain(|_, v| v.valid_until >= now);
+            map.retain(|_, e| e.verified.valid_until >= now);
             if map.len() >= self.per_shard {
                 map.clear();
             }
         }
-        map.insert(token.into(), verified);
+        map.insert(
+            key,
+            Entry {
+                token: token.into(),
+                verified,
+            },
+        );
     }
 }
 
@@ -108,6 +136,33 @@ mod tests {
             small.insert(&format!("t{i}"), v(1000), 50);
         }
         assert!(small.held() <= 112, "{}", small.held());
+    }
+
+    #[test]
+    fn a_token_with_a_stored_tokens_tail_is_not_taken_for_it() {
+        let cache = TokenCache::default();
+        let tail = "s".repeat(TAIL);
+        let stored = format!("header.alice.{tail}");
+        let forged = format!("header.mallory.{tail}");
+        let v = Verified {
+            caller: Arc::new(Caller::new("alice".into(), vec![]).expect("valid")),
+            jti: "j".into(),
+            fam: "f".into(),
+            valid_until: 100,
+            keys: 0,
+        };
+        cache.insert(&stored, v, 50);
+        assert!(cache.get(&forged, 50).is_none(), "same tail, other token");
+        assert!(
+            cache.get(&stored[1..], 50).is_none(),
+            "a suffix of the token"
+        );
+        let hit = cache.get(&stored, 50).expect("the stored token");
+        assert_eq!(hit.caller.subject, "alice");
+        // Tokens shorter than the tail are hashed whole.
+        cache.insert("short", hit, 50);
+        assert!(cache.get("short", 50).is_some());
+        assert!(cache.get("shor", 50).is_none());
     }
 
     #[test]
