@@ -15,6 +15,7 @@ use http::HeaderValue;
 use pingora::cache::key::HashBinary;
 use pingora::cache::{CacheKey, CacheMeta, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::borrow::Cow;
@@ -43,6 +44,11 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx::new(self.shared.snapshot.load_full())
     }
+
+    /// No downstream modules. Pingora's default is its response compression, disabled, which
+    /// still gives every request a module context and two boxed filter calls; the gateway does
+    /// not compress answers.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn early_request_filter(
         &self,
