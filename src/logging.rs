@@ -207,8 +207,7 @@ pub fn push_uint(out: &mut String, mut n: u64, width: usize) {
         }
     }
     let at = at.min(digits.len().saturating_sub(width));
-    // ASCII digits: always UTF-8.
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// An address as text: IPv4 digit by digit, IPv6 through its `Display`.

@@ -1,11 +1,14 @@
 //! Client identity through trusted proxies, and the headers the backend receives about it.
 
 use super::ctx::RequestCtx;
+use super::request_id;
 use crate::security::TrustedProxies;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use std::net::IpAddr;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The client address: the TCP peer, or, when the peer is a trusted proxy, the right-most
 /// address in `X-Forwarded-For` that is not itself a trusted proxy.
@@ -14,7 +17,7 @@ pub fn client_ip(peer: IpAddr, trusted: &TrustedProxies, req: &RequestHeader) ->
         return peer;
     }
     let mut client = peer;
-    for value in req.headers.get_all("x-forwarded-for").iter().rev() {
+    for value in req.headers.get_all(X_FORWARDED_FOR).iter().rev() {
         let Ok(text) = value.to_str() else {
             return client;
         };
@@ -38,15 +41,19 @@ pub fn client_ip(peer: IpAddr, trusted: &TrustedProxies, req: &RequestHeader) ->
 pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) -> Result<()> {
     remove_client_headers(req, ctx.peer.trusted, ctx.caller.auth.is_some());
     if let Some(peer) = peer {
-        let xff = match req.headers.get("x-forwarded-for").map(|v| v.to_str()) {
-            Some(Ok(prev)) if ctx.peer.trusted && !prev.is_empty() => {
-                HeaderValue::try_from(format!("{prev}, {peer}"))
-            }
-            _ => HeaderValue::from_bytes(ip_text(peer).as_bytes()),
+        let prev = match req.headers.get(X_FORWARDED_FOR).map(|v| v.to_str()) {
+            Some(Ok(prev)) if ctx.peer.trusted && !prev.is_empty() => prev,
+            _ => "",
         };
+        let mut xff = String::with_capacity(prev.len() + 17);
+        if !prev.is_empty() {
+            xff.push_str(prev);
+            xff.push_str(", ");
+        }
+        crate::logging::push_ip(&mut xff, peer);
         req.insert_header(
             "x-forwarded-for",
-            xff.or_err(InternalError, "forwarded-for")?,
+            HeaderValue::try_from(xff).or_err(InternalError, "forwarded-for")?,
         )?;
     }
     if !(ctx.peer.trusted && req.headers.contains_key("x-forwarded-proto")) {
@@ -63,7 +70,7 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
     }
     // A request that already carries exactly this id (the client's, kept) is left as it is.
     let id = ctx.peer.request_id.as_str();
-    let mut sent = req.headers.get_all("x-request-id").iter();
+    let mut sent = req.headers.get_all(request_id::HEADER).iter();
     let carried =
         matches!((sent.next(), sent.next()), (Some(v), None) if v.as_bytes() == id.as_bytes());
     if !carried {
@@ -84,31 +91,6 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
         req.insert_header("x-user-roles", caller.roles_header.clone())?;
     }
     Ok(())
-}
-
-/// An address as text on the stack (the longest IPv6 text is 45 bytes).
-fn ip_text(ip: IpAddr) -> IpText {
-    use std::io::Write;
-    let mut out = IpText {
-        buf: [0; 48],
-        len: 0,
-    };
-    let mut cursor = std::io::Cursor::new(&mut out.buf[..]);
-    if write!(cursor, "{ip}").is_ok() {
-        out.len = cursor.position() as usize;
-    }
-    out
-}
-
-struct IpText {
-    buf: [u8; 48],
-    len: usize,
-}
-
-impl IpText {
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
 }
 
 /// Identity and routing headers a client must not set for the backend: `X-User-*` (also written
@@ -251,6 +233,41 @@ mod tests {
             assert_eq!(xff, Some(&b"2001:db8::7"[..]));
             let proto = r.headers.get("x-forwarded-proto").map(|v| v.as_bytes());
             assert_eq!(proto, Some(&b"http"[..]));
+        }
+    }
+
+    #[test]
+    fn forwarded_for_is_the_peer_or_a_trusted_peers_list_and_the_peer() {
+        use crate::proxy::RequestCtx;
+        let yaml = "upstreams: {u: {backends: [{addr: 127.0.0.1:9}]}}\nroutes: [{name: r, path: /, upstream: u}]\n";
+        let parsed = crate::config::parse_str(yaml, |_| None);
+        let snapshot =
+            std::sync::Arc::new(crate::snapshot::compile(&parsed, None).expect("config"));
+        let cases: [(&[&str], bool, &str, &str); 6] = [
+            (&[], false, "192.0.2.1", "192.0.2.1"),
+            (&["10.1.2.3"], false, "255.255.255.255", "255.255.255.255"),
+            (&["10.1.2.3"], true, "10.0.0.1", "10.1.2.3, 10.0.0.1"),
+            (
+                &["10.1.2.3, 10.9.9.9"],
+                true,
+                "0.0.0.0",
+                "10.1.2.3, 10.9.9.9, 0.0.0.0",
+            ),
+            (&[""], true, "10.0.0.1", "10.0.0.1"),
+            (&["10.1.2.3"], true, "2001:db8::7", "10.1.2.3, 2001:db8::7"),
+        ];
+        for (sent, trusted, peer, want) in cases {
+            let mut r = req(sent);
+            let mut ctx = RequestCtx::new(std::sync::Arc::clone(&snapshot));
+            ctx.peer.trusted = trusted;
+            apply(&mut r, &ctx, Some(ip(peer))).expect("apply");
+            let all: Vec<&[u8]> = r
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(|v| v.as_bytes())
+                .collect();
+            assert_eq!(all, [want.as_bytes()], "{sent:?} from {peer}");
         }
     }
 

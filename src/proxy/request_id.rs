@@ -1,6 +1,11 @@
 //! `X-Request-Id`: kept when the client's is well formed, otherwise generated. Stored inline.
 
+use http::HeaderName;
+
 const MAX_LEN: usize = 128;
+
+/// The header's name, parsed once: looking a header up by `&str` parses the name each time.
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A request id of 1 to 128 characters from `A-Z a-z 0-9 . _ -`.
 #[derive(Clone, Copy)]
