@@ -2,7 +2,7 @@
 CARGO ?= cargo
 DEMO_BACKENDS = users-1=127.0.0.1:9001 users-2=127.0.0.1:9002 orders=127.0.0.1:9003
 
-.PHONY: all build run test lint deny check-config dashboard dashboard-test bench bench-load bench-micro docker fuzz fuzz-ci clean
+.PHONY: all build run test lint deny check-config dashboard dashboard-test bench bench-load bench-instructions bench-micro docker fuzz fuzz-ci clean
 
 all: build
 
@@ -80,6 +80,12 @@ bench: bench-load bench-micro
 bench-load:
 	$(CARGO) build --release --bin gateway --example demo_backend --example bare_proxy --example mint_tokens
 	./benches/load/run.sh
+
+## bench-instructions: user-space instructions per request under valgrind (bare pingora, plain,
+## full), exact enough to compare builds that requests/s cannot tell apart.
+bench-instructions:
+	$(CARGO) build --release --bin gateway --example demo_backend --example bare_proxy
+	./benches/load/instructions.sh
 
 bench-micro:
 	$(CARGO) bench --bench routing --bench balance --bench auth --bench ratelimit --bench request_path
