@@ -114,14 +114,17 @@ fn the_units_reload_upgrades_under_load_without_a_failed_request() {
     };
 
     // Start: ExecStartPre, then ExecStart, whose foreground process returns once the daemon
-    // has written its pid file (the pid file is relative: the daemon runs in /).
+    // is forked; the daemon writes its pid file just after (the pid file is relative: the
+    // daemon runs in /), and systemd waits for it.
     for line in unit_lines("ExecStartPre")
         .iter()
         .chain(&unit_lines("ExecStart"))
     {
         assert!(run_unit_line(line, &conf, None).success(), "{line}");
     }
-    let old = daemon.pid().expect("the daemon wrote its pid file");
+    let old = wait_for("the daemon's pid file", Duration::from_secs(10), || {
+        daemon.pid()
+    });
     daemon.seen.push(old);
     assert!(alive(old));
     let url = format!("http://127.0.0.1:{proxy}/x");
