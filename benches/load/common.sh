@@ -1,6 +1,17 @@
-# Helpers shared by the load scripts (run.sh, instructions.sh). They read WORK (the run's
-# scratch directory), ORIGIN (the origin's port) and HASH (the bench user's password hash) when
-# called.
+# Shared by the load scripts (run.sh, instructions.sh), sourced first: a scratch directory
+# (WORK) and the processes to stop at exit (PIDS), removed and stopped whichever way the script
+# ends; then helpers, which read ORIGIN (the origin's port) and HASH (the bench user's password
+# hash) when called.
+
+WORK=$(mktemp -d)
+PIDS=()
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 
 have() { command -v "$1" >/dev/null; }
 

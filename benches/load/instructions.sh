@@ -22,16 +22,6 @@ DEMO=$ROOT/target/release/examples/demo_backend
 BARE=$ROOT/target/release/examples/bare_proxy
 REQUESTS_A=${BENCH_REQUESTS_A:-2000}
 REQUESTS_B=${BENCH_REQUESTS_B:-6000}
-WORK=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 # shellcheck source=benches/load/common.sh
 . "$(dirname "$0")/common.sh"
 for tool in valgrind callgrind_annotate h2load; do

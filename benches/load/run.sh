@@ -31,20 +31,11 @@ WARMUP=${BENCH_WARMUP:-2s}
 read -r -a CONCURRENCY <<<"${BENCH_CONNECTIONS:-64 256}"
 ROUNDS=${BENCH_ROUNDS:-2}
 ONLY=${BENCH_ONLY:-}
-WORK=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
-[ -x "$GATEWAY" ] || { echo "build first: make bench-load builds what it needs" >&2; exit 1; }
 # shellcheck source=benches/load/common.sh
 . "$(dirname "$0")/common.sh"
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install -y wrk" >&2; exit 1; }
+[ -x "$GATEWAY" ] || { echo "build first: make bench-load builds what it needs" >&2; exit 1; }
+
 seconds() { # 10s -> 10, 1m -> 60
   case $1 in *m) echo $(( ${1%m} * 60 )) ;; *s) echo "${1%s}" ;; *) echo "$1" ;; esac
 }
