@@ -112,16 +112,20 @@ impl TokenCache {
 mod tests {
     use super::*;
 
+    fn verified(subject: &str, valid_until: u64) -> Verified {
+        Verified {
+            caller: Arc::new(Caller::new(subject.into(), vec![]).expect("valid")),
+            jti: "j".into(),
+            fam: "f".into(),
+            valid_until,
+            keys: 0,
+        }
+    }
+
     #[test]
     fn entries_expire_and_shards_stay_bounded() {
         let cache = TokenCache::default();
-        let v = |until| Verified {
-            caller: Arc::new(Caller::new("s".into(), vec![]).expect("valid")),
-            jti: "j".into(),
-            fam: "f".into(),
-            valid_until: until,
-            keys: 0,
-        };
+        let v = |until| verified("s", until);
         cache.insert("tok", v(100), 50);
         assert!(cache.get("tok", 100).is_some());
         assert!(cache.get("tok", 101).is_none(), "past exp + leeway");
@@ -144,13 +148,7 @@ mod tests {
         let tail = "s".repeat(TAIL);
         let stored = format!("header.alice.{tail}");
         let forged = format!("header.mallory.{tail}");
-        let v = Verified {
-            caller: Arc::new(Caller::new("alice".into(), vec![]).expect("valid")),
-            jti: "j".into(),
-            fam: "f".into(),
-            valid_until: 100,
-            keys: 0,
-        };
+        let v = verified("alice", 100);
         cache.insert(&stored, v, 50);
         assert!(cache.get(&forged, 50).is_none(), "same tail, other token");
         assert!(
@@ -168,13 +166,7 @@ mod tests {
     #[test]
     fn a_cache_of_zero_entries_keeps_nothing() {
         let cache = TokenCache::new(0);
-        let v = Verified {
-            caller: Arc::new(Caller::new("s".into(), vec![]).expect("valid")),
-            jti: "j".into(),
-            fam: "f".into(),
-            valid_until: 100,
-            keys: 0,
-        };
+        let v = verified("s", 100);
         cache.insert("tok", v, 50);
         assert!(cache.get("tok", 50).is_none());
         assert_eq!(cache.held(), 0);

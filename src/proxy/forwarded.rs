@@ -256,13 +256,26 @@ mod tests {
         assert_eq!(client_ip(ip("10.0.0.1"), &t, &r), ip("198.51.100.7"));
     }
 
+    /// Every value of a header, in order.
+    fn values<'r>(r: &'r RequestHeader, name: &str) -> Vec<&'r [u8]> {
+        r.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect()
+    }
+
+    /// A snapshot with one route, for a request context.
+    fn one_route() -> std::sync::Arc<crate::snapshot::Snapshot> {
+        let yaml = "upstreams: {u: {backends: [{addr: 127.0.0.1:9}]}}\nroutes: [{name: r, path: /, upstream: u}]\n";
+        let parsed = crate::config::parse_str(yaml, |_| None);
+        std::sync::Arc::new(crate::snapshot::compile(&parsed, None).expect("config"))
+    }
+
     #[test]
     fn the_backend_gets_one_request_id_and_the_peer_as_forwarded_for() {
         use crate::proxy::{RequestCtx, RequestId};
-        let yaml = "upstreams: {u: {backends: [{addr: 127.0.0.1:9}]}}\nroutes: [{name: r, path: /, upstream: u}]\n";
-        let parsed = crate::config::parse_str(yaml, |_| None);
-        let snapshot =
-            std::sync::Arc::new(crate::snapshot::compile(&parsed, None).expect("config"));
+        let snapshot = one_route();
         for sent in [&[][..], &["abc"], &["abc", "def"], &["bad id"]] {
             let mut r = req(&[]);
             for id in sent {
@@ -272,12 +285,7 @@ mod tests {
             let first = r.headers.get("x-request-id").map(|v| v.as_bytes());
             ctx.peer.request_id = RequestId::from_request(first);
             apply(&mut r, &ctx, Some(ip("2001:db8::7"))).expect("apply");
-            let ids: Vec<&[u8]> = r
-                .headers
-                .get_all("x-request-id")
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect();
+            let ids = values(&r, "x-request-id");
             assert_eq!(ids, [ctx.peer.request_id.as_str().as_bytes()], "{sent:?}");
             let kept = sent.first().filter(|s| **s == "abc");
             assert_eq!(kept.is_some(), ctx.peer.request_id.as_str() == "abc");
@@ -291,10 +299,7 @@ mod tests {
     #[test]
     fn forwarded_for_is_the_peer_or_a_trusted_peers_list_and_the_peer() {
         use crate::proxy::RequestCtx;
-        let yaml = "upstreams: {u: {backends: [{addr: 127.0.0.1:9}]}}\nroutes: [{name: r, path: /, upstream: u}]\n";
-        let parsed = crate::config::parse_str(yaml, |_| None);
-        let snapshot =
-            std::sync::Arc::new(crate::snapshot::compile(&parsed, None).expect("config"));
+        let snapshot = one_route();
         let cases: [(&[&str], bool, &str, &str); 7] = [
             (&[], false, "100.7.30.205", "100.7.30.205"),
             (&[], false, "192.0.2.1", "192.0.2.1"),
@@ -314,12 +319,7 @@ mod tests {
             let mut ctx = RequestCtx::new(std::sync::Arc::clone(&snapshot));
             ctx.peer.trusted = trusted;
             apply(&mut r, &ctx, Some(ip(peer))).expect("apply");
-            let all: Vec<&[u8]> = r
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect();
+            let all = values(&r, "x-forwarded-for");
             assert_eq!(all, [want.as_bytes()], "{sent:?} from {peer}");
         }
     }
