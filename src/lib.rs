@@ -24,6 +24,7 @@ mod cli;
 mod config;
 mod health;
 mod http_client;
+mod ip_text;
 mod logging;
 mod metrics;
 mod outcome;

@@ -5,6 +5,7 @@
 //! no system call for them.
 
 use crate::config::file::{LogConfig, LogFormat, LogLevel};
+use crate::ip_text::IpText;
 use log::{LevelFilter, Record};
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -210,21 +211,9 @@ pub fn push_uint(out: &mut String, mut n: u64, width: usize) {
     out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
-/// An address as text: IPv4 digit by digit, IPv6 through its `Display`.
+/// An address as text, as its `Display` writes it.
 pub fn push_ip(out: &mut String, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                push_uint(out, octet.into(), 1);
-            }
-        }
-        IpAddr::V6(_) => {
-            let _ = write!(out, "{ip}");
-        }
-    }
+    out.push_str(IpText::new(ip).as_str());
 }
 
 /// A socket address as text, `1.2.3.4:80` or `[::1]:80`.

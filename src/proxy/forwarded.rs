@@ -2,6 +2,7 @@
 
 use super::ctx::RequestCtx;
 use super::request_id;
+use crate::ip_text::IpText;
 use crate::security::TrustedProxies;
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
@@ -41,11 +42,11 @@ pub fn client_ip(peer: IpAddr, trusted: &TrustedProxies, req: &RequestHeader) ->
 pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) -> Result<()> {
     remove_client_headers(req, ctx.peer.trusted, ctx.caller.auth.is_some());
     if let Some(peer) = peer {
-        let text = ip_text(peer);
+        let text = IpText::new(peer);
         let xff = match req.headers.get(X_FORWARDED_FOR).map(|v| v.to_str()) {
             Some(Ok(prev)) if ctx.peer.trusted && !prev.is_empty() => {
                 // Sized exactly, so the header value takes the buffer without another allocation.
-                let mut all = String::with_capacity(prev.len() + 2 + text.len);
+                let mut all = String::with_capacity(prev.len() + 2 + text.as_str().len());
                 all.push_str(prev);
                 all.push_str(", ");
                 all.push_str(text.as_str());
@@ -93,56 +94,6 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
         req.insert_header("x-user-roles", caller.roles_header.clone())?;
     }
     Ok(())
-}
-
-/// An address as text on the stack (the longest IPv6 text is 45 bytes); IPv4 without `fmt`.
-fn ip_text(ip: IpAddr) -> IpText {
-    let mut out = IpText {
-        buf: [0; 48],
-        len: 0,
-    };
-    match ip {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                if octet >= 100 {
-                    out.push(b'0' + octet / 100);
-                }
-                if octet >= 10 {
-                    out.push(b'0' + octet / 10 % 10);
-                }
-                out.push(b'0' + octet % 10);
-            }
-        }
-        IpAddr::V6(_) => {
-            use std::io::Write;
-            let mut cursor = std::io::Cursor::new(&mut out.buf[..]);
-            if write!(cursor, "{ip}").is_ok() {
-                out.len = cursor.position() as usize;
-            }
-        }
-    }
-    out
-}
-
-struct IpText {
-    buf: [u8; 48],
-    len: usize,
-}
-
-impl IpText {
-    /// At most 15 bytes for IPv4, within the buffer.
-    fn push(&mut self, b: u8) {
-        self.buf[self.len] = b;
-        self.len += 1;
-    }
-
-    fn as_str(&self) -> &str {
-        // Digits, dots, hex digits and colons: always UTF-8.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
-    }
 }
 
 /// Identity and routing headers a client must not set for the backend: `X-User-*` (also written

@@ -13,6 +13,7 @@ pub use policy::{KeyPart, Level};
 
 use crate::config::file::{OnStoreError, RateLimitAlgorithm, StoreKind};
 use crate::config::units::Rate;
+use crate::ip_text::IpText;
 use crate::outcome::{Denial, ErrorCode};
 use crate::redis::RedisHandle;
 use redis::RedisLimiter;
@@ -175,7 +176,6 @@ impl Limiter {
 /// The key: each part prefixed with its length, so no two different inputs give one key
 /// (`("ab", "c")` and `("a", "bc")` differ, whatever bytes the parts hold).
 pub fn write_key(parts: &[KeyPart], inputs: &KeyInputs<'_>, out: &mut Vec<u8>) {
-    use std::io::Write;
     out.clear();
     for part in parts {
         let start = out.len();
@@ -183,7 +183,7 @@ pub fn write_key(parts: &[KeyPart], inputs: &KeyInputs<'_>, out: &mut Vec<u8>) {
         match part {
             KeyPart::ClientIp => {
                 if let Some(ip) = inputs.client_ip {
-                    let _ = write!(out, "{ip}");
+                    out.extend_from_slice(IpText::new(ip).as_str().as_bytes());
                 }
             }
             KeyPart::User => out.extend_from_slice(inputs.user.unwrap_or("").as_bytes()),
