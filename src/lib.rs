@@ -172,8 +172,7 @@ pub mod internals {
         peer: IpAddr,
     ) -> pingora::Result<()> {
         let mut ctx = RequestCtx::new(Arc::clone(snapshot));
-        let sent = req.headers.get("x-request-id").map(|v| v.as_bytes());
-        ctx.peer.request_id = RequestId::from_request(sent);
+        ctx.peer.request_id = RequestId::from_request(&req.headers);
         ctx.peer.client_ip = Some(peer);
         crate::proxy::forwarded_apply(req, &ctx, Some(peer))
     }

@@ -113,8 +113,7 @@ impl Api {
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
-        let request_id =
-            RequestId::from_request(req.headers.get("x-request-id").map(|v| v.as_bytes()));
+        let request_id = RequestId::from_request(&req.headers);
         let head = req.method == Method::HEAD;
         let answer = self.route(session, request_id.as_str()).await;
         answer::write(answer, request_id.as_str(), head)

@@ -233,8 +233,7 @@ mod tests {
                 r.append_header("x-request-id", *id).expect("header");
             }
             let mut ctx = RequestCtx::new(std::sync::Arc::clone(&snapshot));
-            let first = r.headers.get("x-request-id").map(|v| v.as_bytes());
-            ctx.peer.request_id = RequestId::from_request(first);
+            ctx.peer.request_id = RequestId::from_request(&r.headers);
             apply(&mut r, &ctx, Some(ip("2001:db8::7"))).expect("apply");
             let ids = values(&r, "x-request-id");
             assert_eq!(ids, [ctx.peer.request_id.as_str().as_bytes()], "{sent:?}");

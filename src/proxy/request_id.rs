@@ -1,6 +1,6 @@
 //! `X-Request-Id`: kept when the client's is well formed, otherwise generated. Stored inline.
 
-use http::HeaderName;
+use http::{HeaderMap, HeaderName};
 
 const MAX_LEN: usize = 128;
 
@@ -21,10 +21,12 @@ impl RequestId {
         len: 0,
     };
 
-    /// The client's id when well formed, else a new one. Generated only when needed.
-    pub fn from_request(value: Option<&[u8]>) -> RequestId {
-        value
-            .and_then(RequestId::parse)
+    /// The client's id (the first `X-Request-Id` it sent) when well formed, else a new one.
+    /// Generated only when needed.
+    pub fn from_request(headers: &HeaderMap) -> RequestId {
+        headers
+            .get(HEADER)
+            .and_then(|v| RequestId::parse(v.as_bytes()))
             .unwrap_or_else(RequestId::generate)
     }
 

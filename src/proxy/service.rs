@@ -1,7 +1,7 @@
 //! `impl ProxyHttp`: each phase reads the context, calls one module, records the outcome.
 
 use super::ctx::{RequestCtx, RequestTrace, Tunnel};
-use super::request_id::{self, RequestId};
+use super::request_id::RequestId;
 use super::retry::{self, Failure};
 use super::{builtin, cache, connection, errors, forwarded, grpc, observe, respond};
 use crate::balance::InFlight;
@@ -56,8 +56,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let req = session.req_header();
-        let sent = req.headers.get(request_id::HEADER).map(|v| v.as_bytes());
-        ctx.peer.request_id = RequestId::from_request(sent);
+        ctx.peer.request_id = RequestId::from_request(&req.headers);
         ctx.peer.grpc = grpc::is_call(req);
         if ctx.peer.grpc {
             ctx.peer.grpc_timeout = grpc::timeout(req);
