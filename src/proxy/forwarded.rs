@@ -43,16 +43,17 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
     remove_client_headers(req, ctx.peer.trusted, ctx.caller.auth.is_some());
     if let Some(peer) = peer {
         let text = IpText::new(peer);
+        let peer = text.as_str();
         let xff = match req.headers.get(X_FORWARDED_FOR).map(|v| v.to_str()) {
             Some(Ok(prev)) if ctx.peer.trusted && !prev.is_empty() => {
                 // Sized exactly, so the header value takes the buffer without another allocation.
-                let mut all = String::with_capacity(prev.len() + 2 + text.as_str().len());
+                let mut all = String::with_capacity(prev.len() + 2 + peer.len());
                 all.push_str(prev);
                 all.push_str(", ");
-                all.push_str(text.as_str());
+                all.push_str(peer);
                 HeaderValue::try_from(all)
             }
-            _ => HeaderValue::from_bytes(text.as_str().as_bytes()),
+            _ => HeaderValue::from_bytes(peer.as_bytes()),
         };
         req.insert_header(
             "x-forwarded-for",
