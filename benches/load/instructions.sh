@@ -15,6 +15,7 @@
 # Needs: valgrind, h2load (apt-get install valgrind nghttp2-client); nginx optional (origin).
 # BENCH_BASELINE=<path>[:<path>...] measures other gateway builds the same way.
 set -euo pipefail
+shopt -s inherit_errexit # a failed run inside $(...) stops the script too
 
 ROOT=${BENCH_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 GATEWAY=$ROOT/target/release/gateway
@@ -59,7 +60,10 @@ total() { # total <requests> <kind: bare|plain|full> <binary>: the instructions 
   fi
   pid=$!
   PIDS+=("$pid")
-  for _ in $(seq 1 20); do wait_port "$port" 2>/dev/null && break; done
+  # Under valgrind start-up takes seconds; a proxy that exits instead is reported at once.
+  until wait_port "$port" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || { echo "$2 did not start:" >&2; cat "$WORK/proxy.err" >&2; exit 1; }
+  done
   if [ "$2" = full ]; then
     token=$(curl -s -X POST "http://127.0.0.1:$port/auth/login" -d '{"username":"bench","password":"bench-password"}' |
       sed 's/.*"access_token":"\([^"]*\)".*/\1/')
@@ -70,7 +74,8 @@ total() { # total <requests> <kind: bare|plain|full> <binary>: the instructions 
   case $codes in *" $1 2xx"*) ;; *) echo "$2: not every answer was 2xx: $codes" >&2; exit 1 ;; esac
   kill -INT "$pid"
   wait "$pid" 2>/dev/null || true
-  callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
+  # awk reads to the end: leaving early would fail the pipe (pipefail).
+  callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ && !seen { gsub(",", "", $1); print $1; seen = 1 }'
 }
 
 per_request() { # per_request <kind> <binary>
