@@ -89,7 +89,10 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     ));
 
     let admin_app = AdminApp::new(shared.clone(), history);
-    let mut http = http_proxy(&server.configuration, Gateway::new(shared.clone()));
+    let mut http = http_proxy(
+        &server.configuration,
+        Gateway::new(shared.clone(), file.server.header_case),
+    );
     if file.listen.h2c {
         let mut options = HttpServerOptions::default();
         options.h2c = true;

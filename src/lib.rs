@@ -165,7 +165,8 @@ pub mod internals {
 
     /// What the proxy does to a request's headers on its way to the backend, for a client at
     /// `peer` (not a trusted proxy): a request context, the request id (the client's when well
-    /// formed), the `X-Forwarded-*` headers, client-sent identity headers removed.
+    /// formed), name spellings dropped (`server.header_case: lower`), the `X-Forwarded-*`
+    /// headers, client-sent identity headers removed.
     pub fn rewrite_headers(
         snapshot: &Arc<crate::Snapshot>,
         req: &mut RequestHeader,
@@ -174,6 +175,9 @@ pub mod internals {
         let mut ctx = RequestCtx::new(Arc::clone(snapshot));
         ctx.peer.request_id = RequestId::from_request(&req.headers);
         ctx.peer.client_ip = Some(peer);
+        if snapshot.file.server.header_case == crate::config::file::HeaderCase::Lower {
+            crate::proxy::lower_request(req);
+        }
         crate::proxy::forwarded_apply(req, &ctx, Some(peer))
     }
 }

@@ -320,4 +320,11 @@ fn server_tuning_knobs_are_checked() {
     let (code, _, stderr) = check(&typo, &[]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("server.work_stealing"), "{stderr}");
+    let case = format!("server: {{header_case: preserve}}\n{base}");
+    let (code, _, stderr) = check(&case, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let case = format!("server: {{header_case: upper}}\n{base}");
+    let (code, _, stderr) = check(&case, &[]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("server.header_case"), "{stderr}");
 }

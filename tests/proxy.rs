@@ -2,7 +2,11 @@
 
 mod common;
 
-use common::{dead_addr, get, request, Backend, Gateway};
+use common::{dead_addr, get, raw, request, Backend, Gateway};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::mpsc;
+use std::time::Duration;
 
 fn one_route(addrs: &[String], extra_upstream: &str, extra_route: &str) -> String {
     let backends: Vec<String> = addrs.iter().map(|a| format!("{{addr: \"{a}\"}}")).collect();
@@ -222,4 +226,78 @@ fn health_reports_upstreams() {
     assert_eq!(body["checks"]["upstreams"]["u"]["healthy"], 2);
     assert_eq!(body["checks"]["upstreams"]["u"]["total"], 2);
     assert_eq!(a.hits() + b.hits(), 0, "/health is answered by the gateway");
+}
+
+/// An origin that hands over each request head as it arrived and answers with mixed-case header
+/// names and a reason phrase of its own.
+fn spelling_origin() -> (SocketAddr, mpsc::Receiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (heads, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let heads = heads.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut out = stream;
+                loop {
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        head.push_str(&line);
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let _ = heads.send(head);
+                    let answer = "HTTP/1.1 200 Fine Thanks\r\nX-Backend-Spelling: B\r\nContent-Length: 2\r\n\r\nok";
+                    if out.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, received)
+}
+
+#[test]
+fn header_names_go_on_in_lower_case_unless_preserved() {
+    let cases = [
+        ("", "x-client-spelling: c", "x-backend-spelling: B"),
+        (
+            "  header_case: preserve\n",
+            "X-Client-Spelling: c",
+            "X-Backend-Spelling: B",
+        ),
+    ];
+    for (setting, backend_sees, client_sees) in cases {
+        let (origin, heads) = spelling_origin();
+        let server = format!("server:\n{setting}");
+        let header = common::gateway::header().replacen("server:\n", &server, 1);
+        let gw = Gateway::start_raw(&format!(
+            "{header}{}",
+            one_route(&[origin.to_string()], "", "")
+        ));
+        let answer = raw(
+            gw.proxy,
+            b"GET /x?y=1 HTTP/1.1\r\nHost: t\r\nX-Client-Spelling: c\r\nConnection: close\r\n\r\n",
+        );
+        let head = heads
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the origin got the request");
+        assert!(head.starts_with("GET /x?y=1 HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains(backend_sees), "{setting:?}: {head}");
+        assert!(head.contains("x-request-id: "), "{head}");
+        // The backend's reason phrase and its header reach the client.
+        assert!(
+            answer.starts_with("HTTP/1.1 200 Fine Thanks\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains(client_sees), "{setting:?}: {answer}");
+        assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
+    }
 }

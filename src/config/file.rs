@@ -52,6 +52,20 @@ pub struct ServerConfig {
     /// Tasks move between worker threads (one shared runtime) rather than each thread running
     /// its own. Off by default: one runtime per thread proxied 12-22% more per core here.
     pub work_stealing: bool,
+    /// How header names reach the backend and the client.
+    pub header_case: HeaderCase,
+}
+
+/// `server.header_case`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeaderCase {
+    /// In lower case, as HTTP/2 sends them. Names are case-insensitive (RFC 9110, 5.1); the
+    /// proxy then keeps one map of headers per message instead of two.
+    #[default]
+    Lower,
+    /// As the client and the backend spelled them, for peers that compare names by case.
+    Preserve,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +79,7 @@ impl Default for ServerConfig {
             upstream_keepalive_pool_size: 1024,
             listener_tasks_per_fd: 1,
             work_stealing: false,
+            header_case: HeaderCase::Lower,
         }
     }
 }

@@ -3,9 +3,10 @@
 use super::ctx::{RequestCtx, RequestTrace, Tunnel};
 use super::request_id::RequestId;
 use super::retry::{self, Failure};
-use super::{builtin, cache, connection, errors, forwarded, grpc, observe, respond};
+use super::{builtin, cache, connection, errors, forwarded, grpc, header_case, observe, respond};
 use crate::balance::InFlight;
 use crate::chain::Request;
+use crate::config::file::HeaderCase;
 use crate::outcome::{Denial, ErrorCode, Flow, Reply};
 use crate::routing::{normalize, Client, Lookup};
 use crate::security::{self, is_preflight};
@@ -29,11 +30,16 @@ const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The gateway's proxy service.
 pub struct Gateway {
     shared: Arc<Shared>,
+    /// `server.header_case: lower` (read at start, like the rest of `server`).
+    lower_case: bool,
 }
 
 impl Gateway {
-    pub fn new(shared: Arc<Shared>) -> Gateway {
-        Gateway { shared }
+    pub fn new(shared: Arc<Shared>, header_case: HeaderCase) -> Gateway {
+        Gateway {
+            shared,
+            lower_case: header_case == HeaderCase::Lower,
+        }
     }
 }
 
@@ -318,6 +324,9 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if self.lower_case {
+            header_case::lower_request(upstream_request);
+        }
         if let Some(uri) = backend_uri(ctx, &upstream_request.uri) {
             let uri = http::Uri::try_from(uri)
                 .or_err(InternalError, "rewritten path is not a valid URI")?;
@@ -350,6 +359,9 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if self.lower_case {
+            header_case::lower_response(upstream_response)?;
+        }
         upstream_response.insert_header("x-request-id", ctx.peer.request_id.as_str())?;
         if ctx.websocket && upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS {
             ctx.tunnel = ctx.route.as_ref().and_then(|r| Tunnel::open(&r.name));
