@@ -78,13 +78,13 @@ docker:
 bench: bench-load bench-micro
 
 bench-load:
-	$(CARGO) build --release --bin gateway --example demo_backend --example bare_proxy --example mint_tokens
+	$(CARGO) build --release --bin gateway --example demo_backend --example bare_proxy --example tuned_proxy --example mint_tokens
 	./benches/load/run.sh
 
-## bench-instructions: user-space instructions per request under valgrind (bare pingora, plain,
-## full), exact enough to compare builds that requests/s cannot tell apart.
+## bench-instructions: user-space instructions per request under valgrind (bare and tuned
+## pingora, plain, full), exact enough to compare builds that requests/s cannot tell apart.
 bench-instructions:
-	$(CARGO) build --release --bin gateway --example demo_backend --example bare_proxy
+	$(CARGO) build --release --bin gateway --example demo_backend --example bare_proxy --example tuned_proxy
 	./benches/load/instructions.sh
 
 bench-micro:

@@ -160,7 +160,9 @@ pub mod internals {
     use std::net::IpAddr;
     use std::sync::Arc;
 
+    pub use crate::config::file::ServerConfig;
     pub use crate::metrics::{BackendCounters, RouteMetrics};
+    pub use crate::proxy::UPSTREAM_IDLE_TIMEOUT;
     pub use crate::ratelimit::{Decision, Leases, Take, LEASE_TTL};
 
     /// What the proxy does to a request's headers on its way to the backend, for a client at

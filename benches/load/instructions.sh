@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Instructions per request (`make bench-instructions`): pingora's bare proxy, the gateway's
-# plain proxy and its full pipeline (the scenarios of run.sh) under valgrind's callgrind, which
-# counts the instructions the process executes in user space. Requests/s on a shared host move
+# Instructions per request (`make bench-instructions`): pingora's bare proxy, pingora set up as
+# the gateway sets it up (tuned_proxy), the gateway's plain proxy and its full pipeline (the
+# scenarios of run.sh) under valgrind's callgrind, which counts the instructions the process
+# executes in user space. Requests/s on a shared host move
 # by ±30% between runs; this count repeats within about 0.5%, so it shows changes of 1% and
 # less. It leaves out the kernel and the time lost to cache misses, so it complements the load
 # scenarios and does not replace them.
@@ -21,6 +22,7 @@ ROOT=${BENCH_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 GATEWAY=$ROOT/target/release/gateway
 DEMO=$ROOT/target/release/examples/demo_backend
 BARE=$ROOT/target/release/examples/bare_proxy
+TUNED=$ROOT/target/release/examples/tuned_proxy
 REQUESTS_A=${BENCH_REQUESTS_A:-2000}
 REQUESTS_B=${BENCH_REQUESTS_B:-6000}
 # shellcheck source=benches/load/common.sh
@@ -42,11 +44,11 @@ PIDS+=("$!")
 wait_port "$ORIGIN"
 HASH=$(printf 'bench-password\n' | "$GATEWAY" hash-password)
 
-total() { # total <requests> <kind: bare|plain|full> <binary>: the instructions of one whole run
+total() { # total <requests> <kind: bare|tuned|plain|full> <binary>: the instructions of one whole run
   local port=$(free_port) header=() pid token
   local out="$WORK/callgrind.out"
   rm -f "$out"
-  if [ "$2" = bare ]; then
+  if [ "$2" = bare ] || [ "$2" = tuned ]; then
     valgrind --tool=callgrind --callgrind-out-file="$out" "$3" "127.0.0.1:$port" "127.0.0.1:$ORIGIN" \
       >"$WORK/proxy.out" 2>"$WORK/proxy.err" &
   else
@@ -85,12 +87,20 @@ per_request() { # per_request <kind> <binary>
   echo $(( (b - a) / (REQUESTS_B - REQUESTS_A) ))
 }
 
-echo "| build | scenario | instructions per request | vs bare pingora |"
-echo "| --- | --- | ---: | ---: |"
+ratio() { # ratio <a> <b>: a / b, or - without b
+  if [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; else echo -; fi
+}
+echo "| build | scenario | instructions per request | vs bare pingora | vs tuned pingora |"
+echo "| --- | --- | ---: | ---: | ---: |"
 BARE_IR=""
+TUNED_IR=""
 if [ -x "$BARE" ]; then
   BARE_IR=$(per_request bare "$BARE")
-  echo "| pingora | bare proxy | $BARE_IR | 1.00 |"
+  echo "| pingora | bare proxy | $BARE_IR | 1.00 | - |"
+fi
+if [ -x "$TUNED" ]; then
+  TUNED_IR=$(per_request tuned "$TUNED")
+  echo "| pingora | tuned as the gateway | $TUNED_IR | $(ratio "$TUNED_IR" "$BARE_IR") | 1.00 |"
 fi
 IFS=':' read -r -a BASELINES <<<"${BENCH_BASELINE:-}"
 for bin in "$GATEWAY" "${BASELINES[@]}"; do
@@ -99,9 +109,7 @@ for bin in "$GATEWAY" "${BASELINES[@]}"; do
   [ "$bin" = "$GATEWAY" ] || name=$(basename "$bin")
   for kind in plain full; do
     ir=$(per_request "$kind" "$bin")
-    ratio=-
-    [ -n "$BARE_IR" ] && ratio=$(awk -v a="$ir" -v b="$BARE_IR" 'BEGIN { printf "%.2f", a / b }')
-    echo "| $name | $kind | $ir | $ratio |"
+    echo "| $name | $kind | $ir | $(ratio "$ir" "$BARE_IR") | $(ratio "$ir" "$TUNED_IR") |"
   done
 done
 echo

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Load scenarios of `make bench`. Proxies: the origin alone, pingora's bare proxy, the gateway as
-# a plain proxy (also with outlier detection and a breaker, and with tracing at 1%), its full
-# pipeline (memory and Redis limit stores, warm and cold RS256 tokens) and nginx's proxy_pass.
+# Load scenarios of `make bench`. Proxies: the origin alone, pingora's bare proxy, pingora set up
+# as the gateway sets it up (tuned_proxy), the gateway as a plain proxy (also with outlier
+# detection and a breaker, and with tracing at 1%), its full pipeline (memory and Redis limit
+# stores, warm and cold RS256 tokens) and nginx's proxy_pass.
 # Protocols: HTTPS (TLS 1.3, keep-alive) and HTTP/2 over TLS, the gateway beside nginx with the
 # same certificate. Cache hits of one 1 KiB object from the gateway's memory and Redis stores
 # beside nginx's proxy_cache. Everything listens on 127.0.0.1 only.
@@ -25,6 +26,7 @@ ROOT=${BENCH_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 GATEWAY=$ROOT/target/release/gateway
 DEMO=$ROOT/target/release/examples/demo_backend
 BARE=$ROOT/target/release/examples/bare_proxy
+TUNED=$ROOT/target/release/examples/tuned_proxy
 MINT=$ROOT/target/release/examples/mint_tokens
 DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-2s}
@@ -68,7 +70,7 @@ scenario() { # scenario <label> <client> <url> <pid or -> <kind> [header] [scrip
 }
 wanted() { # wanted <label>: whether BENCH_ONLY selects it (references are always kept)
   [ -z "$ONLY" ] && return 0
-  case $1 in "pingora: bare proxy"|nginx:*|"gateway: plain proxy"|"gateway: full pipeline") return 0 ;; esac
+  case $1 in "pingora: "*|nginx:*|"gateway: plain proxy"|"gateway: full pipeline") return 0 ;; esac
   [[ $1 =~ $ONLY ]]
 }
 
@@ -97,6 +99,15 @@ if [ -x "$BARE" ]; then
   start bare "${PROXY_CPU[@]}" -- "$BARE" "127.0.0.1:$BPORT" "127.0.0.1:$ORIGIN"
   wait_port "$BPORT"
   scenario "pingora: bare proxy" wrk "http://127.0.0.1:$BPORT/api/items" "$LAST_PID" proxy
+fi
+
+# 2a. Pingora set up as the gateway sets it up (mimalloc, no modules, one runtime per thread,
+# its pool size and idle timeout), no filters: what the gateway's features cost on top of it.
+if [ -x "$TUNED" ]; then
+  TPORT=$(free_port)
+  start tuned "${PROXY_CPU[@]}" -- "$TUNED" "127.0.0.1:$TPORT" "127.0.0.1:$ORIGIN"
+  wait_port "$TPORT"
+  scenario "pingora: tuned as the gateway" wrk "http://127.0.0.1:$TPORT/api/items" "$LAST_PID" proxy
 fi
 
 # 3. Gateway, plain proxy: one route, no auth, no limit, no access log.
@@ -374,6 +385,9 @@ printf '\n### Ratios the project tracks (median of rounds, spread in brackets)\n
 for c in "${CONCURRENCY[@]}"; do
   target "plain / bare pingora, c=$c" "gateway: plain proxy" "pingora: bare proxy" "$c"
   target "full / bare pingora, c=$c" "gateway: full pipeline" "pingora: bare proxy" "$c"
+  target "tuned pingora / bare pingora, c=$c" "pingora: tuned as the gateway" "pingora: bare proxy" "$c"
+  target "plain / tuned pingora, c=$c" "gateway: plain proxy" "pingora: tuned as the gateway" "$c"
+  target "full / tuned pingora, c=$c" "gateway: full pipeline" "pingora: tuned as the gateway" "$c"
   target "tracing 1% / plain, c=$c" "gateway: plain + tracing 1%" "gateway: plain proxy" "$c"
   target "full Redis limit / full memory, c=$c" "gateway: full, Redis limit" "gateway: full pipeline" "$c"
   target "RS256 cold / full (HS256 warm), c=$c" "gateway: full, RS256 cold (10 000 tokens)" "gateway: full pipeline" "$c"

@@ -26,5 +26,5 @@ pub use forwarded::apply as forwarded_apply;
 pub use forwarded::client_ip;
 pub use header_case::lower_request;
 pub use request_id::RequestId;
-pub use service::Gateway;
+pub use service::{Gateway, UPSTREAM_IDLE_TIMEOUT};
 pub use tls_accept::settings as tls_settings;

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How long an idle pooled upstream connection is kept.
-const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The gateway's proxy service.
 pub struct Gateway {
