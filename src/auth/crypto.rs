@@ -173,6 +173,12 @@ impl signature::Verifier<Vec<u8>> for OpensslVerifier {
                     .map_err(signature::Error::from_source)?
             }
             scheme => {
+                // Exactly as long as the modulus (RFC 7518, 3.3 and 3.5): OpenSSL also takes one
+                // whose leading zero bytes were dropped, which would give a valid token a
+                // second spelling.
+                if sig.len() != self.key.size() {
+                    return Err(signature::Error::new());
+                }
                 let mut v =
                     Verifier::new(self.digest, &self.key).map_err(signature::Error::from_source)?;
                 rsa_padding(&mut v, scheme).map_err(signature::Error::from_source)?;

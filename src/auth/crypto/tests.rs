@@ -90,6 +90,20 @@ fn rsa_pkcs1_and_pss_agree_with_the_pure_rust_backend() {
 }
 
 #[test]
+fn an_rsa_signature_without_its_leading_zero_byte_is_refused() {
+    let pair = rsa_pair();
+    let signer = new_signer(&Algorithm::PS256, &pair.encoding).expect("signer");
+    let verifier = new_verifier(&Algorithm::PS256, &pair.decoding).expect("verifier");
+    // PSS signatures are salted: about one in 256 starts with a zero byte.
+    let sig = (0..5000)
+        .map(|_| signer.try_sign(MESSAGE).expect("sign"))
+        .find(|s| s[0] == 0)
+        .expect("a signature with a leading zero byte");
+    assert!(verifier.verify(MESSAGE, &sig).is_ok());
+    assert!(verifier.verify(MESSAGE, &sig[1..].to_vec()).is_err());
+}
+
+#[test]
 fn ecdsa_agrees_with_the_pure_rust_backend() {
     cross_check(Algorithm::ES256, &ec_pair(Nid::X9_62_PRIME256V1));
     cross_check(Algorithm::ES384, &ec_pair(Nid::SECP384R1));
