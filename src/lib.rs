@@ -22,6 +22,7 @@ mod cache;
 mod chain;
 mod cli;
 mod config;
+mod header_edit;
 mod health;
 mod http_client;
 mod ip_text;
@@ -177,9 +178,7 @@ pub mod internals {
         let mut ctx = RequestCtx::new(Arc::clone(snapshot));
         ctx.peer.request_id = RequestId::from_request(&req.headers);
         ctx.peer.client_ip = Some(peer);
-        if snapshot.file.server.header_case == crate::config::file::HeaderCase::Lower {
-            crate::proxy::lower_request(req);
-        }
-        crate::proxy::forwarded_apply(req, &ctx, Some(peer))
+        let lower = snapshot.file.server.header_case == crate::config::file::HeaderCase::Lower;
+        crate::proxy::to_backend(req, &ctx, Some(peer), None, lower)
     }
 }

@@ -2,6 +2,7 @@
 
 use super::ctx::RequestCtx;
 use super::request_id;
+use crate::header_edit::HeaderEdit;
 use crate::ip_text::IpText;
 use crate::security::TrustedProxies;
 use http::{HeaderName, HeaderValue};
@@ -10,6 +11,12 @@ use pingora::prelude::*;
 use std::net::IpAddr;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
+const X_USER_ROLES: HeaderName = HeaderName::from_static("x-user-roles");
 
 /// The client address: the TCP peer, or, when the peer is a trusted proxy, the right-most
 /// address in `X-Forwarded-For` that is not itself a trusted proxy.
@@ -39,12 +46,12 @@ pub fn client_ip(peer: IpAddr, trusted: &TrustedProxies, req: &RequestHeader) ->
 
 /// Sets `X-Forwarded-For/-Proto/-Host` and `X-Request-Id` on the upstream request and removes
 /// every client-sent `X-User-*` header.
-pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) -> Result<()> {
+pub fn apply<H: HeaderEdit>(req: &mut H, ctx: &RequestCtx, peer: Option<IpAddr>) -> Result<()> {
     remove_client_headers(req, ctx.peer.trusted, ctx.caller.auth.is_some());
     if let Some(peer) = peer {
         let text = IpText::new(peer);
         let peer = text.as_str();
-        let xff = match req.headers.get(X_FORWARDED_FOR).map(|v| v.to_str()) {
+        let xff = match req.headers().get(X_FORWARDED_FOR).map(|v| v.to_str()) {
             Some(Ok(prev)) if ctx.peer.trusted && !prev.is_empty() => {
                 // Sized exactly, so the header value takes the buffer without another allocation.
                 let mut all = String::with_capacity(prev.len() + 2 + peer.len());
@@ -55,44 +62,39 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
             }
             _ => HeaderValue::from_bytes(peer.as_bytes()),
         };
-        req.insert_header(
-            "x-forwarded-for",
-            xff.or_err(InternalError, "forwarded-for")?,
-        )?;
+        req.set(X_FORWARDED_FOR, xff.or_err(InternalError, "forwarded-for")?)?;
     }
-    if !(ctx.peer.trusted && req.headers.contains_key("x-forwarded-proto")) {
+    if !(ctx.peer.trusted && req.headers().contains_key(X_FORWARDED_PROTO)) {
         let proto = if ctx.peer.tls { "https" } else { "http" };
-        req.insert_header("x-forwarded-proto", HeaderValue::from_static(proto))?;
+        req.set(X_FORWARDED_PROTO, HeaderValue::from_static(proto))?;
     }
-    if !(ctx.peer.trusted && req.headers.contains_key("x-forwarded-host")) {
-        match req.headers.get(http::header::HOST).cloned() {
-            Some(host) => req.insert_header("x-forwarded-host", host)?,
-            None => {
-                req.remove_header("x-forwarded-host");
-            }
+    if !(ctx.peer.trusted && req.headers().contains_key(X_FORWARDED_HOST)) {
+        match req.headers().get(http::header::HOST).cloned() {
+            Some(host) => req.set(X_FORWARDED_HOST, host)?,
+            None => req.unset(&X_FORWARDED_HOST),
         }
     }
     // A request that already carries exactly this id (the client's, kept) is left as it is.
     let id = ctx.peer.request_id.as_str();
-    let mut sent = req.headers.get_all(request_id::HEADER).iter();
+    let mut sent = req.headers().get_all(request_id::HEADER).iter();
     let carried =
         matches!((sent.next(), sent.next()), (Some(v), None) if v.as_bytes() == id.as_bytes());
     if !carried {
-        req.insert_header("x-request-id", id)?;
+        req.set(request_id::HEADER, ctx.peer.request_id.header_value())?;
     }
     if let Some(t) = &ctx.trace {
         // The gateway's span is the backend's parent; an untrusted caller's context is replaced.
-        req.insert_header("traceparent", t.context.traceparent())?;
+        let parent =
+            HeaderValue::try_from(t.context.traceparent()).or_err(InternalError, "traceparent")?;
+        req.set(TRACEPARENT, parent)?;
         match &t.tracestate {
-            Some(state) => req.insert_header("tracestate", state.clone())?,
-            None => {
-                req.remove_header("tracestate");
-            }
+            Some(state) => req.set(TRACESTATE, state.clone())?,
+            None => req.unset(&TRACESTATE),
         }
     }
     if let Some(caller) = &ctx.caller.caller {
-        req.insert_header("x-user-id", caller.subject_header.clone())?;
-        req.insert_header("x-user-roles", caller.roles_header.clone())?;
+        req.set(X_USER_ID, caller.subject_header.clone())?;
+        req.set(X_USER_ROLES, caller.roles_header.clone())?;
     }
     Ok(())
 }
@@ -101,7 +103,7 @@ pub fn apply(req: &mut RequestHeader, ctx: &RequestCtx, peer: Option<IpAddr>) ->
 /// with `_`, which CGI, WSGI, PHP and Rack read as `-`) always; from an untrusted peer also the
 /// headers a backend may take for a proxy's word about the client or the original URL; and
 /// `X-API-Key` once the gateway has checked it.
-fn remove_client_headers(req: &mut RequestHeader, trusted: bool, key_checked: bool) {
+fn remove_client_headers<H: HeaderEdit>(req: &mut H, trusted: bool, key_checked: bool) {
     const PROXY_HEADERS: [&str; 5] = [
         "forwarded",
         "x-real-ip",
@@ -125,13 +127,13 @@ fn remove_client_headers(req: &mut RequestHeader, trusted: bool, key_checked: bo
         user || shadow || spoofable || (key_checked && same_name("x-api-key", name))
     };
     let found: Vec<http::HeaderName> = req
-        .headers
+        .headers()
         .keys()
         .filter(|k| unwanted(k.as_str()))
         .cloned()
         .collect();
     for name in found {
-        req.remove_header(&name);
+        req.unset(&name);
     }
 }
 

@@ -22,9 +22,7 @@ mod tls_accept;
 
 pub use connection::Guarded;
 pub use ctx::RequestCtx;
-pub use forwarded::apply as forwarded_apply;
 pub use forwarded::client_ip;
-pub use header_case::lower_request;
 pub use request_id::RequestId;
-pub use service::{Gateway, UPSTREAM_IDLE_TIMEOUT};
+pub use service::{to_backend, Gateway, UPSTREAM_IDLE_TIMEOUT};
 pub use tls_accept::settings as tls_settings;

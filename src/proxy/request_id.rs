@@ -1,6 +1,6 @@
 //! `X-Request-Id`: kept when the client's is well formed, otherwise generated. Stored inline.
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 const MAX_LEN: usize = 128;
 
@@ -53,6 +53,13 @@ impl RequestId {
             n >>= 4;
         }
         RequestId { buf, len: 32 }
+    }
+
+    /// The id as a header value.
+    pub fn header_value(&self) -> HeaderValue {
+        // Only bytes valid in a header value are ever stored.
+        HeaderValue::from_bytes(&self.buf[..self.len as usize])
+            .unwrap_or(HeaderValue::from_static("-"))
     }
 
     pub fn as_str(&self) -> &str {

@@ -2,6 +2,7 @@
 //! always with the request id) and local replies. The only writer of `ctx.outcome.verdict`.
 
 use super::ctx::{RequestCtx, Verdict};
+use crate::header_edit::HeaderEdit;
 use crate::outcome::{Denial, Flow, Reply};
 use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
@@ -107,15 +108,15 @@ async fn grpc_error(session: &mut Session, ctx: &RequestCtx, denial: Denial) -> 
 }
 
 /// Security, CORS and rate-limit headers for any answer to this request (the backend's or ours).
-pub fn decorate(session: &Session, ctx: &RequestCtx, resp: &mut ResponseHeader) -> Result<()> {
+pub fn decorate<H: HeaderEdit>(session: &Session, ctx: &RequestCtx, resp: &mut H) -> Result<()> {
     headers_of(ctx).apply(resp)?;
     if let Some(cors) = &ctx.snapshot.edge.cors {
         cors.apply(session.req_header().headers.get(http::header::ORIGIN), resp)?;
     }
     if let Some(d) = &ctx.caller.rate_limit {
-        resp.insert_header(RATELIMIT_LIMIT, d.limit)?;
-        resp.insert_header(RATELIMIT_REMAINING, d.remaining)?;
-        resp.insert_header(RATELIMIT_RESET, d.reset)?;
+        resp.set(RATELIMIT_LIMIT, d.limit.into())?;
+        resp.set(RATELIMIT_REMAINING, d.remaining.into())?;
+        resp.set(RATELIMIT_RESET, d.reset.into())?;
     }
     Ok(())
 }

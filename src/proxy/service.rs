@@ -1,12 +1,13 @@
 //! `impl ProxyHttp`: each phase reads the context, calls one module, records the outcome.
 
 use super::ctx::{RequestCtx, RequestTrace, Tunnel};
-use super::request_id::RequestId;
+use super::request_id::{self, RequestId};
 use super::retry::{self, Failure};
 use super::{builtin, cache, connection, errors, forwarded, grpc, header_case, observe, respond};
 use crate::balance::InFlight;
 use crate::chain::Request;
 use crate::config::file::HeaderCase;
+use crate::header_edit::HeaderEdit;
 use crate::outcome::{Denial, ErrorCode, Flow, Reply};
 use crate::routing::{normalize, Client, Lookup};
 use crate::security::{self, is_preflight};
@@ -324,15 +325,20 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if self.lower_case {
-            header_case::lower_request(upstream_request);
-        }
-        if let Some(uri) = backend_uri(ctx, &upstream_request.uri) {
-            let uri = http::Uri::try_from(uri)
-                .or_err(InternalError, "rewritten path is not a valid URI")?;
-            upstream_request.set_uri(uri);
-        }
-        forwarded::apply(upstream_request, ctx, peer_ip(session))
+        let uri = match backend_uri(ctx, &upstream_request.uri) {
+            Some(uri) => Some(
+                http::Uri::try_from(uri)
+                    .or_err(InternalError, "rewritten path is not a valid URI")?,
+            ),
+            None => None,
+        };
+        to_backend(
+            upstream_request,
+            ctx,
+            peer_ip(session),
+            uri,
+            self.lower_case,
+        )
     }
 
     async fn upstream_response_filter(
@@ -359,17 +365,17 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if self.lower_case {
-            header_case::lower_response(upstream_response)?;
-        }
-        upstream_response.insert_header("x-request-id", ctx.peer.request_id.as_str())?;
         if ctx.websocket && upstream_response.status == http::StatusCode::SWITCHING_PROTOCOLS {
             ctx.tunnel = ctx.route.as_ref().and_then(|r| Tunnel::open(&r.name));
         }
-        if let Some((status, _)) = cache::result(session, ctx) {
-            upstream_response.insert_header("x-cache-status", status)?;
+        let cache = cache::result(session, ctx).map(|(status, _)| status);
+        if self.lower_case {
+            header_case::edit_response(upstream_response, |parts| {
+                answer_headers(session, ctx, cache, &mut parts.headers)
+            })?
+        } else {
+            answer_headers(session, ctx, cache, upstream_response)
         }
-        respond::decorate(session, ctx, upstream_response)
     }
 
     async fn fail_to_proxy(
@@ -477,6 +483,50 @@ impl Gateway {
         flow
     }
 }
+
+/// What the gateway does to a request on its way to the backend: the target the route gives it
+/// (`uri`), and the forwarded, request id, trace and identity headers (`forwarded::apply`). With
+/// `lower`, on the request's plain header map, the name spellings dropped (`header_case`).
+pub fn to_backend(
+    req: &mut RequestHeader,
+    ctx: &RequestCtx,
+    peer: Option<IpAddr>,
+    mut uri: Option<http::Uri>,
+    lower: bool,
+) -> Result<()> {
+    if lower {
+        let edited = header_case::edit_request(req, |parts| {
+            if let Some(uri) = uri.take() {
+                parts.uri = uri;
+            }
+            forwarded::apply(&mut parts.headers, ctx, peer)
+        });
+        if let Some(done) = edited {
+            return done;
+        }
+    }
+    if let Some(uri) = uri {
+        req.set_uri(uri);
+    }
+    forwarded::apply(req, ctx, peer)
+}
+
+/// The gateway's headers on an answer from the backend or the cache: the request id, the cache
+/// status, and `respond::decorate`'s.
+fn answer_headers<H: HeaderEdit>(
+    session: &Session,
+    ctx: &RequestCtx,
+    cache: Option<&'static str>,
+    resp: &mut H,
+) -> Result<()> {
+    resp.set(request_id::HEADER, ctx.peer.request_id.header_value())?;
+    if let Some(status) = cache {
+        resp.set(X_CACHE_STATUS, HeaderValue::from_static(status))?;
+    }
+    respond::decorate(session, ctx, resp)
+}
+
+const X_CACHE_STATUS: http::HeaderName = http::HeaderName::from_static("x-cache-status");
 
 /// The target the backend gets, when it is not the request's own: the normalized path the
 /// route matched (without its prefix for `strip_prefix`), and the query as the client sent it.

@@ -4,10 +4,11 @@
 use super::SecurityError;
 use crate::config::file::CorsConfig;
 use crate::config::ConfigErrors;
+use crate::header_edit::HeaderEdit;
 use crate::outcome::Reply;
 use crate::routing::method::MethodSet;
 use http::{header, HeaderValue};
-use pingora::http::ResponseHeader;
+use pingora::OrErr;
 
 const DEFAULT_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
 
@@ -90,17 +91,17 @@ impl Cors {
     }
 
     /// Adds the CORS headers of an actual (non-preflight) answer. Nothing for other origins.
-    pub fn apply(
+    pub fn apply<H: HeaderEdit>(
         &self,
         origin: Option<&HeaderValue>,
-        resp: &mut ResponseHeader,
+        resp: &mut H,
     ) -> pingora::Result<()> {
         let Some(allowed) = origin.and_then(|o| self.allow_origin(o)) else {
             return Ok(());
         };
         self.common(allowed, resp)?;
         if let Some(expose) = &self.expose_headers {
-            resp.insert_header("access-control-expose-headers", expose.clone())?;
+            resp.set(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone())?;
         }
         Ok(())
     }
@@ -135,15 +136,18 @@ impl Cors {
         Reply::empty(204, headers)
     }
 
-    fn common(&self, allowed: HeaderValue, resp: &mut ResponseHeader) -> pingora::Result<()> {
+    fn common<H: HeaderEdit>(&self, allowed: HeaderValue, resp: &mut H) -> pingora::Result<()> {
         let echoed = allowed != "*";
-        resp.insert_header("access-control-allow-origin", allowed)?;
+        resp.set(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed)?;
         if self.credentials {
-            resp.insert_header("access-control-allow-credentials", "true")?;
+            resp.set(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            )?;
         }
         if echoed {
             let vary = match resp
-                .headers
+                .headers()
                 .get(http::header::VARY)
                 .and_then(|v| v.to_str().ok())
             {
@@ -153,11 +157,14 @@ impl Cors {
                 {
                     None
                 }
-                Some(v) => Some(format!("{v}, Origin")),
-                None => Some("Origin".to_owned()),
+                Some(v) => Some(
+                    HeaderValue::try_from(format!("{v}, Origin"))
+                        .or_err(pingora::ErrorType::InvalidHTTPHeader, "vary")?,
+                ),
+                None => Some(HeaderValue::from_static("Origin")),
             };
             if let Some(vary) = vary {
-                resp.insert_header(http::header::VARY, vary)?;
+                resp.set(http::header::VARY, vary)?;
             }
         }
         Ok(())
@@ -176,6 +183,7 @@ pub fn is_preflight(req: &pingora::http::RequestHeader) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pingora::http::ResponseHeader;
 
     fn cors(yaml: &str) -> Cors {
         let cfg: CorsConfig = serde_yaml::from_str(yaml).expect("cors");

@@ -3,8 +3,8 @@
 use super::SecurityError;
 use crate::config::file::{RouteSecurityHeaders, SecurityHeadersConfig};
 use crate::config::ConfigErrors;
+use crate::header_edit::HeaderEdit;
 use http::{HeaderName, HeaderValue};
-use pingora::http::ResponseHeader;
 
 /// The headers to add, names and values checked at load time.
 #[derive(Debug, Default, Clone)]
@@ -72,10 +72,10 @@ impl SecurityHeaders {
     }
 
     /// Adds each header the answer does not carry yet.
-    pub fn apply(&self, resp: &mut ResponseHeader) -> pingora::Result<()> {
+    pub fn apply<H: HeaderEdit>(&self, resp: &mut H) -> pingora::Result<()> {
         for (name, value) in &self.0 {
-            if !resp.headers.contains_key(name) {
-                resp.insert_header(name.clone(), value.clone())?;
+            if !resp.headers().contains_key(name) {
+                resp.set(name.clone(), value.clone())?;
             }
         }
         Ok(())
