@@ -31,33 +31,26 @@ impl HeaderEdit for HeaderMap {
     }
 }
 
-impl HeaderEdit for RequestHeader {
-    fn headers(&self) -> &HeaderMap {
-        &self.headers
-    }
+/// Pingora's message types: each name set is parsed, and its spelling stored beside it.
+macro_rules! through_pingora {
+    ($($message:ty),*) => {$(
+        impl HeaderEdit for $message {
+            fn headers(&self) -> &HeaderMap {
+                &self.headers
+            }
 
-    fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
-        self.insert_header(name, value)
-    }
+            fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
+                self.insert_header(name, value)
+            }
 
-    fn unset(&mut self, name: &HeaderName) {
-        self.remove_header(name);
-    }
+            fn unset(&mut self, name: &HeaderName) {
+                self.remove_header(name);
+            }
+        }
+    )*};
 }
 
-impl HeaderEdit for ResponseHeader {
-    fn headers(&self) -> &HeaderMap {
-        &self.headers
-    }
-
-    fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
-        self.insert_header(name, value)
-    }
-
-    fn unset(&mut self, name: &HeaderName) {
-        self.remove_header(name);
-    }
-}
+through_pingora!(RequestHeader, ResponseHeader);
 
 #[cfg(test)]
 mod tests {
