@@ -142,7 +142,14 @@ fn write_out(pending: &mut Vec<u8>) {
 /// Appends `s` as a JSON string (quoted and escaped).
 pub fn json_str(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
     out.push('"');
+    // Most values (ids, paths, names) need no escape: one scan, one copy.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // Only ASCII bytes are escaped, so the runs between them are whole UTF-8 sequences and
     // go in at once.
     let mut run = 0;
@@ -196,19 +203,13 @@ pub fn timestamp(out: &mut String) {
 
 /// `n` in decimal, left-padded with zeros to `width` digits (without `fmt`: the access line
 /// writes a dozen numbers per request).
-pub fn push_uint(out: &mut String, mut n: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+pub fn push_uint(out: &mut String, n: u64, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let text = digits.format(n);
+    for _ in text.len()..width {
+        out.push('0');
     }
-    let at = at.min(digits.len().saturating_sub(width));
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+    out.push_str(text);
 }
 
 /// An address as text, as its `Display` writes it.

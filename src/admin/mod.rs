@@ -181,7 +181,7 @@ impl AdminApp {
 /// An admin caller, by one credential: which of two would count is not for the caller to guess.
 fn authorize(snapshot: &Snapshot, req: &RequestHeader) -> Result<(), Denial> {
     if req.headers.contains_key(http::header::AUTHORIZATION)
-        && req.headers.contains_key("x-api-key")
+        && req.headers.contains_key(crate::auth::X_API_KEY)
     {
         crate::metrics::auth("failure", "two_credentials");
         return Err(Denial::new(ErrorCode::Unauthorized));

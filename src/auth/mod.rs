@@ -185,7 +185,7 @@ impl Auth {
 
     /// Authenticates a request by `X-API-Key` or `Authorization: Bearer`.
     pub fn authenticate(&self, req: &RequestHeader) -> Result<(Arc<Caller>, &'static str), Denied> {
-        if let Some(key) = req.headers.get("x-api-key") {
+        if let Some(key) = req.headers.get(X_API_KEY) {
             let caller = self
                 .api_keys
                 .check(key.as_bytes())
@@ -290,18 +290,56 @@ impl Auth {
     }
 }
 
+/// The API key header, parsed once.
+pub const X_API_KEY: http::HeaderName = http::HeaderName::from_static("x-api-key");
+
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer(req: &RequestHeader) -> Option<&str> {
-    let value = req
-        .headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    // As bytes up to the token: a token is hundreds of bytes, checked once, as UTF-8 (a
+    // character a token cannot hold then fails its verification).
+    let value = req.headers.get(http::header::AUTHORIZATION)?.as_bytes();
+    let space = value.iter().position(|&b| b == b' ')?;
+    if !value[..space].eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    std::str::from_utf8(value[space + 1..].trim_ascii()).ok()
 }
 
 /// 128 random bits as hex, for `jti` and `fam`.
 pub fn random_id() -> String {
     format!("{:032x}", fastrand::u128(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+    use pingora::http::RequestHeader;
+
+    fn with_authorization(value: &[u8]) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/", None).expect("request");
+        let value = http::HeaderValue::from_bytes(value).expect("value");
+        req.insert_header(http::header::AUTHORIZATION, value)
+            .expect("header");
+        req
+    }
+
+    #[test]
+    fn the_bearer_token_is_taken_from_its_scheme_only() {
+        let token = |v: &[u8]| bearer(&with_authorization(v)).map(str::to_owned);
+        assert_eq!(token(b"Bearer abc.def.ghi").as_deref(), Some("abc.def.ghi"));
+        assert_eq!(token(b"bEaReR  abc ").as_deref(), Some("abc"));
+        assert_eq!(token(b"Basic YWxpY2U6c2VjcmV0"), None);
+        assert_eq!(token(b"Bearerabc"), None);
+        assert_eq!(token(b"Bearer"), None);
+        // Bytes that are not UTF-8 are no token; UTF-8 is passed on, to fail verification.
+        assert_eq!(token(b"Bearer \xff\xfe"), None);
+        assert_eq!(
+            token("Bearer caf\u{e9}".as_bytes()).as_deref(),
+            Some("caf\u{e9}")
+        );
+        assert_eq!(
+            bearer(&RequestHeader::build("GET", b"/", None).expect("request")),
+            None
+        );
+    }
 }

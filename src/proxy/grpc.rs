@@ -4,6 +4,8 @@
 use pingora::http::RequestHeader;
 use std::time::Duration;
 
+const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+
 /// `content-type: application/grpc` (also `+proto`, `+json`, ...).
 pub fn is_call(req: &RequestHeader) -> bool {
     req.headers
@@ -13,7 +15,7 @@ pub fn is_call(req: &RequestHeader) -> bool {
 
 /// The call's deadline from `grpc-timeout`, when it is well-formed.
 pub fn timeout(req: &RequestHeader) -> Option<Duration> {
-    parse(req.headers.get("grpc-timeout")?.as_bytes())
+    parse(req.headers.get(GRPC_TIMEOUT)?.as_bytes())
 }
 
 /// A `grpc-timeout` value: at most 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).

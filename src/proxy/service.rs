@@ -76,13 +76,13 @@ impl ProxyHttp for Gateway {
         }
         if let Some(tracer) = crate::trace::get() {
             let incoming = (ctx.peer.trusted || tracer.trust_client_context)
-                .then(|| req.headers.get("traceparent"))
+                .then(|| req.headers.get(forwarded::TRACEPARENT))
                 .flatten()
                 .and_then(|v| crate::trace::Context::parse(v.as_bytes()));
             ctx.trace = Some(RequestTrace {
                 context: tracer.start(incoming.as_ref()),
                 parent: incoming.map(|c| c.span_id),
-                tracestate: incoming.and(req.headers.get("tracestate").cloned()),
+                tracestate: incoming.and(req.headers.get(forwarded::TRACESTATE).cloned()),
             });
         }
         Ok(())
@@ -548,7 +548,7 @@ fn forwarded_https(ctx: &RequestCtx, req: &RequestHeader) -> bool {
     ctx.peer.trusted
         && req
             .headers
-            .get("x-forwarded-proto")
+            .get(forwarded::X_FORWARDED_PROTO)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
 }
 
