@@ -96,9 +96,15 @@ async fn send(
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut req = RequestHeader::build(method, path.as_bytes(), None)?;
     let authority = uri.authority().map_or(host.as_str(), |a| a.as_str());
-    // Credentials in the URL are never sent as part of the Host header.
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    // Credentials in the URL are sent as Basic authentication, never in the Host header.
+    let (userinfo, authority) = match authority.rsplit_once('@') {
+        Some((userinfo, rest)) => (Some(userinfo), rest),
+        None => (None, authority),
+    };
     req.insert_header("host", authority)?;
+    if let Some(userinfo) = userinfo {
+        req.insert_header(http::header::AUTHORIZATION, basic_auth(userinfo))?;
+    }
     req.insert_header("accept", accept)?;
     if let Some((content_type, _)) = &body {
         req.insert_header("content-type", *content_type)?;
@@ -119,4 +125,53 @@ async fn send(
         body.extend_from_slice(&chunk);
     }
     Ok(Fetched { status, body })
+}
+
+/// `Basic <base64(user:password)>` from a URL's `user:password` (percent-encoded, RFC 3986).
+fn basic_auth(userinfo: &str) -> String {
+    use base64::Engine;
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let mut pair = percent_decoded(user);
+    pair.push(b':');
+    pair.extend(percent_decoded(password));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+fn percent_decoded(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::basic_auth;
+
+    #[test]
+    fn url_credentials_become_basic_authentication() {
+        // base64("ops:s@cret"), base64("ops:"), base64("a b:%zz")
+        assert_eq!(basic_auth("ops:s%40cret"), "Basic b3BzOnNAY3JldA==");
+        assert_eq!(basic_auth("ops"), "Basic b3BzOg==");
+        assert_eq!(basic_auth("a%20b:%zz"), "Basic YSBiOiV6eg==");
+    }
 }

@@ -623,6 +623,24 @@ fn promql_goes_to_prometheus_and_says_so_when_it_cannot() {
 }
 
 #[test]
+fn credentials_in_prometheus_url_are_sent_as_basic_authentication() {
+    // A stand-in that answers with the request it got, passed back as Prometheus' answer.
+    let echo = Backend::start("prometheus");
+    let (_b, gw) = start(&format!(
+        "admin: {{prometheus_url: \"http://ops:s%40cret@{}\"}}\n",
+        echo.addr
+    ));
+    let token = admin_token(&gw);
+    let r = as_admin(&gw, &token, "GET", "/api/promql?query=up", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = r.json();
+    assert_eq!(seen["path"], "/api/v1/query?query=up");
+    // base64("ops:s@cret"): the password percent-decoded.
+    assert_eq!(seen["headers"]["authorization"], "Basic b3BzOnNAY3JldA==");
+    assert_eq!(seen["headers"]["host"], echo.addr.to_string());
+}
+
+#[test]
 fn the_dashboard_is_served_with_fallback_and_caching() {
     let dist = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dist.path().join("assets")).expect("assets");
