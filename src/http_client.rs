@@ -103,7 +103,7 @@ async fn send(
     };
     req.insert_header("host", authority)?;
     if let Some(userinfo) = userinfo {
-        req.insert_header(http::header::AUTHORIZATION, basic_auth(userinfo))?;
+        req.insert_header(http::header::AUTHORIZATION, basic_auth(userinfo)?)?;
     }
     req.insert_header("accept", accept)?;
     if let Some((content_type, _)) = &body {
@@ -128,50 +128,68 @@ async fn send(
 }
 
 /// `Basic <base64(user:password)>` from a URL's `user:password` (percent-encoded, RFC 3986).
-fn basic_auth(userinfo: &str) -> String {
+fn basic_auth(userinfo: &str) -> Result<String, FetchError> {
     use base64::Engine;
     let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-    let mut pair = percent_decoded(user);
+    let malformed = || FetchError::BadUrl("a malformed %-escape in the credentials".into());
+    let mut pair = percent_decode(user).ok_or_else(malformed)?;
     pair.push(b':');
-    pair.extend(percent_decoded(password));
-    format!(
+    pair.extend(percent_decode(password).ok_or_else(malformed)?);
+    Ok(format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(pair)
-    )
+    ))
 }
 
-fn percent_decoded(text: &str) -> Vec<u8> {
+/// `text` with its `%XX` escapes decoded (RFC 3986); `None` for a `%` not followed by two hex
+/// digits.
+pub fn percent_decode(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let digit = |b: u8| char::from(b).to_digit(16);
+            out.push(u8::try_from(digit(hex[0])? * 16 + digit(hex[1])?).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
         }
     }
-    out
+    Some(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::basic_auth;
+    use super::{basic_auth, percent_decode};
 
     #[test]
     fn url_credentials_become_basic_authentication() {
-        // base64("ops:s@cret"), base64("ops:"), base64("a b:%zz")
-        assert_eq!(basic_auth("ops:s%40cret"), "Basic b3BzOnNAY3JldA==");
-        assert_eq!(basic_auth("ops"), "Basic b3BzOg==");
-        assert_eq!(basic_auth("a%20b:%zz"), "Basic YSBiOiV6eg==");
+        let auth = |u: &str| basic_auth(u).ok();
+        // base64("ops:s@cret"), base64("ops:"), base64("a b:+")
+        assert_eq!(
+            auth("ops:s%40cret").as_deref(),
+            Some("Basic b3BzOnNAY3JldA==")
+        );
+        assert_eq!(auth("ops").as_deref(), Some("Basic b3BzOg=="));
+        assert_eq!(auth("a%20b:%2b").as_deref(), Some("Basic YSBiOis="));
+        // A malformed escape is an error, not credentials sent as written.
+        for bad in ["ops:%zz", "o%4:x", "ops:%", "ops:%+1"] {
+            assert!(basic_auth(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn percent_escapes_are_decoded_strictly() {
+        assert_eq!(
+            percent_decode("a%2Fb%2fc+").as_deref(),
+            Some(&b"a/b/c+"[..])
+        );
+        assert_eq!(percent_decode("%ff").as_deref(), Some(&[0xff][..]));
+        for bad in ["%", "%4", "%g0", "%+1", "%-1"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
     }
 }

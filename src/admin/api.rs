@@ -190,22 +190,7 @@ pub fn param(query: Option<&str>, name: &str) -> Option<String> {
 }
 
 fn decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(crate::http_client::percent_decode(&s.replace('+', " "))?).ok()
 }
 
 #[cfg(test)]
@@ -219,6 +204,7 @@ mod tests {
         assert_eq!(param(q, "since").as_deref(), Some("5"));
         assert_eq!(param(q, "b"), None);
         assert_eq!(param(Some("query=%zz"), "query"), None);
+        assert_eq!(param(Some("query=%+1"), "query"), None);
         assert_eq!(param(None, "query"), None);
     }
 }
