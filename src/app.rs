@@ -5,12 +5,14 @@ use crate::auth::{JwksRefresher, RevocationSync};
 use crate::cache::PurgeListener;
 use crate::cli::Cli;
 use crate::config::file::ServerConfig;
+use crate::connection::{Guarded, Guards, SIDE_LISTENER_CAP};
 use crate::health::HealthChecks;
 use crate::metrics::MetricsApp;
-use crate::proxy::{Gateway, Guarded};
+use crate::proxy::Gateway;
 use crate::reload::ConfigReloader;
 use crate::snapshot::Snapshot;
 use crate::state::Shared;
+use pingora::apps::http_app::HttpServer;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::http_proxy;
@@ -89,42 +91,61 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     ));
 
     let admin_app = AdminApp::new(shared.clone(), history);
-    let mut http = http_proxy(
-        &server.configuration,
-        Gateway::new(shared.clone(), file.server.header_case),
+    // Every listener's connections go through the same guards (caps and head deadline).
+    let guards = Guards::new();
+    log::debug!(
+        "at most {} connections open at once (file-descriptor bound)",
+        guards.fd_bound()
     );
-    if file.listen.h2c {
-        let mut options = HttpServerOptions::default();
-        options.h2c = true;
-        http.server_options = Some(options);
-    }
-    let mut proxy = Service::new(
-        "gateway proxy".to_owned(),
-        Guarded::new(http, shared.clone()),
-    );
+    let guarded = |app| Guarded::new(app, shared.clone(), Arc::clone(&guards), None);
+    let conf = Arc::clone(&server.configuration);
+    let gateway = || {
+        let mut http = http_proxy(&conf, Gateway::new(shared.clone(), file.server.header_case));
+        if file.listen.h2c {
+            let mut options = HttpServerOptions::default();
+            options.h2c = true;
+            http.server_options = Some(options);
+        }
+        http
+    };
+    let mut proxy = Service::new("gateway proxy".to_owned(), guarded(gateway()));
     // Plain HTTP is read straight into pingora's request buffer: a 64 KiB read buffer per
     // connection (pingora's default, kept for TLS, whose records it batches) only added a copy
     // per read and 16 MiB of peak RSS at 256 connections.
     proxy.add_listener(
         ListenerConfig::tcp(&file.listen.proxy).l4_buffer(L4BufferSettings::default().read(0)),
     );
+    let proxy = server.add_service(proxy);
+    proxy.add_dependency(&reloader);
+    proxy.add_dependency(&bootstrap);
     if let Some(tls) = &file.listen.proxy_tls {
-        match crate::proxy::tls_settings(shared.clone(), tls.http2) {
-            Ok(settings) => proxy.add_tls_with_settings(&tls.addr, None, settings),
+        // A plain TCP listener: the guard makes the handshake, under its deadline.
+        let listener = match crate::proxy::tls_settings(shared.clone(), tls.http2) {
+            Ok(listener) => listener,
             Err(e) => {
                 log::error!("cannot set up TLS on {}: {e}", tls.addr);
                 return;
             }
-        }
+        };
+        let mut https = Service::new(
+            "gateway proxy tls".to_owned(),
+            guarded(gateway()).with_tls(listener),
+        );
+        https.add_tcp(&tls.addr);
+        let https = server.add_service(https);
+        https.add_dependency(&reloader);
+        https.add_dependency(&bootstrap);
     }
-    let proxy = server.add_service(proxy);
-    proxy.add_dependency(&reloader);
-    proxy.add_dependency(&bootstrap);
 
-    let mut metrics = Service::new("metrics".to_owned(), MetricsApp);
+    let side_cap = Some(SIDE_LISTENER_CAP);
+    let metrics_app = HttpServer::new_app(MetricsApp);
+    let metrics_app = Guarded::new(metrics_app, shared.clone(), Arc::clone(&guards), side_cap);
+    let mut metrics = Service::new("metrics".to_owned(), metrics_app);
     metrics.add_tcp(&file.listen.metrics);
     server.add_service(metrics).add_dependency(&bootstrap);
 
+    let admin_app = HttpServer::new_app(admin_app);
+    let admin_app = Guarded::new(admin_app, shared.clone(), Arc::clone(&guards), side_cap);
     let mut admin = Service::new("admin".to_owned(), admin_app);
     admin.add_tcp(&file.listen.admin);
     server.add_service(admin).add_dependency(&bootstrap);

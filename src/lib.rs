@@ -22,6 +22,7 @@ mod cache;
 mod chain;
 mod cli;
 mod config;
+mod connection;
 mod header_edit;
 mod health;
 mod http_client;

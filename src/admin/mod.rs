@@ -116,6 +116,8 @@ impl ServeHttp for AdminApp {
         let request_id = RequestId::from_request(&req.headers);
         let head = req.method == Method::HEAD;
         let answer = self.route(session, request_id.as_str()).await;
+        // The body is read: the connection's next bytes are the next request's head.
+        crate::connection::request_done(session.stream());
         answer::write(answer, request_id.as_str(), head)
     }
 }

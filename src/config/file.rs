@@ -391,9 +391,14 @@ pub struct SecurityConfig {
     /// The whole request head must arrive within this, from its first byte (default 10s; 0s: off).
     #[serde(default)]
     pub request_head_timeout: Option<HumanDuration>,
-    /// Connections one client address may hold open at once (default: no cap).
+    /// Connections one client address may hold open at once, on all listeners together
+    /// (default 1024).
     #[serde(default)]
     pub max_connections_per_ip: Option<u32>,
+    /// Connections the process holds open at once (default and ceiling: what the
+    /// file-descriptor limit leaves room for).
+    #[serde(default)]
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -12,6 +12,8 @@ pub struct MetricsApp;
 #[async_trait]
 impl ServeHttp for MetricsApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        // The connection's next bytes are the next request's head.
+        crate::connection::request_done(session.stream());
         if session.req_header().uri.path() == "/metrics" {
             return PrometheusHttpApp.response(session).await;
         }

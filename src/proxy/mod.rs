@@ -5,7 +5,6 @@
 mod access_log;
 mod builtin;
 mod cache;
-mod connection;
 mod ctx;
 mod errors;
 mod forwarded;
@@ -20,7 +19,6 @@ mod service;
 mod span;
 mod tls_accept;
 
-pub use connection::Guarded;
 pub use ctx::RequestCtx;
 pub use forwarded::client_ip;
 pub use request_id::RequestId;

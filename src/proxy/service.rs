@@ -3,7 +3,7 @@
 use super::ctx::{RequestCtx, RequestTrace, Tunnel};
 use super::request_id::{self, RequestId};
 use super::retry::{self, Failure};
-use super::{builtin, cache, connection, errors, forwarded, grpc, header_case, observe, respond};
+use super::{builtin, cache, errors, forwarded, grpc, header_case, observe, respond};
 use crate::balance::InFlight;
 use crate::chain::Request;
 use crate::config::file::HeaderCase;
@@ -413,7 +413,7 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         observe::record(session, e, ctx);
-        connection::request_done(session.stream());
+        crate::connection::request_done(session.stream());
         cache::finish(session, ctx).await;
     }
 }

@@ -1,25 +1,19 @@
 //! The proxy's HTTPS listener: TLS settings, and the handshake callback that takes the
 //! certificate for the client's SNI name from the running snapshot.
 
+use crate::connection::TlsListener;
 use crate::state::Shared;
 use async_trait::async_trait;
-use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::TlsAccept;
 use pingora::protocols::tls::TlsRef;
-use pingora::tls::ssl::{NameType, SslVersion};
+use pingora::tls::error::ErrorStack;
+use pingora::tls::ssl::NameType;
 use std::sync::Arc;
 
-/// The TLS settings of the proxy's HTTPS listener: TLS 1.2 or newer, ALPN `h2, http/1.1`
-/// when `http2`, certificates from the running snapshot.
-pub fn settings(shared: Arc<Shared>, http2: bool) -> pingora::Result<TlsSettings> {
-    let mut settings = TlsSettings::with_callbacks(Box::new(BySni { shared }))?;
-    settings
-        .set_min_proto_version(Some(SslVersion::TLS1_2))
-        .map_err(|e| pingora::Error::because(pingora::ErrorType::InternalError, "TLS 1.2", e))?;
-    if http2 {
-        settings.enable_h2();
-    }
-    Ok(settings)
+/// The TLS side of the proxy's HTTPS listener: TLS 1.2 or newer, ALPN `h2, http/1.1` when
+/// `http2`, certificates from the running snapshot.
+pub fn settings(shared: Arc<Shared>, http2: bool) -> Result<TlsListener, ErrorStack> {
+    TlsListener::new(Arc::new(BySni { shared }), http2)
 }
 
 /// Hands each handshake the certificate for its SNI name.

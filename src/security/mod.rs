@@ -45,12 +45,17 @@ pub struct Edge {
     pub max_body_size: Option<u64>,
     /// The whole request head must arrive within this, from its first byte.
     pub request_head_timeout: Option<Duration>,
-    /// Connections one client address may hold open at once.
+    /// Connections one client address may hold open at once, on all listeners together.
     pub max_connections_per_ip: Option<u32>,
+    /// Connections the process holds open at once (below the file-descriptor bound).
+    pub max_connections: Option<u32>,
 }
 
 /// The default `request_head_timeout`.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default `max_connections_per_ip`.
+const DEFAULT_CONNECTIONS_PER_IP: u32 = 1024;
 
 /// Checks and builds the section; every problem is pushed with its path.
 pub fn build(cfg: &SecurityConfig, errors: &mut ConfigErrors) -> Edge {
@@ -59,6 +64,9 @@ pub fn build(cfg: &SecurityConfig, errors: &mut ConfigErrors) -> Edge {
             "security.max_connections_per_ip",
             SecurityError::NotPositive,
         );
+    }
+    if cfg.max_connections == Some(0) {
+        errors.push("security.max_connections", SecurityError::NotPositive);
     }
     if cfg.max_body_size.is_some_and(|s| s.0 == 0) {
         errors.push("security.max_body_size", SecurityError::NotPositive);
@@ -81,7 +89,12 @@ pub fn build(cfg: &SecurityConfig, errors: &mut ConfigErrors) -> Edge {
         // `0s` turns the deadline off.
         request_head_timeout: Some(cfg.request_head_timeout.map_or(HEAD_TIMEOUT, |d| d.0))
             .filter(|d| !d.is_zero()),
-        max_connections_per_ip: cfg.max_connections_per_ip.filter(|n| *n > 0),
+        max_connections_per_ip: Some(
+            cfg.max_connections_per_ip
+                .unwrap_or(DEFAULT_CONNECTIONS_PER_IP),
+        )
+        .filter(|n| *n > 0),
+        max_connections: cfg.max_connections.filter(|n| *n > 0),
     }
 }
 

@@ -1,30 +1,23 @@
-//! Guards on the proxy listener's connections, below HTTP: a deadline for the whole request
-//! head (a client sending one header line every few seconds is cut off instead of holding a
-//! connection for minutes: pingora only bounds each single read), and a cap on the connections
-//! one client address holds open at once.
+//! A guarded connection's stream: each request head watched against its deadline.
 //!
-//! [`Guarded`] wraps the pingora HTTP application: each new connection is counted for its
-//! address (pingora-limits' fixed-memory `Inflight`), refused at once past the cap, and its
-//! stream wrapped in [`GuardedStream`], which watches the bytes of each request head. The
-//! deadline starts with the first byte of a head, so idle keep-alive connections are left to
-//! pingora's keep-alive timeout. Pingora serves a kept-alive connection's requests in a loop of
-//! its own, so the end of each request is told to the stream ([`request_done`]): the next bytes
-//! are the next head, under a deadline of their own. A head that arrives in one read (nearly
-//! all of them) ends before any timer is armed.
+//! The first head's deadline starts when the connection is accepted (a client that connects
+//! and says nothing is cut off too); a kept-alive connection's next head starts its own with
+//! its first byte, so idle keep-alive connections are left to pingora's keep-alive timeout.
+//! Empty lines before a request line (which a server must skip) do not end a head. Pingora
+//! serves a kept-alive connection's requests in a loop of its own, so the end of each request is
+//! told to the stream ([`request_done`]). A head that arrives in one read (nearly all of them)
+//! ends before any timer is armed. Pingora's one peek (the h2c preface, 24 bytes) is answered
+//! under the same deadline, and as soon as the bytes cannot be the preface: a short HTTP/1
+//! request is served at once instead of waiting for bytes that never come.
 
-use crate::state::Shared;
 use async_trait::async_trait;
-use pingora::apps::ServerApp;
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
-use pingora::server::ShutdownWatch;
-use pingora_limits::inflight::{Guard, Inflight};
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,79 +26,22 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// The HTTP application `A`, behind the connection guards.
-pub struct Guarded<A> {
-    app: Arc<A>,
-    shared: Arc<Shared>,
-    per_ip: Inflight,
-}
+use super::Slot;
 
-impl<A> Guarded<A> {
-    pub fn new(app: A, shared: Arc<Shared>) -> Guarded<A> {
-        Guarded {
-            app: Arc::new(app),
-            shared,
-            per_ip: Inflight::new(),
-        }
-    }
-}
-
-#[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        let stream = self.admit(stream)?;
-        self.app.process_new(stream, shutdown).await
-    }
-
-    async fn cleanup(&self) {
-        self.app.cleanup().await;
-    }
-}
-
-impl<A> Guarded<A> {
-    /// Counts a new connection for its address; `None` (the connection is closed) past the cap.
-    fn admit(&self, stream: Stream) -> Option<Stream> {
-        let snapshot = self.shared.snapshot.load();
-        let edge = &snapshot.edge;
-        let ip: Option<IpAddr> = stream
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().map(|a| a.ip())))
-            .map(|ip| ip.to_canonical());
-        let slot = match (ip, edge.max_connections_per_ip) {
-            (Some(ip), Some(cap)) => {
-                let (slot, open) = self.per_ip.incr(ip, 1);
-                if open > cap as isize {
-                    log::debug!("{ip}: {open} connections open, over max_connections_per_ip");
-                    return None;
-                }
-                Some(slot)
-            }
-            _ => None,
-        };
-        Some(Box::new(GuardedStream {
-            inner: stream,
-            timeout: edge.request_head_timeout,
-            head: Head::Idle,
-            deadline: None,
-            request_done: AtomicBool::new(false),
-            _slot: slot,
-        }))
-    }
-}
+/// The HTTP/2 connection preface, the only thing pingora peeks for.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Where the current request head is.
 enum Head {
-    /// Between requests (or before the first): no deadline.
+    /// Between requests: no deadline until a byte arrives.
     Idle,
-    /// A head began at `started` and did not end in the read that began it. `tail` holds the
-    /// last two bytes seen; `armed` says whether `deadline` is set for this head.
+    /// A head began at `started` (or the connection was accepted then). `tail` holds the last
+    /// two bytes seen; `content` whether anything but empty lines came; `armed` whether
+    /// `deadline` is set for this head.
     Reading {
         started: Instant,
         tail: [u8; 2],
+        content: bool,
         armed: bool,
     },
     /// The head ended; the body and the answer have no head deadline.
@@ -121,8 +57,43 @@ pub struct GuardedStream {
     deadline: Option<Pin<Box<Sleep>>>,
     /// Set by [`request_done`]: the next bytes read begin a new head.
     request_done: AtomicBool,
-    /// Counts the connection for its address until it closes.
-    _slot: Option<Guard>,
+    /// Bytes read by a peek, handed out again by the next reads.
+    peeked: Vec<u8>,
+    /// Counts the connection until it closes.
+    _slot: Option<Slot>,
+}
+
+impl GuardedStream {
+    /// Watches `inner`'s request heads; the first one's deadline runs from `accepted`.
+    pub fn new(
+        inner: Stream,
+        timeout: Option<Duration>,
+        accepted: Instant,
+        slot: Option<Slot>,
+    ) -> GuardedStream {
+        GuardedStream {
+            inner,
+            timeout,
+            head: Head::Reading {
+                started: accepted,
+                tail: [0; 2],
+                content: false,
+                armed: false,
+            },
+            deadline: None,
+            request_done: AtomicBool::new(false),
+            peeked: Vec::new(),
+            _slot: slot,
+        }
+    }
+
+    /// Only passes the bytes through (the transport under a TLS session).
+    pub fn transport(inner: Stream) -> GuardedStream {
+        GuardedStream {
+            head: Head::Done,
+            ..GuardedStream::new(inner, None, Instant::now(), None)
+        }
+    }
 }
 
 /// Tells a request's connection (its `Session::stream()`) that the request is over (the
@@ -142,28 +113,38 @@ impl std::fmt::Debug for GuardedStream {
 }
 
 impl GuardedStream {
-    /// Follows the bytes just read: a first byte starts a head, an empty line ends it.
-    fn saw(&mut self, bytes: &[u8]) {
+    /// Follows the bytes just read: a first byte starts a head, an empty line after something
+    /// else ends it.
+    fn saw(&mut self, mut bytes: &[u8]) {
         if bytes.is_empty() || self.timeout.is_none() {
             return;
         }
-        let tail = match &self.head {
-            Head::Done => return,
-            Head::Idle => [0; 2],
-            Head::Reading { tail, .. } => *tail,
+        if let Head::Idle = self.head {
+            self.head = Head::Reading {
+                started: Instant::now(),
+                tail: [0; 2],
+                content: false,
+                armed: false,
+            };
+        }
+        let Head::Reading { tail, content, .. } = &mut self.head else {
+            return;
         };
-        match head_end(tail, bytes) {
+        if !*content {
+            // Empty lines before the request line are skipped, and do not end anything.
+            let skip = bytes
+                .iter()
+                .position(|b| !matches!(b, b'\r' | b'\n'))
+                .unwrap_or(bytes.len());
+            bytes = &bytes[skip..];
+            if bytes.is_empty() {
+                return;
+            }
+            *content = true;
+        }
+        match head_end(*tail, bytes) {
             None => self.head = Head::Done,
-            Some(tail) => match &mut self.head {
-                Head::Reading { tail: t, .. } => *t = tail,
-                _ => {
-                    self.head = Head::Reading {
-                        started: Instant::now(),
-                        tail,
-                        armed: false,
-                    }
-                }
-            },
+            Some(t) => *tail = t,
         }
     }
 
@@ -219,6 +200,12 @@ impl AsyncRead for GuardedStream {
             *this.request_done.get_mut() = false;
             this.head = Head::Idle;
         }
+        if !this.peeked.is_empty() {
+            let n = this.peeked.len().min(buf.remaining());
+            buf.put_slice(&this.peeked[..n]);
+            this.peeked.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
@@ -227,10 +214,7 @@ impl AsyncRead for GuardedStream {
             }
             Poll::Pending => {
                 if this.expired(cx) {
-                    Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the request head did not arrive within request_head_timeout",
-                    )))
+                    Poll::Ready(Err(head_timed_out()))
                 } else {
                     Poll::Pending
                 }
@@ -333,9 +317,49 @@ impl GetSocketDigest for GuardedStream {
 
 #[async_trait]
 impl Peek for GuardedStream {
+    /// Fills `buf` with the first bytes (read again afterwards) within the head's deadline,
+    /// stopping as soon as they cannot be the HTTP/2 preface (the rest of `buf` is then zero).
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.inner.try_peek(buf).await
+        let limit = match (&self.head, self.timeout) {
+            (Head::Reading { started, .. }, Some(t)) => Some(*started + t),
+            (_, Some(t)) => Some(Instant::now() + t),
+            (_, None) => None,
+        };
+        let mut got = std::mem::take(&mut self.peeked);
+        let this = &mut *self;
+        let want = buf.len();
+        let fill = async move {
+            while got.len() < want
+                && H2_PREFACE.starts_with(&got[..got.len().min(H2_PREFACE.len())])
+            {
+                let mut chunk = [0u8; 64];
+                let n = tokio::io::AsyncReadExt::read(&mut *this, &mut chunk).await?;
+                if n == 0 {
+                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+                }
+                got.extend_from_slice(&chunk[..n]);
+            }
+            Ok(got)
+        };
+        let got = match limit {
+            Some(at) => tokio::time::timeout_at(at, fill)
+                .await
+                .map_err(|_| head_timed_out())??,
+            None => fill.await?,
+        };
+        let n = got.len().min(buf.len());
+        buf[..n].copy_from_slice(&got[..n]);
+        buf[n..].fill(0);
+        self.peeked = got;
+        Ok(true)
     }
+}
+
+fn head_timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the request head did not arrive within request_head_timeout",
+    )
 }
 
 #[cfg(test)]
