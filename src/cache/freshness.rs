@@ -68,8 +68,12 @@ pub fn decide(resp: &ResponseHeader, cache: &Cache, route_ttl: Option<Duration>)
 /// The variance of a request for a stored answer: the `Host` it was asked under (routes match
 /// on the path only, so an origin that builds links from `X-Forwarded-Host` must not hand one
 /// client's host to another), and the values of the request headers named in `Vary`.
-pub fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
+pub fn variance(meta: &CacheMeta, req: &RequestHeader, origin: &Origin) -> Option<HashBinary> {
     let mut builder = VarianceBuilder::new();
+    builder.add_value(":scheme", origin.scheme);
+    if let Some(host) = origin.forwarded_host {
+        builder.add_value(":forwarded-host", host);
+    }
     let host = req
         .headers
         .get(http::header::HOST)
@@ -89,6 +93,15 @@ pub fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
         builder.add_owned_name_value(name, value);
     }
     builder.finalize()
+}
+
+/// What the backend is told about the request's origin, beside its own `Host`.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// `X-Forwarded-Proto` as sent to the backend.
+    pub scheme: &'a [u8],
+    /// `X-Forwarded-Host`, when kept from a trusted proxy (else it is the `Host`).
+    pub forwarded_host: Option<&'a [u8]>,
 }
 
 /// The header names listed in `Vary`, lowercase.
@@ -195,15 +208,34 @@ mod tests {
                 .expect("header");
             r
         };
-        assert_eq!(variance(&plain, &req("en")), variance(&plain, &req("fr")));
+        let http = Origin {
+            scheme: b"http",
+            forwarded_host: None,
+        };
+        let v = |meta: &CacheMeta, req: &RequestHeader| variance(meta, req, &http);
+        assert_eq!(v(&plain, &req("en")), v(&plain, &req("fr")));
         let mut other_host = req("en");
         other_host
             .insert_header("host", "elsewhere")
             .expect("header");
-        assert_ne!(variance(&plain, &req("en")), variance(&plain, &other_host));
+        assert_ne!(v(&plain, &req("en")), v(&plain, &other_host));
         let varies = meta(&[("vary", "Accept-Language")]);
-        assert_ne!(variance(&varies, &req("en")), variance(&varies, &req("fr")));
-        assert_eq!(variance(&varies, &req("en")), variance(&varies, &req("en")));
+        assert_ne!(v(&varies, &req("en")), v(&varies, &req("fr")));
+        assert_eq!(v(&varies, &req("en")), v(&varies, &req("en")));
+        // The scheme and the forwarded host the backend is told make entries of their own.
+        let https = Origin {
+            scheme: b"https",
+            ..http
+        };
+        assert_ne!(v(&plain, &req("en")), variance(&plain, &req("en"), &https));
+        let forwarded = Origin {
+            forwarded_host: Some(b"public.example"),
+            ..http
+        };
+        assert_ne!(
+            v(&plain, &req("en")),
+            variance(&plain, &req("en"), &forwarded)
+        );
     }
 
     fn httpdate(t: SystemTime) -> String {

@@ -73,13 +73,19 @@ pub fn for_upstream(key: &mut String, upstream: &str) {
     key.push_str(upstream);
 }
 
-/// Who is asking, when the request carries credentials (`Authorization`, `Cookie`,
-/// `X-API-Key`): the authenticated subject when the gateway checked one, and a digest of every
+/// Who is asking, when the request carries credentials (`Authorization`,
+/// `Proxy-Authorization`, `Cookie`, `X-API-Key`): the authenticated subject when the gateway checked one, and a digest of every
 /// credential header, so callers the gateway did not authenticate are told apart as well.
 fn identity(req: &RequestHeader, caller: Option<&Caller>) -> Option<String> {
     let mut digest = Sha256::new();
     let mut any = false;
-    for name in ["authorization", "cookie", "x-api-key", "x_api_key"] {
+    for name in [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-api-key",
+        "x_api_key",
+    ] {
         for value in req.headers.get_all(name) {
             any = true;
             digest.update(name.as_bytes());
@@ -143,7 +149,13 @@ mod tests {
         let alice = [("authorization", "Bearer a")];
         let bob = [("authorization", "Bearer b")];
         let cookie = [("cookie", "session=1")];
-        for h in [&alice[..], &cookie[..], &[("x-api-key", "k")][..]] {
+        let proxy = [("proxy-authorization", "Basic eDp5")];
+        for h in [
+            &alice[..],
+            &cookie[..],
+            &[("x-api-key", "k")][..],
+            &proxy[..],
+        ] {
             assert_eq!(
                 policy(false).admit("gw", &req("GET", "/x", h), "/x", None),
                 Admission::Bypass

@@ -12,7 +12,7 @@ mod purge;
 mod redis_tier;
 mod storage;
 
-pub use freshness::{decide, variance};
+pub use freshness::{decide, variance, Origin};
 pub use invalidation::PurgeListener;
 pub use key::{for_upstream, Admission, RoutePolicy};
 pub use purge::Purge;

@@ -10,6 +10,7 @@ use pingora::cache::{CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, Resp
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::Session;
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -31,10 +32,21 @@ pub fn enable(session: &mut Session, ctx: &mut RequestCtx) {
         ctx.cache.used = Use::Bypass;
         return;
     }
+    if !session.as_downstream_mut().is_body_empty() {
+        // A GET or HEAD with a body: the origin may answer by the body, which the key leaves
+        // out, so the answer is neither served from the cache nor stored.
+        ctx.cache.used = Use::Bypass;
+        return;
+    }
     let req = session.req_header();
     let path = ctx.path.as_deref().unwrap_or(req.uri.path());
+    // A case-insensitive route's backend ignores case: one entry for every spelling.
+    let path = match route.case_insensitive {
+        true => Cow::Owned(path.to_ascii_lowercase()),
+        false => Cow::Borrowed(path),
+    };
     let caller = ctx.caller.caller.as_deref();
-    match policy.admit(&cache.key_prefix, req, path, caller) {
+    match policy.admit(&cache.key_prefix, req, &path, caller) {
         Admission::Bypass => ctx.cache.used = Use::Bypass,
         Admission::Use(mut key) => {
             if let (Some(arm), true) = (ctx.arm, route.split.is_split()) {
@@ -74,10 +86,30 @@ pub fn decide(resp: &ResponseHeader, ctx: &RequestCtx) -> RespCacheable {
     cache::decide(resp, cache, ttl)
 }
 
-/// `cache_vary_filter`.
-pub fn variance(meta: &CacheMeta, req: &RequestHeader) -> Option<HashBinary> {
-    cache::variance(meta, req)
+/// `cache_vary_filter`: the headers the answer names in `Vary`, the host, and the scheme and
+/// forwarded host the backend was told (`X-Forwarded-Proto` / `-Host`), so an answer given to
+/// plain HTTP (a redirect to HTTPS, say) never reaches an HTTPS client, nor the other way.
+pub fn variance(meta: &CacheMeta, req: &RequestHeader, ctx: &RequestCtx) -> Option<HashBinary> {
+    let forwarded = |name| {
+        ctx.peer
+            .trusted
+            .then(|| req.headers.get(name))
+            .flatten()
+            .map(|v: &http::HeaderValue| v.as_bytes())
+    };
+    let scheme = forwarded(X_FORWARDED_PROTO).unwrap_or(match ctx.peer.tls {
+        true => b"https",
+        false => b"http",
+    });
+    let origin = cache::Origin {
+        scheme,
+        forwarded_host: forwarded(X_FORWARDED_HOST),
+    };
+    cache::variance(meta, req, &origin)
 }
+
+const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
 
 /// `should_serve_stale`: during `stale-while-revalidate` (no error), and on any failure to
 /// get a fresh answer that is not the client's own (`stale-if-error`). Pingora asks only

@@ -100,16 +100,37 @@ pub fn apply<H: HeaderEdit>(req: &mut H, ctx: &RequestCtx, peer: Option<IpAddr>)
 }
 
 /// Identity and routing headers a client must not set for the backend: `X-User-*` (also written
-/// with `_`, which CGI, WSGI, PHP and Rack read as `-`) always; from an untrusted peer also the
-/// headers a backend may take for a proxy's word about the client or the original URL; and
-/// `X-API-Key` once the gateway has checked it.
+/// with `_`, which CGI, WSGI, PHP and Rack read as `-`) and the method-override headers always;
+/// from an untrusted peer also the headers a backend may take for a proxy's word about the
+/// client, its user or the original URL; and `X-API-Key` once the gateway has checked it.
 fn remove_client_headers<H: HeaderEdit>(req: &mut H, trusted: bool, key_checked: bool) {
-    const PROXY_HEADERS: [&str; 5] = [
+    const PROXY_HEADERS: [&str; 19] = [
         "forwarded",
         "x-real-ip",
         "x-forwarded-port",
         "x-forwarded-prefix",
         "x-original-url",
+        "x-rewrite-url",
+        "x-client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "x-cluster-client-ip",
+        "remote-user",
+        "x-remote-user",
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-forwarded-groups",
+        "x-auth-request-user",
+        "x-auth-request-email",
+        "x-auth-request-groups",
+        "x-authenticated-user",
+    ];
+    // Frameworks (Symfony, Laravel, Express's method-override, ...) take these for the method,
+    // which would get past a route's `methods`.
+    const METHOD_OVERRIDE: [&str; 3] = [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
     ];
     // Spelled with `_`, these would reach such backends beside the values the gateway sets
     // or checks.
@@ -124,7 +145,8 @@ fn remove_client_headers<H: HeaderEdit>(req: &mut H, trusted: bool, key_checked:
         let user = name.len() > 7 && name.get(..7).is_some_and(|p| same_name("x-user-", p));
         let shadow = name.contains('_') && SET_BY_GATEWAY.iter().any(|h| same_name(h, name));
         let spoofable = !trusted && PROXY_HEADERS.iter().any(|h| same_name(h, name));
-        user || shadow || spoofable || (key_checked && same_name("x-api-key", name))
+        let method = name.contains("method") && METHOD_OVERRIDE.iter().any(|h| same_name(h, name));
+        user || shadow || spoofable || method || (key_checked && same_name("x-api-key", name))
     };
     let found: Vec<http::HeaderName> = req
         .headers()

@@ -111,6 +111,14 @@ pub fn screen(req: &RequestHeader, raw_head: Option<&[u8]>) -> Flow {
     if req.version == http::Version::HTTP_11 && count(http::header::HOST) != 1 {
         return ErrorCode::BadRequest.into();
     }
+    if req
+        .headers
+        .get_all(http::header::HOST)
+        .iter()
+        .any(|h| !is_host(h.as_bytes()))
+    {
+        return ErrorCode::BadRequest.into();
+    }
     if raw_head.is_some_and(has_bare_lf) {
         return ErrorCode::BadRequest.into();
     }
@@ -125,9 +133,85 @@ pub fn screen(req: &RequestHeader, raw_head: Option<&[u8]>) -> Flow {
 
 const X_API_KEY: http::header::HeaderName = http::header::HeaderName::from_static("x-api-key");
 
+/// `Host` syntax (RFC 9110 7.2: `uri-host [ ":" port ]`): a registered name of unreserved,
+/// sub-delimiter and percent characters, or a bracketed IPv6 literal, then an optional port.
+/// Empty is allowed (a request target without an authority). No user information, path,
+/// white space or control characters, which a backend or the cache key would take as given.
+fn is_host(value: &[u8]) -> bool {
+    let (host, port) = match value.iter().rposition(|b| *b == b':') {
+        Some(i) if !value[i..].contains(&b']') => (&value[..i], Some(&value[i + 1..])),
+        _ => (value, None),
+    };
+    if port.is_some_and(|p| p.len() > 5 || !p.iter().all(u8::is_ascii_digit)) {
+        return false;
+    }
+    match host {
+        [b'[', literal @ .., b']'] => literal
+            .iter()
+            .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.')),
+        _ => host.iter().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'%'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                )
+        }),
+    }
+}
+
 /// A line feed not preceded by a carriage return.
 fn has_bare_lf(head: &[u8]) -> bool {
     head.iter()
         .enumerate()
         .any(|(i, b)| *b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_host;
+
+    #[test]
+    fn host_values_are_a_name_or_an_address_and_a_port() {
+        for good in [
+            "example.com",
+            "example.com:8080",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8443",
+            "xn--bcher-kva.example",
+            "",
+        ] {
+            assert!(is_host(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "x/../api/admin",
+            "a\tb",
+            "a b",
+            "user@example.com",
+            "example.com:80:80",
+            "example.com:http",
+            "example.com:123456",
+            "[::1",
+            "[zz::1]",
+            "a\\b",
+            "a?b",
+            "a#b",
+        ] {
+            assert!(!is_host(bad.as_bytes()), "{bad}");
+        }
+    }
 }
