@@ -128,12 +128,15 @@ async fn login(auth: &Arc<Auth>, body: &[u8], client_ip: Option<IpAddr>) -> Hand
         );
     };
     let limiter = &auth.login_limiter;
-    if let Err(r) = limiter.check(&req.username, client_ip) {
+    if let Err(r) = limiter.begin(&req.username, client_ip) {
         return Handled::limited(r);
     }
     let permit = match limiter.hashing_slot().await {
         Ok(p) => p,
-        Err(r) => return Handled::limited(r),
+        Err(r) => {
+            limiter.abandoned(&req.username, client_ip);
+            return Handled::limited(r);
+        }
     };
     let users = auth.users.clone();
     let Login { username, password } = req;
@@ -146,7 +149,6 @@ async fn login(auth: &Arc<Auth>, body: &[u8], client_ip: Option<IpAddr>) -> Hand
     .ok()
     .flatten();
     let Some(user) = user else {
-        limiter.failed(&username, client_ip);
         return Handled::deny(
             ErrorCode::InvalidCredentials,
             Some(AuthEvent::failure("invalid_credentials")),

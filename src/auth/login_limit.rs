@@ -102,28 +102,41 @@ impl LoginLimiter {
         self.limits
     }
 
-    /// Whether a login for `username` from `ip` may try a password now.
-    pub fn check(&self, username: &str, ip: Option<IpAddr>) -> Result<(), Refused> {
+    /// Counts a login for `username` from `ip` before its password is checked, so logins
+    /// that run at once are all counted: `Err` when over a limit (and then nothing is counted).
+    /// A success gives the count back ([`LoginLimiter::succeeded`]), so only failures stay.
+    pub fn begin(&self, username: &str, ip: Option<IpAddr>) -> Result<(), Refused> {
         let per_ip = self.limits.per_ip;
-        if ip.is_some_and(|ip| self.ip_failures.observe(&ip, 0) >= per_ip.count as isize) {
-            return Err(Refused::Limited(per_ip.per.as_secs().max(1)));
+        if let Some(ip) = ip {
+            if self.ip_failures.observe(&ip, 1) > per_ip.count as isize {
+                self.ip_failures.observe(&ip, -1);
+                return Err(Refused::Limited(per_ip.per.as_secs().max(1)));
+            }
         }
         let key = self.hasher.hash_one((username, ip));
-        let Ok(table) = self.failures.lock() else {
+        let Ok(mut table) = self.failures.lock() else {
             return Ok(());
         };
+        let now = Instant::now();
         let per_user = self.limits.per_user;
-        match table.counts.get(&key) {
-            Some((start, n)) if *n >= per_user.count as u32 => {
-                let left = per_user.per.saturating_sub(start.elapsed());
-                if left.is_zero() {
-                    Ok(())
-                } else {
-                    Err(Refused::Limited(left.as_secs().max(1)))
-                }
+        let (start, n) = match table.counts.get(&key).copied() {
+            Some((start, n)) if now.duration_since(start) < per_user.per => (start, n),
+            _ => (now, 0),
+        };
+        if n >= per_user.count as u32 {
+            drop(table);
+            if let Some(ip) = ip {
+                self.ip_failures.observe(&ip, -1);
             }
-            _ => Ok(()),
+            let left = per_user.per.saturating_sub(now.duration_since(start));
+            return Err(Refused::Limited(left.as_secs().max(1)));
         }
+        if start == now {
+            table.make_room(now, per_user.per);
+            table.order.push_back((key, now));
+        }
+        table.counts.insert(key, (start, n + 1));
+        Ok(())
     }
 
     /// Waits (up to a second) for a password check slot; the check holds it until it ends.
@@ -135,34 +148,30 @@ impl LoginLimiter {
         }
     }
 
-    /// Counts a failed password for `username` from `ip`.
-    pub fn failed(&self, username: &str, ip: Option<IpAddr>) {
-        if let Some(ip) = ip {
-            self.ip_failures.observe(&ip, 1);
-        }
-        let key = self.hasher.hash_one((username, ip));
-        let Ok(mut table) = self.failures.lock() else {
-            return;
-        };
-        let now = Instant::now();
-        let window = self.limits.per_user.per;
-        let entry = table.counts.get(&key).copied();
-        let (start, n) = match entry {
-            Some((start, n)) if now.duration_since(start) < window => (start, n + 1),
-            _ => (now, 1),
-        };
-        if start == now {
-            table.make_room(now, window);
-            table.order.push_back((key, now));
-        }
-        table.counts.insert(key, (start, n));
+    /// A successful login: its count is given back, and the count of its (username, IP)
+    /// cleared.
+    pub fn succeeded(&self, username: &str, ip: Option<IpAddr>) {
+        self.give_back(username, ip, true);
     }
 
-    /// A successful login clears the count of its (username, IP).
-    pub fn succeeded(&self, username: &str, ip: Option<IpAddr>) {
+    /// A login that never got its password checked (no free slot): its count is given back.
+    pub fn abandoned(&self, username: &str, ip: Option<IpAddr>) {
+        self.give_back(username, ip, false);
+    }
+
+    fn give_back(&self, username: &str, ip: Option<IpAddr>, clear: bool) {
+        if let Some(ip) = ip {
+            self.ip_failures.observe(&ip, -1);
+        }
         let key = self.hasher.hash_one((username, ip));
         if let Ok(mut table) = self.failures.lock() {
-            table.counts.remove(&key);
+            match table.counts.get_mut(&key) {
+                Some(_) if clear => {
+                    table.counts.remove(&key);
+                }
+                Some((_, n)) => *n = n.saturating_sub(1),
+                None => {}
+            }
         }
     }
 
@@ -222,17 +231,23 @@ mod tests {
         let l = limiter(3, 100);
         let ip = "192.0.2.1".parse().ok();
         for _ in 0..10 {
+            assert_eq!(l.begin("ann", ip), Ok(()), "successes never limit");
             l.succeeded("ann", ip);
-            assert_eq!(l.check("ann", ip), Ok(()), "successes never limit");
         }
+        // Counted when they begin: three at once use the whole allowance.
         for _ in 0..3 {
-            assert_eq!(l.check("ann", ip), Ok(()));
-            l.failed("ann", ip);
+            assert_eq!(l.begin("ann", ip), Ok(()));
         }
-        assert!(matches!(l.check("ann", ip), Err(Refused::Limited(_))));
-        assert_eq!(l.check("bob", ip), Ok(()), "per user");
+        assert!(matches!(l.begin("ann", ip), Err(Refused::Limited(_))));
+        assert_eq!(l.begin("bob", ip), Ok(()), "per user");
         l.succeeded("ann", ip);
-        assert_eq!(l.check("ann", ip), Ok(()));
+        assert_eq!(l.begin("ann", ip), Ok(()));
+        // One that never got its check is given back.
+        assert_eq!(l.begin("ann", ip), Ok(()));
+        assert_eq!(l.begin("ann", ip), Ok(()));
+        assert!(l.begin("ann", ip).is_err());
+        l.abandoned("ann", ip);
+        assert_eq!(l.begin("ann", ip), Ok(()));
     }
 
     #[test]
@@ -240,10 +255,10 @@ mod tests {
         let l = limiter(100, 5);
         let ip = "192.0.2.9".parse().ok();
         for i in 0..5 {
-            l.failed(&format!("user{i}"), ip);
+            assert_eq!(l.begin(&format!("user{i}"), ip), Ok(()));
         }
-        assert!(matches!(l.check("someone", ip), Err(Refused::Limited(_))));
-        assert_eq!(l.check("someone", "192.0.2.10".parse().ok()), Ok(()));
+        assert!(matches!(l.begin("someone", ip), Err(Refused::Limited(_))));
+        assert_eq!(l.begin("someone", "192.0.2.10".parse().ok()), Ok(()));
     }
 
     #[test]
@@ -251,17 +266,17 @@ mod tests {
         let l = limiter(3, u64::MAX / 2);
         let victim = "192.0.2.1".parse().ok();
         for _ in 0..3 {
-            l.failed("victim", victim);
+            let _ = l.begin("victim", victim);
         }
         for i in 0..MAX_KEYS / 2 {
-            l.failed(&format!("spray{i}"), "198.51.100.1".parse().ok());
+            let _ = l.begin(&format!("spray{i}"), "198.51.100.1".parse().ok());
         }
         assert!(matches!(
-            l.check("victim", victim),
+            l.begin("victim", victim),
             Err(Refused::Limited(_))
         ));
         for i in 0..MAX_KEYS {
-            l.failed(&format!("more{i}"), "198.51.100.2".parse().ok());
+            let _ = l.begin(&format!("more{i}"), "198.51.100.2".parse().ok());
         }
         let table = l.failures.lock().expect("lock");
         assert!(table.counts.len() <= MAX_KEYS, "{}", table.counts.len());
