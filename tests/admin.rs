@@ -715,3 +715,32 @@ fn the_dashboard_is_served_with_fallback_and_caching() {
     assert_eq!(r.status, 404);
     assert!(r.body.contains("make dashboard"), "{}", r.body);
 }
+
+#[test]
+fn reload_problems_never_show_secrets() {
+    let (b, gw) = start("");
+    let token = admin_token(&gw);
+    let redis = config(
+        &b,
+        "redis: {url: \"redis://:hunter2-redis@127.0.0.1:1/x\"}\n",
+    );
+    let secret = config(&b, "").replace(
+        &format!("secret: \"{SECRET}\""),
+        "secret: 98765432109876543210987654321",
+    );
+    for (body, path) in [(redis, "redis.url"), (secret, "auth.jwt.secret")] {
+        let file = format!("{}{body}", common::gateway::header());
+        gw.write_config(&file);
+        let r = as_admin(&gw, &token, "POST", "/api/reload", None);
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains(path), "{}", r.body);
+        let (code, text) = common::gateway::check_config(&file.replace("{dir}", "/tmp"));
+        assert_eq!(code, Some(1), "{text}");
+        assert!(text.contains(path), "{text}");
+        for (what, text) in [("answer", r.body), ("gateway -t", text), ("log", gw.log())] {
+            for secret in ["hunter2-redis", "98765432109876543210987654321"] {
+                assert!(!text.contains(secret), "the {what} shows {secret}: {text}");
+            }
+        }
+    }
+}

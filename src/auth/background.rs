@@ -82,7 +82,10 @@ impl BackgroundService for JwksRefresher {
                     fetched = now;
                     let wait = match set.refresh().await {
                         Ok(n) => {
-                            log::info!("jwks {}: {n} keys loaded", set.url);
+                            log::info!(
+                                "jwks {}: {n} keys loaded",
+                                crate::config::without_url_credentials(&set.url)
+                            );
                             REFRESH_EVERY
                         }
                         Err(e) => {

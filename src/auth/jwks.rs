@@ -95,7 +95,10 @@ impl Jwks {
                         .hash(&mut fingerprint);
                     keys.insert(kid, Arc::new(key));
                 }
-                Err(e) => log::warn!("jwks {}: key {kid} skipped: {e}", self.url),
+                Err(e) => log::warn!(
+                    "jwks {}: key {kid} skipped: {e}",
+                    crate::config::without_url_credentials(&self.url)
+                ),
             }
         }
         if keys.is_empty() {

@@ -12,6 +12,6 @@ pub mod units;
 
 pub use check::check_sections;
 pub use diff::Changes;
-pub use error::ConfigErrors;
+pub use error::{without_url_credentials, ConfigErrors};
 pub use file::FileConfig;
 pub use load::{load_file, parse_str, Parsed};
