@@ -258,3 +258,22 @@ fn bad_tracing_settings_are_listed() {
         assert!(text.contains(want), "{want} in {text}");
     }
 }
+
+#[test]
+fn a_span_keeps_a_bounded_part_of_a_long_path() {
+    let collector = Receiver::start();
+    let b = Backend::start("b");
+    let gw = Gateway::start(&config(&b, collector.addr, "sample_ratio: 1", "{}"));
+    let long = format!("/{}", "p".repeat(20_000));
+    let r = request("GET", &gw.url(&long), &[], None);
+    assert_eq!(r.status, 200);
+    let span = wait_for("the span at the collector", Duration::from_secs(10), || {
+        collector.spans().into_iter().next()
+    });
+    let path = attr(&span, "url.path")["stringValue"]
+        .as_str()
+        .expect("url.path")
+        .to_owned();
+    assert_eq!(path.len(), 512);
+    assert!(long.starts_with(&path));
+}

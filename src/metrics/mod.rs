@@ -197,9 +197,27 @@ pub fn method_label(m: &http::Method) -> &'static str {
 }
 
 /// A status code as a label without allocating.
+/// A status code as a label, from a bounded set: the registered codes (those with a reason
+/// phrase) as themselves, any other code as its class (`2xx` .. `5xx`), and `other` outside
+/// 100-599 (`0` stays: a try without a status). A backend's made-up codes cannot multiply
+/// the series.
 pub fn status_label(code: u16) -> &'static str {
-    static LABELS: LazyLock<Vec<String>> =
-        LazyLock::new(|| (0..600).map(|c| c.to_string()).collect());
+    static LABELS: LazyLock<Vec<String>> = LazyLock::new(|| {
+        (0..600u16)
+            .map(|c| {
+                let registered = http::StatusCode::from_u16(c)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .is_some();
+                match c {
+                    0 => "0".to_owned(),
+                    100..=599 if registered => c.to_string(),
+                    100..=599 => format!("{}xx", c / 100),
+                    _ => "other".to_owned(),
+                }
+            })
+            .collect()
+    });
     LABELS
         .get(usize::from(code))
         .map_or("other", String::as_str)
@@ -305,5 +323,24 @@ mod cache_memory {
             v.with_label_values(&["limit"]).set(limit as i64);
             v.collect()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_label;
+
+    #[test]
+    fn status_labels_are_a_bounded_set() {
+        assert_eq!(status_label(200), "200");
+        assert_eq!(status_label(429), "429");
+        assert_eq!(status_label(0), "0");
+        assert_eq!(status_label(299), "2xx");
+        assert_eq!(status_label(599), "5xx");
+        assert_eq!(status_label(600), "other");
+        assert_eq!(status_label(999), "other");
+        assert_eq!(status_label(42), "other");
+        let distinct: std::collections::HashSet<&str> = (0..=u16::MAX).map(status_label).collect();
+        assert!(distinct.len() < 80, "{} labels", distinct.len());
     }
 }

@@ -5,6 +5,22 @@ use super::ctx::RequestTrace;
 use crate::trace::{Attr, Span};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The most of a path a span keeps: spans wait in memory until exported, and a path may be
+/// up to pingora's head limit.
+const MAX_PATH: usize = 512;
+
+/// The first `max` bytes of `s` at most, cut at a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Queues the request's span with the tracer.
 pub fn record(r: &AccessRecord<'_>, trace: &RequestTrace, elapsed: Duration) {
     let Some(tracer) = crate::trace::get() else {
@@ -17,7 +33,7 @@ pub fn record(r: &AccessRecord<'_>, trace: &RequestTrace, elapsed: Duration) {
     let text = |s: &str| Attr::Str(s.to_owned());
     let mut attributes = vec![
         ("http.request.method", text(r.method)),
-        ("url.path", text(r.path)),
+        ("url.path", text(clip(r.path, MAX_PATH))),
         ("http.response.status_code", Attr::Int(i64::from(r.status))),
         ("gateway.outcome", text(r.outcome)),
         ("gateway.attempts", Attr::Int(r.attempts as i64)),
@@ -47,4 +63,16 @@ pub fn record(r: &AccessRecord<'_>, trace: &RequestTrace, elapsed: Duration) {
         attributes,
         error: r.status == 0 || r.status >= 500,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clipping_keeps_whole_characters() {
+        assert_eq!(clip("/short", 512), "/short");
+        assert_eq!(clip("/ééé", 4), "/é");
+        assert_eq!(clip(&"a".repeat(1000), 512).len(), 512);
+    }
 }
