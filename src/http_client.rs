@@ -63,14 +63,18 @@ pub async fn post(
     .await
 }
 
-async fn send(
-    method: &str,
-    url: &str,
-    accept: &str,
-    body: Option<(&str, bytes::Bytes)>,
-    timeout: Duration,
-    max_body: usize,
-) -> Result<Fetched, FetchError> {
+/// Whether `url` is one this client can call: `http://` or `https://`, a host, and
+/// well-formed credentials if it has any (checked with the config, before any call).
+pub fn check_url(url: &str) -> Result<(), FetchError> {
+    let (uri, _) = target(url)?;
+    if let Some((userinfo, _)) = uri.authority().and_then(|a| a.as_str().rsplit_once('@')) {
+        basic_auth(userinfo)?;
+    }
+    Ok(())
+}
+
+/// The parsed URL and whether it is HTTPS.
+fn target(url: &str) -> Result<(http::Uri, bool), FetchError> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e: http::uri::InvalidUri| FetchError::BadUrl(e.to_string()))?;
@@ -79,6 +83,21 @@ async fn send(
         Some("http") => false,
         _ => return Err(FetchError::BadUrl("not http:// or https://".into())),
     };
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(FetchError::BadUrl("no host".into()));
+    }
+    Ok((uri, tls))
+}
+
+async fn send(
+    method: &str,
+    url: &str,
+    accept: &str,
+    body: Option<(&str, bytes::Bytes)>,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Fetched, FetchError> {
+    let (uri, tls) = target(url)?;
     let host = uri
         .host()
         .ok_or_else(|| FetchError::BadUrl("no host".into()))?

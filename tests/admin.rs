@@ -706,6 +706,23 @@ fn the_dashboard_is_served_with_fallback_and_caching() {
         );
         assert!(!answer.contains("top secret"), "{attack}: {answer}");
     }
+    // A symbolic link out of the folder is not followed; one inside it is.
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::write(outside.path().join("key.pem"), "private key").expect("outside file");
+    std::os::unix::fs::symlink(outside.path().join("key.pem"), dist.path().join("key.pem"))
+        .expect("symlink out");
+    std::os::unix::fs::symlink(outside.path(), dist.path().join("linked")).expect("dir link");
+    std::os::unix::fs::symlink(
+        dist.path().join("favicon.svg"),
+        dist.path().join("icon.svg"),
+    )
+    .expect("symlink in");
+    for path in ["/key.pem", "/linked/key.pem"] {
+        let r = call(&gw, "GET", path, &[], None);
+        assert_eq!(r.status, 404, "{path}: {}", r.body);
+        assert!(!r.body.contains("private key"));
+    }
+    assert_eq!(call(&gw, "GET", "/icon.svg", &[], None).body, "<svg/>");
 
     let (_b2, bare) = start(&format!(
         "admin: {{dashboard_dir: \"{}\"}}\n",

@@ -328,3 +328,37 @@ fn server_tuning_knobs_are_checked() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("server.header_case"), "{stderr}");
 }
+
+#[test]
+fn outbound_urls_are_checked_with_the_config() {
+    let body = "upstreams:\n  u: {backends: [{addr: \"127.0.0.1:1\"}]}\nroutes:\n  - {name: r, path: /, upstream: u}\n";
+    for (section, path) in [
+        ("admin: {prometheus_url: \"URL\"}\n", "admin.prometheus_url"),
+        (
+            "tracing: {otlp_endpoint: \"URL\"}\n",
+            "tracing.otlp_endpoint",
+        ),
+    ] {
+        for bad in [
+            "localhost:9090",
+            "ftp://host/x",
+            "http://",
+            "http://u:%zz@host/",
+        ] {
+            let (code, _, err) = check(&format!("{}{body}", section.replace("URL", bad)), &[]);
+            assert_eq!(code, 1, "{path} = {bad}: {err}");
+            assert!(
+                err.contains(&format!("{path}: bad URL")),
+                "{path} = {bad}: {err}"
+            );
+        }
+        let (code, _, err) = check(
+            &format!(
+                "{}{body}",
+                section.replace("URL", "https://ops:pw@host:9091/p")
+            ),
+            &[],
+        );
+        assert_eq!(code, 0, "{err}");
+    }
+}

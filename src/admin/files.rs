@@ -20,13 +20,13 @@ pub async fn serve(dir: &str, path: &str) -> Answer {
     } else {
         dir.join(&relative)
     };
-    if let Some(answer) = read(&wanted, relative.starts_with("assets")).await {
+    if let Some(answer) = read(&dir, &wanted, relative.starts_with("assets")).await {
         return answer;
     }
     if relative.extension().is_some() {
         return ErrorCode::RouteNotFound.into();
     }
-    match read(&dir.join("index.html"), false).await {
+    match read(&dir, &dir.join("index.html"), false).await {
         Some(answer) => answer,
         None => Answer::Body {
             status: 404,
@@ -53,12 +53,18 @@ fn safe_relative(path: &str) -> Option<PathBuf> {
     Some(out)
 }
 
-async fn read(file: &Path, immutable: bool) -> Option<Answer> {
-    let path = file.to_path_buf();
+/// `file`'s answer, when it is a file that really lies inside `dir` (a symbolic link out of
+/// the folder is not followed).
+async fn read(dir: &Path, file: &Path, immutable: bool) -> Option<Answer> {
+    let (dir, path) = (dir.to_path_buf(), file.to_path_buf());
     let body = tokio::task::spawn_blocking(move || {
-        let meta = std::fs::metadata(&path).ok()?;
+        let real = std::fs::canonicalize(&path).ok()?;
+        if !real.starts_with(std::fs::canonicalize(&dir).ok()?) {
+            return None;
+        }
+        let meta = std::fs::metadata(&real).ok()?;
         // A bounded read: the dashboard's files are small.
-        (meta.is_file() && meta.len() <= 16 << 20).then(|| std::fs::read(&path).ok())?
+        (meta.is_file() && meta.len() <= 16 << 20).then(|| std::fs::read(&real).ok())?
     })
     .await
     .ok()??;

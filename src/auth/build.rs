@@ -71,7 +71,7 @@ pub fn build(
     let api_keys = check_api_keys(cfg, errors);
 
     let jwks = jwt.and_then(|j| j.jwks_url.as_deref()).and_then(|url| {
-        if let Err(e) = url.parse::<http::Uri>() {
+        if let Err(e) = crate::http_client::check_url(url) {
             errors.push("auth.jwt.jwks_url", AuthError::BadJwksUrl(e.to_string()));
             return None;
         }

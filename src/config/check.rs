@@ -62,6 +62,15 @@ pub fn check_sections(file: &FileConfig, errors: &mut ConfigErrors) {
             Err(_) => errors.push(path, SectionError::Address(addr.clone())),
         }
     }
+    if let Some(url) = file
+        .admin
+        .as_ref()
+        .and_then(|a| a.prometheus_url.as_deref())
+    {
+        if let Err(e) = crate::http_client::check_url(url) {
+            errors.push("admin.prometheus_url", e);
+        }
+    }
     let needs_redis = file.auth.as_ref().map(|a| a.revocation_store) == Some(StoreKind::Redis)
         || file.cache.as_ref().map(|c| c.store) == Some(StoreKind::Redis);
     if needs_redis && file.redis.is_none() {

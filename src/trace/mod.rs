@@ -94,14 +94,8 @@ pub fn check(cfg: Option<&TracingConfig>, errors: &mut ConfigErrors) {
     let Some(cfg) = cfg else {
         return;
     };
-    let endpoint = cfg.otlp_endpoint.parse::<http::Uri>();
-    let valid = endpoint
-        .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
-    if !valid {
-        errors.push(
-            "tracing.otlp_endpoint",
-            "must be an http:// or https:// URL",
-        );
+    if let Err(e) = crate::http_client::check_url(&cfg.otlp_endpoint) {
+        errors.push("tracing.otlp_endpoint", e);
     }
     if cfg.sample_ratio.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
         errors.push("tracing.sample_ratio", "must be between 0 and 1");
