@@ -41,6 +41,9 @@ impl Shared {
         let current = self.snapshot.load_full();
         let result = compile(&parsed, Some(&current)).map(|next| {
             let changes = Changes::between(&current.file, &next.file);
+            if let (Some(old), Some(new)) = (current.auth.as_deref(), next.auth.as_deref()) {
+                new.revoke_removed_users(old);
+            }
             self.snapshot.store(Arc::new(next));
             changes
         });

@@ -458,6 +458,26 @@ fn removed_users_and_new_passwords_end_sessions_and_refresh_takes_current_roles(
     assert_eq!(with_token(&gw, "/me", &fresh).status, 401);
     let (after, _) = tokens(&gw, "alice", "alice-new");
     assert_eq!(with_token(&gw, "/me", &after).status, 200);
+
+    // Bob comes back with the same password hash: his old tokens stay dead, new ones work.
+    reload(
+        &[
+            ("alice", new_hash.as_str(), "user"),
+            ("bob", bob.as_str(), "user"),
+        ],
+        "",
+    );
+    let r = refresh(&gw, &bob_refresh);
+    assert_eq!(r.status, 401, "an old refresh token came back: {}", r.body);
+    assert_eq!(with_token(&gw, "/me", &bob_access).status, 401);
+    // Tokens are stamped in whole seconds: a login in the second of the removal counts as
+    // before it.
+    let removed_at = unix_now();
+    common::wait_for("the next second", std::time::Duration::from_secs(3), || {
+        (unix_now() > removed_at).then_some(())
+    });
+    let (bob_again, _) = tokens(&gw, "bob", "bob-pass");
+    assert_eq!(with_token(&gw, "/me", &bob_again).status, 200);
 }
 
 #[test]

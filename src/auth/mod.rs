@@ -221,6 +221,22 @@ impl Auth {
         Ok((caller, "token"))
     }
 
+    /// Once this section replaced `previous`: the tokens of every user it removed are revoked
+    /// (a user added back later, even with the same password hash, starts without them).
+    pub fn revoke_removed_users(&self, previous: &Auth) {
+        let exp = revocation::now()
+            + self
+                .session_ttl
+                .max(self.refresh_ttl)
+                .max(previous.session_ttl)
+                .as_secs();
+        for name in previous.users.names() {
+            if self.users.get(name).is_none() {
+                self.revocations.revoke_user(name, exp);
+            }
+        }
+    }
+
     /// Verifies any token of ours or the identity provider's, revocation included.
     pub fn verify(&self, token: &str) -> Result<Claims, Denied> {
         let verifier = self.verifier.as_ref().ok_or(Denied::InvalidToken)?;
@@ -237,7 +253,9 @@ impl Auth {
                 return Err(Denied::UserChanged);
             }
         }
-        if self.revocations.is_revoked(&claims.jti, &claims.fam) {
+        if self.revocations.is_revoked(&claims.jti, &claims.fam)
+            || (claims.uep.is_some() && self.revocations.is_user_revoked(&claims.sub, claims.iat))
+        {
             return Err(Denied::Revoked);
         }
         Ok(claims)

@@ -60,6 +60,10 @@ enum Backend {
 pub struct Revocations {
     tokens: RwLock<HashMap<String, u64>>,
     families: RwLock<HashMap<String, u64>>,
+    /// Users removed from the config: subject → (tokens issued at or before this second are
+    /// revoked, until this expiry). Adding the user back (same name, same hash, so the same
+    /// epoch) does not bring those tokens back.
+    users: RwLock<HashMap<String, (u64, u64)>>,
     used: std::sync::Mutex<Used>,
     backend: Backend,
     /// What this store was built from, so a reload with the same settings keeps it.
@@ -114,6 +118,9 @@ impl Revocations {
                 to.extend(from.iter().map(|(k, v)| (k.clone(), *v)));
             }
         }
+        if let (Ok(from), Ok(mut to)) = (previous.users.read(), self.users.write()) {
+            to.extend(from.iter().map(|(k, v)| (k.clone(), *v)));
+        }
         if let (Ok(from), Ok(mut to)) = (previous.used.lock(), self.used.lock()) {
             to.ids.extend(from.ids.iter().map(|(k, v)| (k.clone(), *v)));
         }
@@ -129,6 +136,7 @@ impl Revocations {
         Revocations {
             tokens: Default::default(),
             families: Default::default(),
+            users: Default::default(),
             used: Default::default(),
             backend,
             settings,
@@ -150,20 +158,59 @@ impl Revocations {
         hit(&self.tokens, jti) || hit(&self.families, fam)
     }
 
+    /// True when `sub` was removed from the config after this token was issued (`iat`).
+    pub fn is_user_revoked(&self, sub: &str, iat: u64) -> bool {
+        self.users.read().is_ok_and(|m| {
+            m.get(sub)
+                .is_some_and(|(before, exp)| iat <= *before && *exp >= now())
+        })
+    }
+
+    /// Revokes every token of `sub` issued up to now, until `exp`: locally at once, and in
+    /// Redis by a task of its own (so an instance started later learns it too).
+    pub fn revoke_user(self: &Arc<Self>, sub: &str, exp: u64) {
+        let before = now();
+        self.remember_user(sub, before, exp);
+        let (Backend::Redis(_), Ok(runtime)) =
+            (&self.backend, tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let (this, member) = (Arc::clone(self), format!("u:{before}:{exp}:{sub}"));
+        runtime.spawn(async move {
+            if let Err(e) = this.publish(&member, exp).await {
+                log::warn!("the removal of a user could not be written to Redis: {e}");
+            }
+        });
+    }
+
+    async fn publish(&self, member: &str, exp: u64) -> Result<(), StoreError> {
+        let Backend::Redis(store) = &self.backend else {
+            return Ok(());
+        };
+        let mut conn = store.connection().await?;
+        let mut call = REVOKE.prepare_invoke();
+        call.key(format!("{PREFIX}:revoked"))
+            .key(format!("{PREFIX}:revoked:exp"))
+            .key(format!("{PREFIX}:revoked:seq"))
+            .arg(member)
+            .arg(exp)
+            .arg(now());
+        store.run(call.invoke_async::<i64>(&mut conn)).await?;
+        Ok(())
+    }
+
+    fn remember_user(&self, sub: &str, before: u64, exp: u64) {
+        if let Ok(mut m) = self.users.write() {
+            let entry = m.entry(sub.to_owned()).or_insert((before, exp));
+            *entry = (entry.0.max(before), entry.1.max(exp));
+        }
+    }
+
     /// Revokes a token or a family until `exp` (unix seconds): locally at once, then in Redis.
     pub async fn revoke(&self, kind: Kind, id: &str, exp: u64) -> Result<(), StoreError> {
-        if let Backend::Redis(store) = &self.backend {
-            let member = format!("{}:{id}:{exp}", if kind == Kind::Token { "j" } else { "f" });
-            let mut conn = store.connection().await?;
-            let mut call = REVOKE.prepare_invoke();
-            call.key(format!("{PREFIX}:revoked"))
-                .key(format!("{PREFIX}:revoked:exp"))
-                .key(format!("{PREFIX}:revoked:seq"))
-                .arg(&member)
-                .arg(exp)
-                .arg(now());
-            store.run(call.invoke_async::<i64>(&mut conn)).await?;
-        }
+        let member = format!("{}:{id}:{exp}", if kind == Kind::Token { "j" } else { "f" });
+        self.publish(&member, exp).await?;
         self.remember(kind, id, exp);
         Ok(())
     }
@@ -209,6 +256,9 @@ impl Revocations {
                 m.retain(|_, exp| *exp >= t);
             }
         }
+        if let Ok(mut m) = self.users.write() {
+            m.retain(|_, (_, exp)| *exp >= t);
+        }
         let Backend::Redis(store) = &self.backend else {
             return Ok(0);
         };
@@ -235,6 +285,17 @@ impl Revocations {
             .await?;
         for (member, seq) in &entries {
             *seen = (*seen).max(*seq);
+            if let Some(user) = member.strip_prefix("u:") {
+                let mut parts = user.splitn(3, ':');
+                if let (Some(Ok(before)), Some(Ok(exp)), Some(sub)) = (
+                    parts.next().map(str::parse),
+                    parts.next().map(str::parse),
+                    parts.next(),
+                ) {
+                    self.remember_user(sub, before, exp);
+                }
+                continue;
+            }
             let mut parts = member.splitn(2, ':');
             let kind = match parts.next() {
                 Some("j") => Kind::Token,
@@ -296,6 +357,13 @@ mod tests {
             .await
             .expect("memory never fails");
         assert!(!r.is_revoked("old", ""), "expired entries no longer count");
+        assert!(!r.is_user_revoked("ann", now()));
+        let r = Arc::new(r);
+        r.revoke_user("ann", now() + 60);
+        assert!(r.is_user_revoked("ann", now() - 10));
+        assert!(r.is_user_revoked("ann", now()), "the same second counts");
+        assert!(!r.is_user_revoked("ann", now() + 1), "later tokens pass");
+        assert!(!r.is_user_revoked("bob", now() - 10));
         assert!(r.consume_refresh("r1", now() + 60).await.expect("ok"));
         assert!(
             !r.consume_refresh("r1", now() + 60).await.expect("ok"),

@@ -59,6 +59,11 @@ impl Users {
         Users(Arc::new(map))
     }
 
+    /// Every user's name.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     /// The user named `username`, as the running config has it.
     pub fn get(&self, username: &str) -> Option<&User> {
         self.0.get(username)
