@@ -1,23 +1,19 @@
 # The two commands of the README: `make run` (demo) and `make test` (everything CI checks).
 CARGO ?= cargo
-DEMO_BACKENDS = users-1=127.0.0.1:9001 users-2=127.0.0.1:9002 orders=127.0.0.1:9003
 
-.PHONY: all build run test lint deny check-config dashboard dashboard-test bench bench-load bench-instructions bench-micro docker fuzz fuzz-ci clean
+.PHONY: all build run deps test lint deny check-config dashboard dashboard-test bench bench-load bench-instructions bench-micro docker docker-test fuzz fuzz-ci clean
 
 all: build
 
 build:
 	$(CARGO) build --bin gateway --example demo_backend
 
-## run: the gateway on conf/gateway.yaml with three demo backends and the dashboard (built when
-## npm is present); Ctrl-C stops both.
+## run: the gateway on conf/gateway.yaml with three demo backends, the dashboard (built when
+## npm is present) and Prometheus (when installed); Ctrl-C stops them all (examples/run_demo.sh).
 run: build
 	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory dashboard; \
 	else echo "npm not found: the dashboard is not built (install Node.js 20 and npm, then run make dashboard)"; fi
-	@echo "dashboard: http://127.0.0.1:9080/ (sign in as admin / password123)"
-	@./target/debug/examples/demo_backend $(DEMO_BACKENDS) & \
-	backends=$$!; trap 'kill $$backends 2>/dev/null' EXIT INT TERM; \
-	./target/debug/gateway --demo -c conf/gateway.yaml
+	@examples/run_demo.sh
 
 ## dashboard: the React dashboard in dashboard/dist, which the admin listener serves at /.
 DASHBOARD_SRC = $(shell find dashboard/src dashboard/public -type f 2>/dev/null) \
@@ -41,9 +37,15 @@ lint:
 check-config: build
 	./target/debug/gateway --demo -t -c conf/gateway.yaml
 
-## test: formatting, lints, the supply-chain gate, the demo config, unit and end-to-end tests
-## (these include systemd-analyze on the unit and hadolint on the Dockerfile), then the dashboard's.
-test: lint deny check-config
+## deps: installs what the build and the tests need, skipping what is there (Debian; root or
+## sudo; Rust and Node.js 20 must be installed already): .ci/deps, also run by make test and CI.
+deps:
+	.ci/deps
+
+## test: the tools (deps), formatting, lints, the supply-chain gate, the demo config, unit and
+## end-to-end tests (these include systemd-analyze on the unit and hadolint on the Dockerfile),
+## then the dashboard's.
+test: deps lint deny check-config
 	$(CARGO) test --all-targets
 	$(MAKE) --no-print-directory dashboard-test
 
@@ -73,6 +75,13 @@ fuzz-ci:
 ## docker: the container image (Dockerfile); `docker compose up --build` runs the whole stack.
 docker:
 	docker build -t api-gateway .
+
+## docker-test: builds the real Dockerfile with buildah (no Docker engine; base images made
+## locally when missing), runs the gateway and a demo backend from the image, and checks /health,
+## a proxied request, the dashboard's index and the drain on SIGTERM from the host (CI runs it).
+docker-test:
+	.ci/deps image
+	tests/image/check.sh
 
 ## bench: release build, load scenarios against a direct connection and nginx, then criterion.
 bench: bench-load bench-micro

@@ -13,15 +13,24 @@ fn main() -> std::io::Result<()> {
         eprintln!("usage: demo_backend NAME=ADDR [NAME=ADDR ...]");
         std::process::exit(2);
     }
-    let mut threads = Vec::new();
-    for spec in specs {
+    // Every address is bound before any is served: one that is taken stops the whole set.
+    let mut listeners = Vec::new();
+    for spec in &specs {
         let (name, addr) = spec.split_once('=').unwrap_or(("demo", spec.as_str()));
-        let listener = TcpListener::bind(addr)?;
+        match TcpListener::bind(addr) {
+            Ok(l) => listeners.push((name.to_owned(), l)),
+            Err(e) => {
+                eprintln!("demo_backend: cannot listen on {addr} ({name}): {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let mut threads = Vec::new();
+    for (name, listener) in listeners {
         println!(
             "demo backend {name} listening on {}",
             listener.local_addr()?
         );
-        let name = name.to_owned();
         threads.push(thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let name = name.clone();
@@ -29,6 +38,8 @@ fn main() -> std::io::Result<()> {
             }
         }));
     }
+    println!("demo backends ready");
+    std::io::Write::flush(&mut std::io::stdout())?;
     for t in threads {
         let _ = t.join();
     }

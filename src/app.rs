@@ -164,6 +164,33 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     server.run_forever();
 }
 
+/// Whether every listener's address can be bound now: one line per address that cannot, naming
+/// it and its setting (`cannot listen on 127.0.0.1:8080 (listen.proxy): Address already in
+/// use`). Not for an upgrade, whose sockets the running process hands over.
+pub fn check_listeners(snapshot: &Snapshot) -> Result<(), Vec<String>> {
+    let listen = &snapshot.file.listen;
+    let mut addresses = vec![
+        ("listen.proxy", listen.proxy.as_str()),
+        ("listen.metrics", listen.metrics.as_str()),
+        ("listen.admin", listen.admin.as_str()),
+    ];
+    if let Some(tls) = &listen.proxy_tls {
+        addresses.push(("listen.proxy_tls.addr", tls.addr.as_str()));
+    }
+    let problems: Vec<String> = addresses
+        .into_iter()
+        .filter_map(|(setting, addr)| {
+            let e = std::net::TcpListener::bind(addr).err()?;
+            Some(format!("cannot listen on {addr} ({setting}): {e}"))
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
 fn server_conf(cfg: &ServerConfig, daemon: bool) -> ServerConf {
     ServerConf {
         daemon,

@@ -41,7 +41,7 @@ mod state;
 mod tls;
 mod trace;
 
-pub use app::run;
+pub use app::{check_listeners, run};
 pub use auth::install_jwt_crypto;
 pub use auth::users::hash_password;
 pub use auth::Auth;

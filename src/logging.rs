@@ -56,8 +56,63 @@ pub fn init(cfg: &LogConfig) {
             out.write_all(line.as_bytes())
         })
     });
-    if let Err(e) = builder.try_init() {
-        log::debug!("logger already installed: {e}");
+    let logger = Benign {
+        inner: builder.build(),
+    };
+    let max = logger.inner.filter();
+    match log::set_boxed_logger(Box::new(logger)) {
+        Ok(()) => log::set_max_level(max),
+        Err(e) => log::debug!("logger already installed: {e}"),
+    }
+}
+
+/// Messages pingora logs at ERROR for what is routine (target prefix, message): a pooled
+/// upstream connection taken by another request at the same moment (the request then opens a
+/// new one). They are written at DEBUG instead, so ERROR keeps meaning something.
+const BENIGN: [(&str, &str); 1] = [(
+    "pingora_core::connectors",
+    "failed to acquire reusable stream",
+)];
+
+/// One of [`BENIGN`], at WARN or ERROR.
+fn is_benign(record: &Record<'_>) -> bool {
+    record.level() <= log::Level::Warn
+        && record.args().as_str().is_some_and(|message| {
+            BENIGN
+                .iter()
+                .any(|(target, m)| record.target().starts_with(target) && *m == message)
+        })
+}
+
+/// env_logger's logger, with [`BENIGN`] messages lowered to DEBUG.
+struct Benign {
+    inner: env_logger::Logger,
+}
+
+impl log::Log for Benign {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.inner.enabled(metadata)
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !is_benign(record) {
+            return self.inner.log(record);
+        }
+        let lowered = Record::builder()
+            .args(*record.args())
+            .level(log::Level::Debug)
+            .target(record.target())
+            .module_path(record.module_path())
+            .file(record.file())
+            .line(record.line())
+            .build();
+        if self.inner.enabled(lowered.metadata()) {
+            self.inner.log(&lowered);
+        }
+    }
+
+    fn flush(&self) {
+        self.inner.flush();
     }
 }
 
@@ -247,6 +302,34 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pingoras_routine_pool_race_is_benign() {
+        let record = |target: &'static str, level| {
+            let is = |args: std::fmt::Arguments<'_>| {
+                super::is_benign(
+                    &Record::builder()
+                        .args(args)
+                        .target(target)
+                        .level(level)
+                        .build(),
+                )
+            };
+            (
+                is(format_args!("failed to acquire reusable stream")),
+                is(format_args!("something else")),
+            )
+        };
+        assert_eq!(
+            record("pingora_core::connectors", log::Level::Error),
+            (true, false)
+        );
+        assert_eq!(
+            record("pingora_core::connectors::http", log::Level::Error),
+            (true, false)
+        );
+        assert_eq!(record("api_gateway", log::Level::Error), (false, false));
+    }
 
     #[test]
     fn dates() {

@@ -46,6 +46,15 @@ fn main() -> ExitCode {
     for w in &warnings {
         log::warn!("{w}");
     }
+    if !cli.upgrade {
+        if let Err(problems) = api_gateway::check_listeners(&snapshot) {
+            for p in &problems {
+                log::error!("{p}");
+                eprintln!("{p}");
+            }
+            return ExitCode::FAILURE;
+        }
+    }
     // The daemon changes its working directory to /, so the reload path must be absolute.
     let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
     api_gateway::run(&cli, config_path, snapshot);

@@ -212,3 +212,40 @@ fn upgrade_hands_the_listener_over_without_refusals() {
     let _ = new.kill();
     let _ = new.wait();
 }
+
+#[test]
+fn a_busy_port_is_one_clear_error_and_a_failed_exit() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("gw.yaml");
+    std::fs::write(
+        &config,
+        common::gateway::header()
+            .replace("{proxy}", &addr.to_string())
+            .replace("{metrics}", &format!("127.0.0.1:{}", common::free_port()))
+            .replace("{admin}", &format!("127.0.0.1:{}", common::free_port()))
+            .replace("{dir}", &dir.path().display().to_string())
+            + "upstreams:\n  u: {backends: [{addr: \"127.0.0.1:1\"}]}\nroutes:\n  - {name: r, path: /, upstream: u}\n",
+    )
+    .expect("config");
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(common::gateway::BIN)
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .expect("run the gateway");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} (listen.proxy)")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    drop(taken);
+}

@@ -155,7 +155,9 @@ impl AdminApp {
         let query = req.uri.query().map(str::to_owned);
         let prometheus = || {
             let admin = snapshot.file.admin.as_ref();
-            admin.and_then(|a| a.prometheus_url.as_deref())
+            admin
+                .and_then(|a| a.prometheus_url.as_deref())
+                .filter(|u| !u.is_empty())
         };
         match api {
             Api::Routes => api::routes(&snapshot),

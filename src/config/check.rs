@@ -66,6 +66,7 @@ pub fn check_sections(file: &FileConfig, errors: &mut ConfigErrors) {
         .admin
         .as_ref()
         .and_then(|a| a.prometheus_url.as_deref())
+        .filter(|u| !u.is_empty())
     {
         if let Err(e) = crate::http_client::check_url(url) {
             errors.push("admin.prometheus_url", e);

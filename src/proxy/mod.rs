@@ -6,6 +6,7 @@ mod access_log;
 mod builtin;
 mod cache;
 mod ctx;
+mod error_fold;
 mod errors;
 mod forwarded;
 mod grpc;

@@ -3,7 +3,7 @@
 use super::ctx::{RequestCtx, RequestTrace, Tunnel};
 use super::request_id::{self, RequestId};
 use super::retry::{self, Failure};
-use super::{builtin, cache, errors, forwarded, grpc, header_case, observe, respond};
+use super::{builtin, cache, error_fold, errors, forwarded, grpc, header_case, observe, respond};
 use crate::balance::InFlight;
 use crate::chain::Request;
 use crate::config::file::HeaderCase;
@@ -19,7 +19,7 @@ use pingora::cache::{CacheKey, CacheMeta, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -406,9 +406,22 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
-        // The access line still records the request.
-        errors::client_gone(error)
+    /// Pingora's ERROR line for a request that failed: left out for a client that went away,
+    /// folded per upstream for the backend's failures (`error_fold`). The access line still
+    /// records the request.
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, error: &Error) -> bool {
+        errors::client_gone(error) || error_fold::upstream_failure(ctx, error, false)
+    }
+
+    /// Pingora's WARN line for an attempt that is retried: folded like the final failures.
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        ctx: &RequestCtx,
+        error: &Error,
+        _context: ProxyWarnLogContext,
+    ) -> bool {
+        error_fold::upstream_failure(ctx, error, true)
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
