@@ -38,6 +38,13 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     // old process, which only then hands its sockets over (see conf/gateway.service). Listening
     // services wait for it.
     let bootstrap = server.bootstrap_as_a_service();
+    if !cli.daemon {
+        // Pingora writes the pid file for a daemon only; `kill -HUP $(cat pid_file)` should
+        // work in the foreground as well.
+        if let Err(e) = std::fs::write(&file.server.pid_file, format!("{}\n", std::process::id())) {
+            log::warn!("cannot write the pid file {}: {e}", file.server.pid_file);
+        }
+    }
 
     let shared = Shared::new(snapshot, config_path, cli.demo);
     if crate::metrics::get().is_some() {

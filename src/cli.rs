@@ -31,7 +31,53 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Read a password on stdin (one trailing newline dropped) and print an argon2id hash for
-    /// `auth.users[].password_hash`.
+    /// Read a password on stdin (one trailing newline dropped; on a terminal, asked twice
+    /// without echo) and print an argon2id hash for `auth.users[].password_hash`.
     HashPassword,
+}
+
+/// The password for `hash-password`: from a terminal, asked twice without echo (`Err` when the
+/// two differ); from a pipe, all of stdin with one trailing newline dropped.
+pub fn read_password() -> Result<Vec<u8>, String> {
+    use std::io::{IsTerminal, Read};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut input = Vec::new();
+        stdin
+            .lock()
+            .read_to_end(&mut input)
+            .map_err(|e| format!("cannot read stdin: {e}"))?;
+        if input.last() == Some(&b'\n') {
+            input.pop();
+            if input.last() == Some(&b'\r') {
+                input.pop();
+            }
+        }
+        return Ok(input);
+    }
+    let first = ask("Password: ")?;
+    let again = ask("Again: ")?;
+    if first != again {
+        return Err("the two passwords differ".into());
+    }
+    Ok(first.into_bytes())
+}
+
+/// One line from the terminal with echo off (restored afterwards, also on error).
+fn ask(prompt: &str) -> Result<String, String> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).map_err(|e| format!("cannot read the terminal: {e}"))?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    tcsetattr(&stdin, SetArg::TCSANOW, &quiet).map_err(|e| format!("terminal: {e}"))?;
+    // Asked once echo is off, so nothing typed after the prompt shows.
+    eprint!("{prompt}");
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    let restored = tcsetattr(&stdin, SetArg::TCSANOW, &saved);
+    eprintln!();
+    read.map_err(|e| format!("cannot read the password: {e}"))?;
+    restored.map_err(|e| format!("terminal: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }

@@ -46,7 +46,7 @@ pub use auth::install_jwt_crypto;
 pub use auth::users::hash_password;
 pub use auth::Auth;
 pub use balance::Upstream;
-pub use cli::{Cli, Command};
+pub use cli::{read_password, Cli, Command};
 pub use config::file::UpstreamConfig;
 pub use config::{load_file, parse_str};
 pub use logging::init as init_logging;

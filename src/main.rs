@@ -62,17 +62,13 @@ fn main() -> ExitCode {
 }
 
 fn hash_password() -> ExitCode {
-    let mut input = Vec::new();
-    if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut input) {
-        eprintln!("cannot read stdin: {e}");
-        return ExitCode::FAILURE;
-    }
-    if input.last() == Some(&b'\n') {
-        input.pop();
-        if input.last() == Some(&b'\r') {
-            input.pop();
+    let input = match api_gateway::read_password() {
+        Ok(input) => input,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
         }
-    }
+    };
     if input.is_empty() {
         eprintln!("empty password");
         return ExitCode::FAILURE;

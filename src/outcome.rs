@@ -169,11 +169,12 @@ impl ErrorCode {
         }
     }
 
-    /// The JSON body of an error answer.
+    /// The JSON body of an error answer, ending in a newline (so a terminal's prompt starts on
+    /// a line of its own after `curl`).
     pub fn body(self, request_id: &str) -> Bytes {
         // Codes and messages are fixed ASCII and request ids are [A-Za-z0-9._-]: nothing to escape.
         Bytes::from(format!(
-            r#"{{"error":{{"code":"{}","message":"{}","request_id":"{}"}}}}"#,
+            "{{\"error\":{{\"code\":\"{}\",\"message\":\"{}\",\"request_id\":\"{}\"}}}}\n",
             self.code(),
             self.message(),
             request_id
@@ -277,6 +278,7 @@ mod tests {
     fn error_body_is_the_contract_json() {
         let body = ErrorCode::RateLimited.body("abc");
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert!(body.ends_with(b"}\n"));
         assert_eq!(v["error"]["code"], "rate_limited");
         assert_eq!(v["error"]["message"], "Too many requests");
         assert_eq!(v["error"]["request_id"], "abc");

@@ -61,11 +61,7 @@ impl Shared {
                     target: RELOAD_LOG,
                     "config reloaded from {path}: {} routes; changed: {}",
                     snap.routes.len(),
-                    if changes.sections.is_empty() {
-                        "nothing".to_owned()
-                    } else {
-                        changes.sections.join(", ")
-                    }
+                    changes.summary()
                 );
                 for w in crate::snapshot::warnings(&snap.file) {
                     log::warn!(target: RELOAD_LOG, "{w}");

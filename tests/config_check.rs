@@ -362,3 +362,74 @@ fn outbound_urls_are_checked_with_the_config() {
         assert_eq!(code, 0, "{err}");
     }
 }
+
+#[test]
+fn unknown_keys_get_suggestions_and_do_not_hide_the_entrys_other_problems() {
+    let yaml = "upstreams:\n  u: {backends: [{addr: \"127.0.0.1:1\", wieght: 2}], stratgey: round_robin}\nroutes:\n  - {name: r, path: /, upstrem: u, upstream: nowhere}\n  - {name: s, path: /s, upstream: u, timeout: soon, colour: blue}\nserver: {threads: two}\n";
+    let (code, _, err) = check(yaml, &[]);
+    assert_eq!(code, 1, "{err}");
+    for expected in [
+        "upstreams.u.backends[0].wieght: unknown field `wieght`",
+        "(did you mean `weight`?)",
+        "upstreams.u.stratgey: unknown field `stratgey`",
+        "(did you mean `strategy`?)",
+        "routes[0].upstrem: unknown field `upstrem`",
+        "(did you mean `upstream`?)",
+        // The same route's own problem, found in the same run.
+        "routes[0].upstream: unknown upstream \"nowhere\"",
+        "routes[1].colour: unknown field `colour`",
+        "routes[1].timeout: invalid duration \"soon\"",
+        "server.threads: invalid type: string \"two\", expected a whole number",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(!err.contains("colour`, expected one of `name`, `group`, `path`, `methods`, `upstream`, `upstreams`, `split`, `strip_prefix`, `case_insensitive`, `allow_semicolon`, `auth`, `rate_limit`, `cache`, `timeout`, `retry`, `https_redirect`, `websocket`, `ip_allow`, `ip_deny`, `security_headers` (did"), "no suggestion for a stranger: {err}");
+    for rust in ["usize", "u32", "u64", "u128", "i64", "f64"] {
+        assert!(!err.contains(rust), "a Rust type name in:\n{err}");
+    }
+}
+
+#[test]
+fn hash_password_on_a_terminal_asks_twice_without_echo() {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    // `script` gives the command a terminal of its own.
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{BIN} hash-password"), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let seen = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = {
+        let seen = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .expect("lock")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let mut stdin = child.stdin.take().expect("stdin");
+    for prompt in ["Password: ", "Again: "] {
+        common::wait_for(prompt, std::time::Duration::from_secs(10), || {
+            seen.lock().expect("lock").contains(prompt).then_some(())
+        });
+        stdin.write_all(b"tty-pass-123\n").expect("type");
+    }
+    let status = child.wait().expect("exit");
+    reader.join().expect("reader");
+    let out = seen.lock().expect("lock").clone();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("$argon2id$"), "{out}");
+    assert!(
+        !out.contains("tty-pass-123"),
+        "the password was echoed: {out}"
+    );
+}

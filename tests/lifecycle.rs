@@ -249,3 +249,24 @@ fn a_busy_port_is_one_clear_error_and_a_failed_exit() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     drop(taken);
 }
+
+#[test]
+fn the_foreground_process_writes_its_pid_file_for_signals() {
+    let b = Backend::start("b");
+    let gw = Gateway::start(&format!(
+        "upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
+        b.addr
+    ));
+    let pid = std::fs::read_to_string(gw.dir.path().join("gateway.pid")).expect("pid file");
+    assert_eq!(pid.trim(), gw.child.id().to_string());
+    // `kill -HUP $(cat pid_file)` reloads.
+    let before = gw.log().matches("config reloaded").count();
+    let status = Command::new("kill")
+        .args(["-HUP", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    wait_for("the reload", Duration::from_secs(10), || {
+        (gw.log().matches("config reloaded").count() > before).then_some(())
+    });
+}

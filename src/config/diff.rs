@@ -29,7 +29,48 @@ pub struct Named {
     pub changed: Vec<String>,
 }
 
+impl Named {
+    /// `added: a, b; changed: c`, or empty.
+    fn summary(&self) -> String {
+        [
+            ("added", &self.added),
+            ("removed", &self.removed),
+            ("changed", &self.changed),
+        ]
+        .iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(what, names)| format!("{what}: {}", names.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+    }
+}
+
 impl Changes {
+    /// `routes (added: a; removed: b), upstreams (changed: u), cache` for the reload log, or
+    /// `nothing`.
+    pub fn summary(&self) -> String {
+        if self.sections.is_empty() {
+            return "nothing".to_owned();
+        }
+        let parts: Vec<String> = self
+            .sections
+            .iter()
+            .map(|s| {
+                let named = match s.as_str() {
+                    "routes" => self.routes.summary(),
+                    "upstreams" => self.upstreams.summary(),
+                    _ => String::new(),
+                };
+                if named.is_empty() {
+                    s.clone()
+                } else {
+                    format!("{s} ({named})")
+                }
+            })
+            .collect();
+        parts.join(", ")
+    }
+
     pub fn between(old: &FileConfig, new: &FileConfig) -> Changes {
         let (old, new) = (as_value(old), as_value(new));
         let sections: Vec<String> = SECTIONS
@@ -137,6 +178,11 @@ mod tests {
         assert_eq!(changes.upstreams.added, ["c"]);
         assert_eq!(changes.upstreams.removed, ["b"]);
         assert_eq!(changes.upstreams.changed, ["a"]);
+        assert_eq!(
+            changes.summary(),
+            "listen, upstreams (added: c; removed: b; changed: a), routes (added: r3; removed: r2)"
+        );
         assert_eq!(Changes::between(&new, &new), Changes::default());
+        assert_eq!(Changes::default().summary(), "nothing");
     }
 }

@@ -4,6 +4,7 @@
 use super::env::substitute;
 use super::error::ConfigErrors;
 use super::file::FileConfig;
+use super::wording;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 use std::collections::BTreeSet;
@@ -85,7 +86,7 @@ where
     let root: Value = match serde_yaml::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
-            parsed.errors.push("(yaml)", e.to_string());
+            parsed.errors.push("(yaml)", wording::plain(&e.to_string()));
             return parsed;
         }
     };
@@ -219,27 +220,64 @@ fn set<T>(slot: &mut T, value: Option<T>) {
     }
 }
 
+/// Keys with a problem reported in one entry at most, before its other problems are left to
+/// the next run.
+const MAX_BAD_KEYS: usize = 16;
+
 /// Deserializes one section, recording a failure under `path` plus the path inside the section.
 fn section_value<T: DeserializeOwned>(
     path: &str,
     value: Value,
     errors: &mut ConfigErrors,
 ) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let inner = e.path().to_string();
-            let full = if inner == "." {
-                path.to_owned()
-            } else if inner.starts_with('[') {
-                format!("{path}{inner}")
-            } else {
-                format!("{path}.{inner}")
-            };
-            errors.push(full, e.into_inner().to_string());
-            None
+    let mut value = value;
+    // A key with a problem (unknown, with the likely key it stands for, or a bad value) is
+    // reported, then left out, so the entry's other problems, and the checks that need the
+    // entry, are reported in the same run. The file stays invalid.
+    let mut left_out: Vec<String> = Vec::new();
+    for _ in 0..MAX_BAD_KEYS {
+        let e = match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(v) => return Some(v),
+            Err(e) => e,
+        };
+        let inner = e.path().to_string();
+        let full = if inner == "." {
+            path.to_owned()
+        } else if inner.starts_with('[') {
+            format!("{path}{inner}")
+        } else {
+            format!("{path}.{inner}")
+        };
+        let message = e.inner().to_string();
+        if left_out
+            .iter()
+            .any(|k| message == format!("missing field `{k}`"))
+        {
+            // A required key whose value was bad: already reported.
+            return None;
         }
+        let field = match wording::unknown_field(&message) {
+            Some((field, suggestion)) => {
+                errors.push(
+                    full,
+                    wording::with_suggestion(&message, suggestion.as_deref()),
+                );
+                field
+            }
+            None => {
+                errors.push(full, wording::plain(&message));
+                match e.path().iter().last() {
+                    Some(serde_path_to_error::Segment::Map { key }) => key.clone(),
+                    _ => return None,
+                }
+            }
+        };
+        if !wording::remove_field(&mut value, e.path().iter(), &field) {
+            return None;
+        }
+        left_out.push(field);
     }
+    None
 }
 
 /// The entries of a `name: {...}` mapping, with non-string names reported.

@@ -17,7 +17,8 @@ impl ServeHttp for MetricsApp {
         if session.req_header().uri.path() == "/metrics" {
             return PrometheusHttpApp.response(session).await;
         }
-        let body = br#"{"error":{"code":"route_not_found","message":"Metrics are served at /metrics","request_id":""}}"#.to_vec();
+        let body = br#"{"error":{"code":"route_not_found","message":"Metrics are served at /metrics","request_id":""}}
+"#.to_vec();
         Response::builder()
             .status(404)
             .header(http::header::CONTENT_TYPE, "application/json")
