@@ -266,7 +266,7 @@ fn section_value<T: DeserializeOwned>(
             }
             None => {
                 errors.push(full, wording::plain(&message));
-                match e.path().iter().last() {
+                match e.path().iter().next_back() {
                     Some(serde_path_to_error::Segment::Map { key }) => key.clone(),
                     _ => return None,
                 }
