@@ -81,7 +81,12 @@ fi
 
 echo "== building the Dockerfile as $image"
 started=$(date +%s)
-buildah bud --quiet --layers -f Dockerfile -t "$image" . >/dev/null
+# Docker's image format: OCI has no SHELL, which the build stage sets.
+if ! buildah bud --format docker --layers -f Dockerfile -t "$image" . >"$scratch/build.log" 2>&1; then
+  tail -n 60 "$scratch/build.log" >&2
+  echo "FAIL: the Dockerfile did not build" >&2
+  exit 1
+fi
 echo "   built in $(( $(date +%s) - started )) s"
 
 free_port() {
