@@ -2,7 +2,7 @@
 # the dashboard build, and a slim Debian runtime as a non-root user.
 #
 #   docker build -t api-gateway .        (make docker)
-#   docker run -p 8080:8080 -p 9090:9090 api-gateway
+#   docker run --add-host=host.docker.internal:host-gateway -p 8080:8080 -p 9090:9090 api-gateway
 
 # Debian stable's packages take security fixes under the same name; pinned versions would break
 # the build as soon as the mirror moves on.

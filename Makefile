@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` (demo) and `make test` (everything CI checks).
 CARGO ?= cargo
 
-.PHONY: all build run deps test lint deny check-config dashboard dashboard-test bench bench-load bench-instructions bench-micro docker docker-test fuzz fuzz-ci clean
+.PHONY: all build run install deps test lint deny check-config dashboard dashboard-test bench bench-load bench-instructions bench-micro docker docker-test fuzz fuzz-ci clean
 
 all: build
 
@@ -71,6 +71,12 @@ fuzz-ci:
 	  dict=; [ $$t = path_lookup ] && dict=-dict=path.dict; \
 	  cargo fuzz run --dev -s none $$t corpus/$$t -- -max_total_time=$(FUZZ_CI_SECONDS) $$dict || exit 1; \
 	done
+
+## install: release build, then conf/install.sh: binary, config, an environment file with a fresh
+## JWT secret, the dashboard and the systemd unit (DESTDIR= for another root).
+install:
+	$(CARGO) build --release --bin gateway
+	conf/install.sh
 
 ## docker: the container image (Dockerfile); `docker compose up --build` runs the whole stack.
 docker:

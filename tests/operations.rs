@@ -551,3 +551,67 @@ fn the_compose_stack_config_checks() {
         assert!(conf.contains(store), "{store}");
     }
 }
+
+#[test]
+fn make_install_yields_a_unit_whose_own_check_passes() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().expect("dir");
+    let out = Command::new(format!("{ROOT}/conf/install.sh"))
+        .env("DESTDIR", root.path())
+        .env("GATEWAY_BIN", BIN)
+        .output()
+        .expect("conf/install.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let r = root.path();
+    let env_file = r.join("etc/gateway/gateway.env");
+    let env = std::fs::read_to_string(&env_file).expect("gateway.env");
+    let secret = env
+        .lines()
+        .find_map(|l| l.strip_prefix("GATEWAY_JWT_SECRET="))
+        .expect("a secret");
+    assert!(secret.len() >= 64, "{secret}");
+    let mode = std::fs::metadata(&env_file)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+    let unit = std::fs::read_to_string(r.join("etc/systemd/system/gateway.service")).expect("unit");
+    assert!(unit.contains("EnvironmentFile=/etc/gateway/gateway.env"));
+    // The unit's ExecStartPre, with the unit's environment: passes, with the installed paths.
+    let config = r.join("etc/gateway/gateway.yaml");
+    let mut check = Command::new(r.join("usr/local/bin/gateway"));
+    check.arg("-t").arg("-c").arg(&config);
+    for line in env.lines().filter(|l| !l.starts_with('#')) {
+        if let Some((k, v)) = line.split_once('=') {
+            check.env(k, v);
+        }
+    }
+    let checked = check.output().expect("gateway -t");
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    // Without it, the demo secret is refused: the environment file is what makes it start.
+    let bare = Command::new(r.join("usr/local/bin/gateway"))
+        .arg("-t")
+        .arg("-c")
+        .arg(&config)
+        .env_remove("GATEWAY_JWT_SECRET")
+        .output()
+        .expect("gateway -t");
+    assert!(!bare.status.success());
+    // A second install keeps the secret.
+    let again = Command::new(format!("{ROOT}/conf/install.sh"))
+        .env("DESTDIR", root.path())
+        .env("GATEWAY_BIN", BIN)
+        .output()
+        .expect("conf/install.sh");
+    assert!(again.status.success());
+    assert_eq!(std::fs::read_to_string(&env_file).expect("env"), env);
+}
