@@ -99,6 +99,28 @@ impl Chain {
         })
     }
 
+    /// The route's checks as they apply, every level merged and defaults filled in: `auth`
+    /// (null when open), `rate_limit` (null when none), `ip_rules`, `max_body_size`.
+    pub fn effective(&self) -> serde_json::Value {
+        let mut out = serde_json::json!({
+            "auth": null,
+            "rate_limit": null,
+            "ip_rules": false,
+            "max_body_size": null,
+        });
+        for check in self.checks.iter() {
+            let (key, value) = match check {
+                Check::IpRules(_) => ("ip_rules", true.into()),
+                Check::Preflight(_) => continue,
+                Check::Auth(p) => ("auth", serde_json::json!({ "roles": p.roles })),
+                Check::RateLimit(l) => ("rate_limit", l.effective()),
+                Check::BodyLimit(n) => ("max_body_size", (*n).into()),
+            };
+            out[key] = value;
+        }
+        out
+    }
+
     /// Runs the checks in order until one answers.
     pub async fn run(&self, req: &Request<'_>, out: &mut Admitted) -> Flow {
         for check in self.checks.iter() {

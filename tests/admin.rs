@@ -761,3 +761,45 @@ fn reload_problems_never_show_secrets() {
         }
     }
 }
+
+#[test]
+fn routes_show_the_policy_that_applies_and_backends_their_names() {
+    let b = Backend::start("b");
+    let gw = Gateway::start(&format!(
+        "{}cache: {{default_ttl: 45s}}\ngroups:\n  api: {{prefix: /api, auth: {{required: true, roles: [user]}}, rate_limit: {{rate: 50/s, burst: 100}}}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\", name: primary}}]}}\nroutes:\n  - {{name: open, path: /open, upstream: u}}\n  - {{name: grouped, group: api, path: /things, upstream: u, cache: {{enabled: true}}}}\n",
+        auth_with_admin_key(),
+        b.addr
+    ));
+    gw.wait_admin();
+    let token = admin_token(&gw);
+    let routes = as_admin(&gw, &token, "GET", "/api/routes", None).json();
+    let route = |name: &str| {
+        routes["routes"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["name"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("route {name}: {routes}"))
+    };
+    let open = route("open")["effective"].clone();
+    assert_eq!(open["auth"], Value::Null, "an open route: {open}");
+    assert_eq!(open["rate_limit"], Value::Null, "no limit: {open}");
+    assert_eq!(open["cache"], Value::Null);
+    let grouped = route("grouped")["effective"].clone();
+    assert_eq!(
+        grouped["auth"]["roles"],
+        serde_json::json!(["user"]),
+        "{grouped}"
+    );
+    assert_eq!(grouped["rate_limit"]["burst"], 100, "{grouped}");
+    assert_eq!(grouped["rate_limit"]["algorithm"], "token_bucket");
+    assert_eq!(
+        grouped["rate_limit"]["key"],
+        serde_json::json!(["client_ip", "user", "path"])
+    );
+    assert_eq!(
+        grouped["cache"]["ttl_s"], 45,
+        "the cache section's default: {grouped}"
+    );
+    let upstreams = as_admin(&gw, &token, "GET", "/api/upstreams", None).json();
+    assert_eq!(upstreams["upstreams"][0]["backends"][0]["name"], "primary");
+}

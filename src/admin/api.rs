@@ -7,6 +7,7 @@ use super::redact;
 use crate::cache::Purge;
 use crate::config::ConfigErrors;
 use crate::outcome::{ErrorCode, Flow, Reply};
+use crate::routing::Route;
 use crate::snapshot::Snapshot;
 use crate::state::Shared;
 use bytes::Bytes;
@@ -26,18 +27,29 @@ pub fn routes(snapshot: &Snapshot) -> Answer {
         .iter()
         .map(|cfg| {
             let mut v = serde_json::to_value(cfg).unwrap_or(Value::Null);
-            let prefix = snapshot
-                .routes
-                .iter()
-                .find(|r| r.name == cfg.name)
-                .map(|r| r.prefix.clone());
-            if let (Some(obj), Some(prefix)) = (v.as_object_mut(), prefix) {
-                obj.insert("prefix".into(), Value::String(prefix));
+            let route = snapshot.routes.iter().find(|r| r.name == cfg.name);
+            if let (Some(obj), Some(route)) = (v.as_object_mut(), route) {
+                obj.insert("prefix".into(), Value::String(route.prefix.clone()));
+                obj.insert("effective".into(), effective(snapshot, route));
             }
             v
         })
         .collect();
     ok(&json!({ "routes": routes, "groups": snapshot.file.groups }))
+}
+
+/// What applies to a route's requests, group and global settings merged and defaults filled
+/// in: its checks (`auth` null when open, `rate_limit` null when none) and its caching.
+fn effective(snapshot: &Snapshot, route: &Route) -> Value {
+    let mut out = route.chain.effective();
+    out["cache"] = match (&route.cache, &snapshot.cache) {
+        (Some(policy), Some(cache)) => json!({
+            "ttl_s": policy.ttl.unwrap_or(cache.default_ttl).as_secs(),
+            "authenticated": policy.authenticated,
+        }),
+        _ => Value::Null,
+    };
+    out
 }
 
 /// `GET /api/upstreams`: every upstream and backend with health and counters.

@@ -27,6 +27,8 @@ pub const MAX_RETRIES: usize = 16;
 
 struct Member {
     addr: SocketAddr,
+    /// The config's label for it.
+    name: Option<String>,
     backend: Backend,
     stats: Arc<BackendStats>,
 }
@@ -137,6 +139,7 @@ impl Upstream {
             backend.ext.insert(Arc::clone(&stats));
             members.push(Member {
                 addr,
+                name: b.name.clone(),
                 backend,
                 stats,
             });
@@ -320,6 +323,7 @@ impl Upstream {
                 .iter()
                 .map(|m| BackendView {
                     addr: m.addr.to_string(),
+                    name: m.name.clone(),
                     weight: m.backend.weight,
                     healthy: self.backends.ready(&m.backend),
                     active_connections: m.stats.in_flight(),

@@ -14,6 +14,9 @@ pub struct UpstreamView {
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendView {
     pub addr: String,
+    /// The backend's `name` in the config, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub weight: usize,
     pub healthy: bool,
     /// Requests in flight on the backend now.

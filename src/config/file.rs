@@ -460,6 +460,9 @@ pub struct BackendConfig {
     pub addr: String,
     #[serde(default = "one")]
     pub weight: usize,
+    /// A label for people (the dashboard, the admin API); metrics name backends by address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 fn one() -> usize {

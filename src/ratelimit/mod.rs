@@ -73,6 +73,33 @@ thread_local! {
 }
 
 impl Limiter {
+    /// What this limiter enforces, every default filled in (for the admin API).
+    pub fn effective(&self) -> serde_json::Value {
+        let (algorithm, rate, burst) = match self.algorithm {
+            Algorithm::TokenBucket { burst, .. } => (
+                "token_bucket",
+                self.policy.rate.unwrap_or(DEFAULT_RATE),
+                Some(burst as u64),
+            ),
+            Algorithm::SlidingWindow { .. } => (
+                "sliding_window",
+                self.policy.rate.unwrap_or(DEFAULT_RATE),
+                None,
+            ),
+        };
+        serde_json::json!({
+            "algorithm": algorithm,
+            "rate": rate,
+            "burst": burst,
+            "key": self.key.iter().map(KeyPart::name).collect::<Vec<_>>(),
+            "store": match self.store {
+                Store::Local(_) => "memory",
+                Store::Redis(_) => "redis",
+            },
+            "on_store_error": if self.deny_on_error { "deny" } else { "allow" },
+        })
+    }
+
     /// Builds the limiter of `route` from its merged policy. `None` when the policy names the
     /// redis store and the file has no `redis` section (reported by [`Level::parse`]).
     pub fn build(route: &str, policy: &Level, redis: Option<&Arc<RedisHandle>>) -> Option<Limiter> {

@@ -27,6 +27,17 @@ pub enum KeyPart {
 }
 
 impl KeyPart {
+    /// Its config name.
+    pub fn name(&self) -> String {
+        match self {
+            KeyPart::ClientIp => "client_ip".into(),
+            KeyPart::User => "user".into(),
+            KeyPart::Path => "path".into(),
+            KeyPart::Route => "route".into(),
+            KeyPart::Header(h) => format!("header:{h}"),
+        }
+    }
+
     /// A key part by its config name (`client_ip`, `user`, `path`, `route`, `header:<Name>`).
     pub fn parse(text: &str) -> Option<KeyPart> {
         Some(match text {
