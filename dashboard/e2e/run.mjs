@@ -24,20 +24,21 @@ try {
   const ports = { proxy: await freePort(), metrics: await freePort(), admin: await freePort() };
   const prom = await prometheus(`127.0.0.1:${ports.metrics}`);
   const hash = hashPassword(bin, "admin-pass");
-  const yaml = (dir, { secret = SECRET, cachedUpstream = "app" } = {}) => `server: {threads: 1, pid_file: ${dir}/gw.pid, upgrade_sock: ${dir}/up.sock, grace_period: 1s, graceful_shutdown_timeout: 2s}
+  const yaml = (dir, { secret = SECRET, cachedUpstream = "app", promUrl = prom } = {}) => `server: {threads: 1, pid_file: ${dir}/gw.pid, upgrade_sock: ${dir}/up.sock, grace_period: 1s, graceful_shutdown_timeout: 2s}
 listen: {proxy: "127.0.0.1:${ports.proxy}", metrics: "127.0.0.1:${ports.metrics}", admin: "127.0.0.1:${ports.admin}"}
 log: {level: info, format: json, access_log: false}
-admin: {dashboard_dir: "${dist}", prometheus_url: "${prom}"}
+admin: {dashboard_dir: "${dist}", prometheus_url: "${promUrl}"}
 auth:
   jwt: {algorithm: HS256, secret: "${secret}", issuer: gw, audience: api, access_ttl: 70s, refresh_ttl: 1h}
   users: [{username: admin, password_hash: "${hash}", roles: [admin]}]
 upstreams:
   app:
-    backends: [{addr: "${a.addr}"}, {addr: "${b.addr}"}]
+    backends: [{addr: "${a.addr}", name: backend-a}, {addr: "${b.addr}", name: backend-b}]
     health_check: {kind: http, path: /health, interval: 500ms, timeout: 300ms, healthy_threshold: 1, unhealthy_threshold: 1}
 routes:
   - {name: app, path: /app, upstream: app}
   - {name: cached, path: /cached, upstream: ${cachedUpstream}, cache: {enabled: true, ttl: 60s}}
+  - {name: guarded, path: /guarded, upstream: app, auth: {required: true, roles: [admin]}, rate_limit: {rate: 5/s, burst: 10}}
 `;
   gw = await gateway(bin, ports, (dir) => yaml(dir));
   const admin = `http://127.0.0.1:${ports.admin}`;
@@ -90,8 +91,12 @@ routes:
     const rps = Number((await page.getByTestId("tile-rps").locator(".tile-value").textContent()) ?? "0");
     return rps > 0 && (await points()) !== before;
   });
+  // A few more seconds of traffic, so the trend charts show a line (docs/dashboard.png is this shot).
+  await waitFor("ten seconds of points", 30_000, async () => ((await points()) ?? "").split(" ").length >= 10);
   loading = false;
   await load;
+  const axis = ((await page.getByTestId("chart-requests-time").textContent()) ?? "").match(/\d\d:\d\d:\d\d/g) ?? [];
+  assert(axis.length === 3, `the trend chart has a time axis: ${axis}`);
   await shot("overview");
 
   step("backends, and one going down");
@@ -104,6 +109,10 @@ routes:
   await waitFor("the stopped backend to show unhealthy", 8_000, async () => (await health(b.addr).textContent()) === "unhealthy");
   console.log(`dashboard e2e: unhealthy shown ${Date.now() - stoppedAt} ms after the stop`);
   assert((await health(a.addr).textContent()) === "healthy", "the other backend stays healthy");
+  assert(
+    ((await page.getByTestId(`backend-${a.addr}`).locator("td").first().textContent()) ?? "") === "backend-a",
+    "backends show their names",
+  );
   await shot("backends");
 
   step("metrics computed in the browser");
@@ -132,6 +141,15 @@ routes:
   step("routes");
   await page.getByRole("link", { name: "Routes" }).click();
   await page.getByRole("cell", { name: "cached", exact: true }).waitFor();
+  const cell = async (route, what) => (await page.getByTestId(`route-${route}`).getByTestId(what).textContent()) ?? "";
+  assert((await cell("app", "auth")) === "open", `an open route says so: ${await cell("app", "auth")}`);
+  assert((await cell("app", "rate-limit")) === "none", "no limit on the open route");
+  assert((await cell("guarded", "auth")) === "token, roles: admin", `guarded: ${await cell("guarded", "auth")}`);
+  assert(
+    /^5\/1?s, burst 10per client_ip \+ user \+ path · memory$/.test(await cell("guarded", "rate-limit")),
+    `the limit: ${await cell("guarded", "rate-limit")}`,
+  );
+  assert((await cell("cached", "cache")) === "on, 60s", `the cache: ${await cell("cached", "cache")}`);
   await shot("routes");
 
   step("purge");
@@ -142,13 +160,16 @@ routes:
   await page.getByLabel("URL", { exact: true }).fill("/cached/x");
   await page.getByRole("button", { name: "Purge" }).click();
   await page.getByText("Purged 1 entry for url /cached/x").waitFor();
+  assert(((await page.getByTestId("cache-store").textContent()) ?? "").startsWith("Memory store"), "the store in use");
   assert((await cacheStatus()) === "MISS", "purged from the cache");
   await shot("cache");
 
   step("reload a broken config and see the problems");
   await page.getByRole("link", { name: "Config" }).click();
   await page.getByTestId("config").filter({ hasText: "[redacted]" }).waitFor();
-  assert(!((await page.getByTestId("config").textContent()) ?? "").includes(SECRET), "the secret is redacted");
+  const configText = (await page.getByTestId("config").textContent()) ?? "";
+  assert(!configText.includes(SECRET), "the secret is redacted");
+  assert(/^routes:$/m.test(configText) && !configText.includes("null"), `the config as YAML, no nulls: ${configText.slice(0, 200)}`);
   const good = gw.read();
   gw.write(yaml(gw.dir, { cachedUpstream: "nowhere" }));
   await page.getByRole("button", { name: "Reload" }).click();
@@ -159,6 +180,19 @@ routes:
   await page.getByText("Reloaded: nothing changed.").waitFor();
   assert((await page.getByTestId("problems").count()) === 0, "the problems are gone after a good reload");
   await shot("config");
+
+  step("PromQL without a Prometheus says so before anything is run");
+  gw.write(yaml(gw.dir, { promUrl: "" }));
+  await page.getByRole("button", { name: "Reload" }).click();
+  await page.getByText(/Reloaded: admin changed/).waitFor();
+  await page.getByRole("link", { name: "PromQL" }).click();
+  await page.getByTestId("promql-off").waitFor();
+  assert(await page.getByRole("button", { name: "Run" }).isDisabled(), "Run is off without a Prometheus");
+  await shot("promql-off");
+  gw.write(good);
+  await page.getByRole("link", { name: "Config" }).click();
+  await page.getByRole("button", { name: "Reload" }).click();
+  await page.getByText(/Reloaded: admin changed/).waitFor();
 
   step("the access token is renewed before it expires");
   await waitFor("the automatic renewal (due 10 s after login)", Math.max(1000, 20_000 - (Date.now() - loggedInAt)), () => refreshes > 0);

@@ -38,6 +38,12 @@ function format(v: number, unit: string): string {
   return `${v.toFixed(digits)}${unit}`;
 }
 
+/** `HH:MM:SS` of `x`, in seconds or (past the year 5138) milliseconds since the epoch. */
+export function clock(x: number): string {
+  const d = new Date(x > 1e11 ? x : x * 1000);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+}
+
 export function LineChart({ title, series, unit = "", height = 160, testId }: Props) {
   const all = series.flatMap((s) => s.points);
   const xs = all.map((p) => p[0]);
@@ -86,6 +92,13 @@ export function LineChart({ title, series, unit = "", height = 160, testId }: Pr
           />
         ))}
       </svg>
+      {xs.length > 0 && (
+        <div className="time-axis" data-testid={testId ? `${testId}-time` : undefined}>
+          <span>{clock(x0)}</span>
+          <span>{clock((x0 + x1) / 2)}</span>
+          <span>{clock(x1)}</span>
+        </div>
+      )}
     </figure>
   );
 }

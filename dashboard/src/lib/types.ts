@@ -2,6 +2,8 @@
 
 export interface Backend {
   addr: string;
+  /** The backend's name in the config, when it has one. */
+  name?: string;
   weight: number;
   healthy: boolean;
   ejected: boolean;
@@ -53,6 +55,26 @@ export interface RouteInfo {
   rate_limit?: Record<string, unknown> | null;
   cache?: { enabled: boolean; ttl?: string | null; authenticated?: boolean } | null;
   timeout?: string | null;
+  /** What applies: group and global settings merged, defaults filled in (the gateway's own view). */
+  effective?: Effective;
+}
+
+export interface Effective {
+  /** `null`: open. */
+  auth: { roles: string[] } | null;
+  /** `null`: no limit. */
+  rate_limit: {
+    algorithm: "token_bucket" | "sliding_window";
+    rate: string;
+    burst: number | null;
+    key: string[];
+    store: "memory" | "redis";
+    on_store_error: "allow" | "deny";
+  } | null;
+  ip_rules: boolean;
+  max_body_size: number | null;
+  /** `null`: not cached. */
+  cache: { ttl_s: number; authenticated: boolean } | null;
 }
 
 export interface Named {

@@ -39,9 +39,10 @@ export function Backends() {
               </span>
             )}
           </h3>
-          <Table headings={["Backend", "Weight", "Health", "In flight", "Requests", "Failures", "Last check"]}>
+          <Table headings={["Backend", "Address", "Weight", "Health", "In flight", "Requests", "Failures", "Last check"]}>
             {u.backends.map((b) => (
               <tr key={b.addr} data-testid={`backend-${b.addr}`}>
+                <td>{b.name ?? "–"}</td>
                 <td>{b.addr}</td>
                 <td>{b.weight}</td>
                 <td>

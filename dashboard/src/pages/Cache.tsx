@@ -1,6 +1,7 @@
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { useNotify, useReportError } from "../components/Snackbar";
 import { useServices } from "../context";
+import { cacheStore } from "../lib/config";
 
 export function CachePage() {
   const { api } = useServices();
@@ -9,6 +10,13 @@ export function CachePage() {
   const [mode, setMode] = useState<"url" | "prefix">("url");
   const [value, setValue] = useState("");
   const [busy, setBusy] = useState(false);
+  const [store, setStore] = useState<"memory" | "redis" | "none" | null>(null);
+  useEffect(() => {
+    api.json<unknown>("/api/config").then(
+      (c) => setStore(cacheStore(c)),
+      (e: unknown) => report("Config", e),
+    );
+  }, [api, report]);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setBusy(true);
@@ -47,7 +55,15 @@ export function CachePage() {
           Purge
         </button>
       </form>
-      <p className="note">Purges reach every instance sharing the cache (Redis store).</p>
+      <p className="note" data-testid="cache-store">
+        {store === "redis"
+          ? "Redis store: purges reach every instance sharing it."
+          : store === "memory"
+            ? "Memory store: a purge takes this instance's entries; other instances keep theirs."
+            : store === "none"
+              ? "No cache section: the gateway caches nothing, so there is nothing to purge."
+              : "…"}
+      </p>
     </section>
   );
 }

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState } from "react";
 import { useNotify, useReportError } from "../components/Snackbar";
 import { useServices } from "../context";
 import { ApiError, type Problem } from "../lib/api";
+import { compact, toYaml } from "../lib/config";
 import type { Changes } from "../lib/types";
 
 function describe(c: Changes): string {
@@ -71,9 +72,13 @@ export function ConfigPage() {
           </ul>
         </div>
       )}
-      <p className="note">The running config; secrets, hashes and URL credentials are redacted.</p>
+      <p className="note">
+        The running config as YAML: what the file sets, with the defaults the gateway filled in where a section
+        has them; a key not shown takes its default (README, Configuration). Secrets, hashes and URL
+        credentials are redacted. Each route's effective auth, rate limit and cache are on the Routes page.
+      </p>
       <pre className="config" data-testid="config">
-        {config === null ? "Loading…" : JSON.stringify(config, null, 2)}
+        {config === null ? "Loading…" : toYaml(compact(config))}
       </pre>
     </section>
   );

@@ -1,8 +1,9 @@
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { LineChart, PALETTE } from "../components/LineChart";
 import { useNotify, useReportError } from "../components/Snackbar";
 import { useServices } from "../context";
 import type { PromAnswer, PromSeries } from "../lib/api";
+import { prometheusConfigured } from "../lib/config";
 
 const HISTORY_KEY = "gw.promql.history";
 
@@ -33,6 +34,14 @@ export function PromQL() {
   const [answer, setAnswer] = useState<PromAnswer | null>(null);
   const [history, setHistory] = useState<string[]>(loadHistory);
   const [busy, setBusy] = useState(false);
+  // Whether the running config names a Prometheus: said before anything is run.
+  const [configured, setConfigured] = useState<boolean | null>(null);
+  useEffect(() => {
+    api.json<unknown>("/api/config").then(
+      (c) => setConfigured(prometheusConfigured(c)),
+      (e: unknown) => report("Config", e),
+    );
+  }, [api, report]);
 
   const run = async (q: string) => {
     setBusy(true);
@@ -71,6 +80,13 @@ export function PromQL() {
   return (
     <section>
       <h2>PromQL</h2>
+      {configured === false && (
+        <p className="notice" role="status" data-testid="promql-off">
+          No Prometheus is configured: set <code>admin.prometheus_url</code> to the Prometheus that scrapes this
+          gateway&apos;s metrics listener, then reload. (<code>make run</code> starts one when Prometheus is
+          installed.)
+        </p>
+      )}
       <form className="promql" onSubmit={submit}>
         <textarea aria-label="Query" value={query} onChange={(e) => setQuery(e.target.value)} rows={2} />
         <div className="row">
@@ -89,7 +105,7 @@ export function PromQL() {
               </select>
             </label>
           )}
-          <button type="submit" disabled={busy}>
+          <button type="submit" disabled={busy || configured !== true}>
             Run
           </button>
         </div>

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { useReportError } from "../components/Snackbar";
 import { Table } from "../components/Table";
 import { useServices } from "../context";
-import { upstreamText } from "../lib/routes";
+import { authText, cacheText, limitDetail, limitText, upstreamText } from "../lib/routes";
 import type { RouteInfo } from "../lib/types";
 
 interface RoutesAnswer {
@@ -10,10 +10,11 @@ interface RoutesAnswer {
   groups: Record<string, { prefix: string; auth?: RouteInfo["auth"]; rate_limit?: unknown }>;
 }
 
-function auth(a: RouteInfo["auth"]): string {
-  if (!a) return "inherited";
+/** A group's own auth setting, as written (its routes show what applies). */
+function groupAuth(a: RouteInfo["auth"]): string {
+  if (!a) return "–";
   const roles = a.roles?.length ? ` (${a.roles.join(", ")})` : "";
-  return a.required === false ? "open" : a.required || roles ? `required${roles}` : "inherited";
+  return a.required === false ? "open" : a.required || roles ? `required${roles}` : "–";
 }
 
 export function RoutesPage() {
@@ -27,9 +28,10 @@ export function RoutesPage() {
   return (
     <section>
       <h2>Routes</h2>
+      <p className="note">Auth, rate limit and cache as they apply: group and global settings merged, defaults filled in.</p>
       <Table headings={["Name", "Prefix", "Methods", "Upstream", "Group", "Auth", "Rate limit", "Cache"]}>
         {data.routes.map((r) => (
-          <tr key={r.name}>
+          <tr key={r.name} data-testid={`route-${r.name}`}>
             <td>{r.name}</td>
             <td>
               <code>{r.prefix ?? r.path}</code>
@@ -38,9 +40,17 @@ export function RoutesPage() {
             <td>{r.methods?.join(", ") ?? "any"}</td>
             <td>{upstreamText(r)}</td>
             <td>{r.group ?? "–"}</td>
-            <td>{auth(r.auth)}</td>
-            <td>{r.rate_limit ? JSON.stringify(r.rate_limit) : "inherited"}</td>
-            <td>{r.cache?.enabled ? `on${r.cache.ttl ? `, ${r.cache.ttl}` : ""}` : "off"}</td>
+            <td data-testid="auth">{authText(r.effective)}</td>
+            <td data-testid="rate-limit">
+              {limitText(r.effective)}
+              {limitDetail(r.effective) && (
+                <>
+                  <br />
+                  <small className="note">{limitDetail(r.effective)}</small>
+                </>
+              )}
+            </td>
+            <td data-testid="cache">{cacheText(r.effective)}</td>
           </tr>
         ))}
       </Table>
@@ -54,7 +64,7 @@ export function RoutesPage() {
                 <td>
                   <code>{g.prefix}</code>
                 </td>
-                <td>{auth(g.auth ?? null)}</td>
+                <td>{groupAuth(g.auth ?? null)}</td>
                 <td>{g.rate_limit ? JSON.stringify(g.rate_limit) : "–"}</td>
               </tr>
             ))}
