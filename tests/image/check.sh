@@ -130,7 +130,16 @@ index=$(curl -fsS "http://127.0.0.1:$admin/") || fail "no dashboard index"
 grep -qi '<div id="root">' <<<"$index" || fail "the dashboard index: $index"
 echo "ok: dashboard index served from the image"
 
-kill -TERM "$gateway"
+# SIGTERM to the gateway itself, as a container runtime sends it (buildah run would kill it):
+# chroot isolation shares the host's process table, and its environment names its listener.
+inside=
+for p in $(pgrep -x gateway); do
+  if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "GATEWAY_PROXY_ADDR=127.0.0.1:$proxy"; then
+    inside=$p
+  fi
+done
+[ -n "$inside" ] || fail "the gateway's process was not found"
+kill -TERM "$inside"
 for _ in $(seq 1 100); do kill -0 "$gateway" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$gateway" 2>/dev/null && fail "still running 10 s after SIGTERM"
 grep -q "SIGTERM received, gracefully exiting" "$scratch/gateway.log" \
