@@ -118,3 +118,34 @@ fn a_case_insensitive_route_keeps_one_entry_for_every_spelling() {
         "MISS"
     );
 }
+
+#[test]
+fn escaped_spellings_of_a_query_share_an_entry() {
+    let b = Backend::start("b");
+    let gw = start(&b);
+    assert_eq!(
+        status(&request("GET", &gw.url("/q?name=%41b"), &[], None)),
+        "MISS"
+    );
+    assert_eq!(
+        status(&request("GET", &gw.url("/q?name=Ab"), &[], None)),
+        "HIT"
+    );
+    assert_eq!(
+        status(&request("GET", &gw.url("/q?p=%2f"), &[], None)),
+        "MISS"
+    );
+    assert_eq!(
+        status(&request("GET", &gw.url("/q?p=%2F"), &[], None)),
+        "HIT"
+    );
+    // Order stays significant.
+    assert_eq!(
+        status(&request("GET", &gw.url("/q?a=1&b=2"), &[], None)),
+        "MISS"
+    );
+    assert_eq!(
+        status(&request("GET", &gw.url("/q?b=2&a=1"), &[], None)),
+        "MISS"
+    );
+}

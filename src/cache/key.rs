@@ -53,7 +53,8 @@ impl RoutePolicy {
     }
 }
 
-/// The key of one URL for every caller: `<key_prefix>:GET:<path>:<query>`.
+/// The key of one URL for every caller: `<key_prefix>:GET:<path>:<query>`, the query with its
+/// escapes normalized ([`push_query`]).
 pub fn url_key(key_prefix: &str, path: &str, query: Option<&str>) -> String {
     let query = query.unwrap_or("");
     let mut key = String::with_capacity(key_prefix.len() + path.len() + query.len() + 6);
@@ -61,8 +62,43 @@ pub fn url_key(key_prefix: &str, path: &str, query: Option<&str>) -> String {
     key.push_str(":GET:");
     key.push_str(path);
     key.push(':');
-    key.push_str(query);
+    push_query(&mut key, query);
     key
+}
+
+/// `query` with `%XX` escapes normalized as RFC 3986 (6.2.2) allows: an escaped unreserved
+/// character (`%41` for `A`) written as itself, other escapes in upper case (`%2f` as `%2F`), so
+/// spellings of one query share an entry. The order of parameters is kept: a backend may read it.
+fn push_query(key: &mut String, query: &str) {
+    if !query.contains('%') {
+        key.push_str(query);
+        return;
+    }
+    let bytes = query.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) => hex(h).zip(hex(l)).map(|(h, l)| (h * 16 + l) as u8),
+            _ => None,
+        };
+        match escaped {
+            Some(b) if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') => {
+                key.push(b as char);
+                i += 3;
+            }
+            Some(b) => {
+                let _ = write!(key, "%{b:02X}");
+                i += 3;
+            }
+            None => {
+                // Not an escape: the character as it is (a query is ASCII or UTF-8).
+                let len = query[i..].chars().next().map_or(1, char::len_utf8);
+                key.push_str(&query[i..i + len]);
+                i += len;
+            }
+        }
+    }
 }
 
 /// Marks `key` as the answer of one upstream of a route that splits its traffic, so each
@@ -142,6 +178,18 @@ mod tests {
             p.admit("gw", &req("POST", "/a/b", &[]), "/a/b", None),
             Admission::Bypass
         );
+    }
+
+    #[test]
+    fn spellings_of_one_query_share_a_key() {
+        let key = |q: &str| url_key("gw", "/a", Some(q));
+        assert_eq!(key("name=%41b%7e"), key("name=Ab~"));
+        assert_eq!(key("p=%2f"), key("p=%2F"));
+        assert_eq!(key("p=%2F"), "gw:GET:/a:p=%2F");
+        assert_ne!(key("a=1&b=2"), key("b=2&a=1"), "order is kept");
+        assert_ne!(key("p=%2F"), key("p=/"), "reserved escapes stay escaped");
+        assert_eq!(key("bad=%zz&é=1"), "gw:GET:/a:bad=%zz&é=1");
+        assert_eq!(key("tail=%4"), "gw:GET:/a:tail=%4");
     }
 
     #[test]

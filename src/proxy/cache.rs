@@ -6,6 +6,7 @@ use crate::cache::{self, Admission, Purge, FRONT};
 use crate::outcome::{ErrorCode, Flow, Reply};
 use pingora::cache::key::HashBinary;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::cache::predictor::Predictor;
 use pingora::cache::{CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -18,6 +19,12 @@ use std::time::Duration;
 const LOCK_AGE: Duration = Duration::from_secs(30);
 
 static LOCK: LazyLock<Box<CacheKeyLockImpl>> = LazyLock::new(|| CacheLock::new_boxed(LOCK_AGE));
+
+/// Keys whose last answer could not be stored (`no-store`, `private`, an error status, too
+/// large): their next requests go straight to the origin, without a lookup or the fill lock
+/// (in Redis too), until an answer can be stored again. 32 × 2 048 keys at most, least recent
+/// forgotten first.
+static PREDICTOR: LazyLock<Predictor<32>> = LazyLock::new(|| Predictor::new(2_048, None));
 
 /// `request_cache_filter`: turns the cache on for a request its route may serve from it.
 pub fn enable(session: &mut Session, ctx: &mut RequestCtx) {
@@ -54,9 +61,14 @@ pub fn enable(session: &mut Session, ctx: &mut RequestCtx) {
             }
             let mut overrides = CacheOptionOverrides::default();
             overrides.wait_timeout = Some(cache.lock_timeout);
-            session
-                .cache
-                .enable(&FRONT, None, None, Some(LOCK.as_ref()), Some(overrides));
+            let predictor: &'static Predictor<32> = &PREDICTOR;
+            session.cache.enable(
+                &FRONT,
+                None,
+                Some(predictor),
+                Some(LOCK.as_ref()),
+                Some(overrides),
+            );
             session.cache.set_max_file_size_bytes(cache.max_object_size);
             ctx.cache = CacheCtx {
                 used: Use::On,
@@ -129,6 +141,8 @@ pub fn result(session: &Session, ctx: &RequestCtx) -> Option<(&'static str, &'st
             CachePhase::Expired | CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => {
                 ("EXPIRED", "expired")
             }
+            // A key the predictor knows to be uncacheable: the origin answered, as for a miss.
+            CachePhase::Bypass if !session.cache.cacheable_prediction() => ("MISS", "miss"),
             CachePhase::Bypass => ("BYPASS", "bypass"),
             _ => ("MISS", "miss"),
         },

@@ -134,7 +134,7 @@ echo "ok: dashboard index served from the image"
 # chroot isolation shares the host's process table, and its environment names its listener.
 inside=
 for p in $(pgrep -x gateway); do
-  if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "GATEWAY_PROXY_ADDR=127.0.0.1:$proxy"; then
+  if { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "GATEWAY_PROXY_ADDR=127.0.0.1:$proxy"; then
     inside=$p
   fi
 done
