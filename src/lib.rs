@@ -21,6 +21,7 @@ mod body;
 mod cache;
 mod chain;
 mod cli;
+mod client;
 mod config;
 mod connection;
 mod header_edit;
@@ -34,6 +35,7 @@ mod proxy;
 mod ratelimit;
 mod redis;
 mod reload;
+mod request_id;
 mod routing;
 mod security;
 mod snapshot;
@@ -74,7 +76,7 @@ pub mod fuzzing {
     pub fn client_ip(peer: IpAddr, trusted: &[&str], req: &RequestHeader) -> IpAddr {
         let list: Vec<String> = trusted.iter().map(|s| (*s).to_owned()).collect();
         let trusted = TrustedProxies::build(&list, &mut ConfigErrors::default());
-        crate::proxy::client_ip(peer, &trusted, req)
+        crate::client::client_ip(peer, &trusted, req)
     }
 
     /// The rate-limit key of the parts named in `parts` (config names) for these inputs.
@@ -157,7 +159,8 @@ pub mod fuzzing {
 /// internals, not a stable API.
 #[doc(hidden)]
 pub mod internals {
-    use crate::proxy::{RequestCtx, RequestId};
+    use crate::proxy::RequestCtx;
+    use crate::request_id::RequestId;
     use pingora::http::RequestHeader;
     use std::net::IpAddr;
     use std::sync::Arc;

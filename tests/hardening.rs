@@ -852,3 +852,28 @@ fn connections_per_address_are_capped() {
         answer.is_ok_and(|r| r.status == 200).then_some(())
     });
 }
+
+/// The admin listener's `/auth/*` is the proxy's: the same global IP rules, and the same client
+/// address (an IPv4 client of a dual-stack listener is the IPv4 address the rules name).
+#[test]
+fn the_admin_listeners_login_meets_the_global_ip_rules() {
+    let b = Backend::start("b");
+    let header =
+        common::gateway::header().replace("admin: \"{admin}\"", "admin: \"[::]:{admin_port}\"");
+    let gw = Gateway::start_raw(&with_routes(
+        header + &auth_section("memory") + "security: {ip_deny: [127.0.0.1/32]}\n",
+        &b,
+        &["{name: r, path: /, upstream: u}"],
+    ));
+    let body = serde_json::json!({"username": "alice", "password": "alice-pass"}).to_string();
+    let r = request(
+        "POST",
+        &gw.admin_url("/auth/login"),
+        &[("content-type", "application/json")],
+        Some(&body),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.error_code(), "forbidden");
+    // And the proxy listener's, as before.
+    assert_eq!(login(&gw, "alice", "alice-pass").status, 403);
+}

@@ -11,10 +11,11 @@ mod redact;
 
 pub use history::{History, Sampler};
 
-use crate::auth::endpoints::{self, Call, Endpoint, MAX_BODY};
+use crate::auth::endpoints::{self, Endpoint};
 use crate::auth::AuthPolicy;
+use crate::client::{client_ip, peer_ip};
 use crate::outcome::{Denial, ErrorCode};
-use crate::proxy::{client_ip, RequestId};
+use crate::request_id::RequestId;
 use crate::snapshot::Snapshot;
 use crate::state::Shared;
 use answer::Answer;
@@ -204,27 +205,10 @@ async fn token_endpoint(
     let Some(auth) = snapshot.auth.as_ref().filter(|a| a.issues_tokens()) else {
         return ErrorCode::RouteNotFound.into();
     };
-    let body = match crate::body::read_limited(session, MAX_BODY).await {
-        Ok(body) => body,
-        Err(_) => return ErrorCode::BadRequest.into(),
-    };
-    let req = session.req_header();
-    let peer = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
-    let client = peer.map(|ip| client_ip(ip, &snapshot.edge.trusted_proxies, req));
-    let handled = endpoints::handle(
-        auth,
-        endpoint,
-        Call {
-            method: &req.method,
-            body: body.as_deref(),
-            client_ip: client,
-            bearer: crate::auth::bearer(req),
-        },
-    )
-    .await;
+    let trusted = &snapshot.edge.trusted_proxies;
+    let client = peer_ip(session).map(|ip| client_ip(ip, trusted, session.req_header()));
+    let ip_rules = &snapshot.edge.ip_rules;
+    let handled = endpoints::serve(auth, ip_rules, endpoint, session, client).await;
     if let Some(event) = handled.event {
         crate::metrics::auth(event.result, event.reason);
     }

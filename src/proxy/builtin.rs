@@ -4,8 +4,8 @@
 
 use super::ctx::RequestCtx;
 use super::{cache, health};
-use crate::auth::endpoints::{self, Call, Endpoint, MAX_BODY};
-use crate::outcome::{ErrorCode, Flow, Reply};
+use crate::auth::endpoints::{self, Endpoint};
+use crate::outcome::{Flow, Reply};
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use std::sync::Arc;
@@ -29,24 +29,11 @@ pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option
     let Some(endpoint) = Endpoint::at(path) else {
         return Ok(None);
     };
-    // The global IP rules cover the token endpoints too (only /health is exempt).
-    if !ctx.snapshot.edge.ip_rules.admit(ctx.peer.client_ip) {
-        return Ok(Some(ErrorCode::Forbidden.into()));
-    }
     let auth = Arc::clone(auth);
-    let body = crate::body::read_limited(session.as_mut(), MAX_BODY).await?;
-    let req = session.req_header();
-    let handled = endpoints::handle(
-        &auth,
-        endpoint,
-        Call {
-            method: &req.method,
-            body: body.as_deref(),
-            client_ip: ctx.peer.client_ip,
-            bearer: crate::auth::bearer(req),
-        },
-    )
-    .await;
+    let snapshot = Arc::clone(&ctx.snapshot);
+    let ip_rules = &snapshot.edge.ip_rules;
+    let client = ctx.peer.client_ip;
+    let handled = endpoints::serve(&auth, ip_rules, endpoint, session.as_mut(), client).await;
     ctx.outcome.endpoint_auth = handled.event;
     Ok(Some(handled.flow))
 }

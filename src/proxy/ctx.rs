@@ -1,10 +1,10 @@
 //! Per-request state carried between the proxy phases, grouped by when it is written.
 
-use super::request_id::RequestId;
 use crate::auth::AuthEvent;
 use crate::balance::{BackendStats, Connecting, InFlight, Refusal, Slot, Upstream};
 use crate::chain::Admitted;
 use crate::outcome::ErrorCode;
+use crate::request_id::RequestId;
 use crate::routing::Route;
 use crate::snapshot::Snapshot;
 use std::net::IpAddr;

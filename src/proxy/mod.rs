@@ -13,7 +13,6 @@ mod grpc;
 mod header_case;
 mod health;
 mod observe;
-mod request_id;
 mod respond;
 mod retry;
 mod service;
@@ -21,7 +20,5 @@ mod span;
 mod tls_accept;
 
 pub use ctx::RequestCtx;
-pub use forwarded::client_ip;
-pub use request_id::RequestId;
 pub use service::{to_backend, Gateway, UPSTREAM_IDLE_TIMEOUT};
 pub use tls_accept::settings as tls_settings;

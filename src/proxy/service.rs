@@ -1,7 +1,6 @@
 //! `impl ProxyHttp`: each phase reads the context, calls one module, records the outcome.
 
 use super::ctx::{RequestCtx, RequestTrace, Tunnel};
-use super::request_id::{self, RequestId};
 use super::retry::{self, Failure};
 use super::{builtin, cache, error_fold, errors, forwarded, grpc, header_case, observe, respond};
 use crate::balance::InFlight;
@@ -9,6 +8,7 @@ use crate::chain::Request;
 use crate::config::file::HeaderCase;
 use crate::header_edit::HeaderEdit;
 use crate::outcome::{Denial, ErrorCode, Flow, Reply};
+use crate::request_id::{self, RequestId};
 use crate::routing::{normalize, Client, Lookup};
 use crate::security::{self, is_preflight};
 use crate::state::Shared;
@@ -72,7 +72,7 @@ impl ProxyHttp for Gateway {
         if let Some(peer) = peer_ip(session) {
             let trusted = &ctx.snapshot.edge.trusted_proxies;
             ctx.peer.trusted = trusted.contains(peer);
-            ctx.peer.client_ip = Some(forwarded::client_ip(peer, trusted, req));
+            ctx.peer.client_ip = Some(crate::client::client_ip(peer, trusted, req));
         }
         if let Some(tracer) = crate::trace::get() {
             let incoming = (ctx.peer.trusted || tracer.trust_client_context)
@@ -604,11 +604,9 @@ fn raw_head(session: &Session) -> Option<bytes::Bytes> {
     }
 }
 
-/// The TCP peer's address; an IPv4 client of a dual-stack listener (`::ffff:a.b.c.d`) as the
-/// IPv4 address it is, so IPv4 rules and trusted proxies apply to it.
+/// The TCP peer's address (see [`crate::client::peer_ip`]).
 fn peer_ip(session: &Session) -> Option<IpAddr> {
-    let addr = session.client_addr()?.as_inet()?;
-    Some(addr.ip().to_canonical())
+    crate::client::peer_ip(session.as_downstream())
 }
 
 /// The client address as hash key bytes (for `ip_hash`), written into `buf`.

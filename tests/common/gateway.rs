@@ -219,6 +219,7 @@ pub fn header() -> String {
 fn fill(yaml: &str, dir: &Path, [proxy, metrics, admin]: [SocketAddr; 3]) -> String {
     yaml.replace("{proxy}", &proxy.to_string())
         .replace("{proxy_port}", &proxy.port().to_string())
+        .replace("{admin_port}", &admin.port().to_string())
         .replace("{metrics}", &metrics.to_string())
         .replace("{admin}", &admin.to_string())
         .replace("{dir}", &dir.display().to_string())
