@@ -29,6 +29,7 @@ mod health;
 mod http_client;
 mod ip_text;
 mod logging;
+mod method_set;
 mod metrics;
 mod outcome;
 mod proxy;
@@ -41,6 +42,7 @@ mod security;
 mod snapshot;
 mod state;
 mod tls;
+mod token_api;
 mod trace;
 
 pub use app::{check_listeners, run};

@@ -240,3 +240,57 @@ fn outcome_is_a_leaf() {
         .expect("src/outcome.rs");
     assert!(outcome.is_empty(), "outcome imports {outcome:?}");
 }
+
+/// The features, taken as folders, form no loop either: `health/` may use `balance/`, not the
+/// other way too. (The hubs that hold them together, `state`, `snapshot`, `config`, are left
+/// out: they name every feature by design.)
+#[test]
+fn no_feature_imports_another_that_imports_it_back() {
+    const FEATURES: [&str; 11] = [
+        "auth",
+        "balance",
+        "cache",
+        "chain",
+        "health",
+        "outcome",
+        "ratelimit",
+        "routing",
+        "security",
+        "trace",
+        "admin",
+    ];
+    let (edges, _) = graph();
+    let mut folders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (from, targets) in &edges {
+        let Some(f) = from.first().filter(|f| FEATURES.contains(&f.as_str())) else {
+            continue;
+        };
+        for to in targets {
+            if let Some(t) = to
+                .first()
+                .filter(|t| *t != f && FEATURES.contains(&t.as_str()))
+            {
+                folders.entry(f.clone()).or_default().insert(t.clone());
+            }
+        }
+    }
+    for (from, targets) in &folders {
+        for to in targets {
+            let mut seen = BTreeSet::new();
+            let mut stack = vec![(to.clone(), vec![from.clone(), to.clone()])];
+            while let Some((at, trail)) = stack.pop() {
+                if at == *from {
+                    panic!("folder cycle: {}", trail.join(" -> "));
+                }
+                if !seen.insert(at.clone()) {
+                    continue;
+                }
+                for next in folders.get(&at).into_iter().flatten() {
+                    let mut t = trail.clone();
+                    t.push(next.clone());
+                    stack.push((next.clone(), t));
+                }
+            }
+        }
+    }
+}

@@ -11,13 +11,14 @@ mod redact;
 
 pub use history::{History, Sampler};
 
-use crate::auth::endpoints::{self, Endpoint};
+use crate::auth::endpoints::Endpoint;
 use crate::auth::AuthPolicy;
 use crate::client::{client_ip, peer_ip};
 use crate::outcome::{Denial, ErrorCode};
 use crate::request_id::RequestId;
 use crate::snapshot::Snapshot;
 use crate::state::Shared;
+use crate::token_api;
 use answer::Answer;
 use async_trait::async_trait;
 use http::{Method, Response};
@@ -202,13 +203,11 @@ async fn token_endpoint(
     snapshot: &Snapshot,
     endpoint: Endpoint,
 ) -> Answer {
-    let Some(auth) = snapshot.auth.as_ref().filter(|a| a.issues_tokens()) else {
-        return ErrorCode::RouteNotFound.into();
-    };
     let trusted = &snapshot.edge.trusted_proxies;
     let client = peer_ip(session).map(|ip| client_ip(ip, trusted, session.req_header()));
-    let ip_rules = &snapshot.edge.ip_rules;
-    let handled = endpoints::serve(auth, ip_rules, endpoint, session, client).await;
+    let Some(handled) = token_api::serve(snapshot, endpoint, session, client).await else {
+        return ErrorCode::RouteNotFound.into();
+    };
     if let Some(event) = handled.event {
         crate::metrics::auth(event.result, event.reason);
     }

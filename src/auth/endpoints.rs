@@ -7,8 +7,6 @@ use super::revocation::{now, Kind};
 use super::users::User;
 use super::{Auth, AuthEvent, Denied, Family};
 use crate::outcome::{Denial, ErrorCode, Flow, Reply};
-use crate::security::IpRules;
-use pingora::protocols::http::ServerSession;
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -47,41 +45,13 @@ pub struct Call<'a> {
 }
 
 /// The answer, and the authentication outcome to count (none for a malformed call).
-/// `/auth/login|refresh|logout` on either listener, the one entry point both use: the global IP
-/// rules first (only `/health` is exempt from them), then the body (at most [`MAX_BODY`]), then
-/// the endpoint. `client_ip` is the client as `crate::client` finds it (IPv4-mapped addresses as
-/// IPv4, trusted proxies' `X-Forwarded-For` followed), the same on both listeners.
-pub async fn serve(
-    auth: &Arc<Auth>,
-    ip_rules: &IpRules,
-    endpoint: Endpoint,
-    session: &mut ServerSession,
-    client_ip: Option<IpAddr>,
-) -> Handled {
-    if !ip_rules.admit(client_ip) {
-        return Handled::deny(ErrorCode::Forbidden, None);
-    }
-    let body = match crate::body::read_limited(session, MAX_BODY).await {
-        Ok(body) => body,
-        Err(_) => return Handled::deny(ErrorCode::BadRequest, None),
-    };
-    let req = session.req_header();
-    let call = Call {
-        method: &req.method,
-        body: body.as_deref(),
-        client_ip,
-        bearer: super::bearer(req),
-    };
-    handle(auth, endpoint, call).await
-}
-
 pub struct Handled {
     pub flow: Flow,
     pub event: Option<AuthEvent>,
 }
 
 impl Handled {
-    fn deny(code: ErrorCode, event: Option<AuthEvent>) -> Handled {
+    pub fn deny(code: ErrorCode, event: Option<AuthEvent>) -> Handled {
         Handled {
             flow: code.into(),
             event,

@@ -1,52 +1,13 @@
 //! Checks the `upstreams` section and builds its pools, keeping the running pool of an entry
 //! whose settings did not change (its health, counters and connections survive a reload).
 
+use super::error::BalanceError;
 use super::outlier::{DEFAULT_BASE_EJECTION, DEFAULT_MAX_EJECTION};
 use super::upstream::{Upstream, MAX_RETRIES};
 use crate::config::file::{HealthCheckKind, UpstreamConfig, UpstreamProtocol};
 use crate::config::ConfigErrors;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
-
-/// A problem in an `upstreams.<name>` entry.
-#[derive(Debug, thiserror::Error)]
-pub enum BalanceError {
-    #[error("invalid address {0:?}: expected host:port")]
-    NoPort(String),
-    #[error("cannot resolve {addr:?}: {reason}")]
-    Resolve { addr: String, reason: String },
-    #[error("duplicate backend {0}")]
-    Duplicate(SocketAddr),
-    #[error("at least one backend is required")]
-    NoBackends,
-    #[error("{0}")]
-    Probe(String),
-    #[error("discovery failed: {0}")]
-    Discovery(String),
-    #[error("must be at least 1")]
-    AtLeastOne,
-    #[error("must be below {0}")]
-    TooMany(usize),
-    #[error("must be positive")]
-    NotPositive,
-    #[error("must start with /")]
-    NoSlash,
-    #[error("only http checks have a path")]
-    TcpPath,
-    #[error("must not be shorter than base_ejection")]
-    BelowBase,
-    #[error("must be a percentage (0 to 100)")]
-    Percent,
-    #[error("a CA file is only used with tls: true")]
-    CaWithoutTls,
-    #[error("cannot read {path}: {reason}")]
-    CaFile { path: String, reason: String },
-    #[error("h2 is HTTP/2 over TLS and needs tls: true (h2c is the plaintext one)")]
-    H2WithoutTls,
-    #[error("h2c is plaintext HTTP/2 and cannot be used with tls: true (use h2)")]
-    H2cWithTls,
-}
 
 /// Every upstream of the file that built. `previous` are the running snapshot's upstreams.
 pub fn build(

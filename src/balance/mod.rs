@@ -3,7 +3,9 @@
 mod breaker;
 mod budget;
 mod build;
+mod error;
 mod outlier;
+mod probe;
 mod selector;
 mod stats;
 mod upstream;
@@ -11,7 +13,7 @@ mod view;
 mod window;
 
 pub use breaker::{Connecting, Refusal, Slot, State as CircuitState};
-pub use build::{build, BalanceError};
+pub use build::build;
 pub use outlier::Ejection;
 pub use stats::{BackendStats, InFlight};
 pub use upstream::{HealthDue, Upstream};

@@ -4,13 +4,13 @@
 
 use super::breaker::{Breaker, Connecting, Refusal, Slot, State};
 use super::budget::RetryBudget;
+use super::error::BalanceError;
 use super::outlier::{Ejection, OutlierPolicy};
+use super::probe;
 use super::selector::{Picked, Selector};
 use super::stats::{now_ms, BackendStats, Recorded};
 use super::view::{BackendView, CheckView, UpstreamView};
-use super::BalanceError;
 use crate::config::file::{Strategy, UpstreamConfig, UpstreamProtocol};
-use crate::health::probe;
 use futures::FutureExt;
 use openssl::x509::X509;
 use pingora::lb::discovery::Static;
@@ -100,6 +100,15 @@ fn resolve(addr: &str) -> Result<SocketAddr, BalanceError> {
         .map_err(|e| fail(e.to_string()))?
         .next()
         .ok_or_else(|| fail("no address".into()))
+}
+
+/// What settling one request changed in its upstream ([`Upstream::settle`]).
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// Backends outlier detection took out of picks.
+    pub ejections: Vec<Ejection>,
+    /// The circuit breaker's new state, when it moved.
+    pub circuit: Option<State>,
 }
 
 impl Upstream {
@@ -297,7 +306,36 @@ impl Upstream {
 
     /// Feeds outlier detection with the outcome of one request to `backend`; the ejection it
     /// caused, if any. Nothing without an `outlier` section.
-    pub fn record(&self, backend: &BackendStats, failed: bool) -> Option<Ejection> {
+    /// Settles a finished request: every backend that refused it (`failed`) and the one that
+    /// answered (`held`, with whether its answer counts as a failure) move the failure counters
+    /// and outlier ejection, and the request as a whole the circuit breaker (`slot`). What changed
+    /// is returned for the caller to log and count.
+    pub fn settle(
+        &self,
+        failed: &[Arc<BackendStats>],
+        held: Option<(&BackendStats, bool)>,
+        slot: Option<&Slot>,
+    ) -> Settled {
+        let mut settled = Settled::default();
+        for backend in failed {
+            backend.count_failure();
+            settled.ejections.extend(self.record(backend, true));
+        }
+        let mut request_failed = !failed.is_empty();
+        if let Some((backend, failed)) = held {
+            if failed {
+                backend.count_failure();
+            }
+            request_failed = failed;
+            settled.ejections.extend(self.record(backend, failed));
+        }
+        if let Some(slot) = slot {
+            settled.circuit = self.breaker_record(slot, request_failed);
+        }
+        settled
+    }
+
+    fn record(&self, backend: &BackendStats, failed: bool) -> Option<Ejection> {
         let policy = self.outlier.as_ref()?;
         let members = self.members.iter().map(|m| m.stats.as_ref());
         policy.record(backend, failed, members, now_ms())

@@ -1,7 +1,6 @@
-//! Active health checks: probes built from config (`probe`) and the background loop that runs
-//! them on each upstream's interval (`service`).
+//! Active health checks: the background loop that runs each upstream's probes on its interval.
+//! The probes themselves are built with the upstream (`balance::probe`).
 
-pub mod probe;
 mod service;
 
 pub use service::HealthChecks;

@@ -4,8 +4,9 @@
 
 use super::ctx::RequestCtx;
 use super::{cache, health};
-use crate::auth::endpoints::{self, Endpoint};
+use crate::auth::endpoints::Endpoint;
 use crate::outcome::{Flow, Reply};
+use crate::token_api;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use std::sync::Arc;
@@ -23,17 +24,15 @@ pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option
             return Ok(Some(flow));
         }
     }
-    let Some(auth) = ctx.snapshot.auth.as_ref().filter(|a| a.issues_tokens()) else {
-        return Ok(None);
-    };
     let Some(endpoint) = Endpoint::at(path) else {
         return Ok(None);
     };
-    let auth = Arc::clone(auth);
     let snapshot = Arc::clone(&ctx.snapshot);
-    let ip_rules = &snapshot.edge.ip_rules;
     let client = ctx.peer.client_ip;
-    let handled = endpoints::serve(&auth, ip_rules, endpoint, session.as_mut(), client).await;
+    let Some(handled) = token_api::serve(&snapshot, endpoint, session.as_mut(), client).await
+    else {
+        return Ok(None);
+    };
     ctx.outcome.endpoint_auth = handled.event;
     Ok(Some(handled.flow))
 }

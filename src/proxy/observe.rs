@@ -28,25 +28,18 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
     let cache_result = cache::result(session, ctx).map(|(_, result)| result);
 
     if let Some(upstream) = ctx.upstream() {
-        for failed in &ctx.attempt.failed {
-            failed.count_failure();
-            ejected(upstream, upstream.record(failed, true));
-        }
-        let mut request_failed = !ctx.attempt.failed.is_empty();
-        if let Some(held) = &ctx.attempt.in_flight {
+        let held = ctx.attempt.in_flight.as_ref().map(|held| {
             let failed = match ctx.attempt.upstream_status {
                 Some(status) => status >= 500,
                 None => e.is_some_and(|e| !errors::client_gone(e)),
             };
-            if failed {
-                held.stats().count_failure();
-            }
-            request_failed = failed;
-            ejected(upstream, upstream.record(held.stats(), failed));
+            (held.stats().as_ref(), failed)
+        });
+        let settled = upstream.settle(&ctx.attempt.failed, held, ctx.attempt.slot.as_ref());
+        for ejection in settled.ejections {
+            ejected(upstream, ejection);
         }
-        if let Some(slot) = &ctx.attempt.slot {
-            circuit_moved(upstream, upstream.breaker_record(slot, request_failed));
-        }
+        circuit_moved(upstream, settled.circuit);
     }
 
     let route_metrics = ctx.route.as_ref().map_or(&*UNMATCHED, |r| &r.metrics);
@@ -121,10 +114,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
 }
 
 /// Logs and counts an ejection by outlier detection.
-fn ejected(upstream: &Upstream, ejection: Option<Ejection>) {
-    let Some(e) = ejection else {
-        return;
-    };
+fn ejected(upstream: &Upstream, e: Ejection) {
     log::warn!(
         "backend {} of upstream {} ejected for {:?} after {} failed requests in a row",
         e.addr,

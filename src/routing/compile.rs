@@ -1,7 +1,6 @@
 //! The `groups` and `routes` sections: each route checked, its group's settings merged in, its
 //! chain of checks built from the other sections, overlaps rejected.
 
-use super::method::MethodSet;
 use super::path;
 use super::retry::RetryPolicy;
 use super::route::Route;
@@ -11,6 +10,7 @@ use crate::balance::Upstream;
 use crate::chain::{Chain, ChainParts};
 use crate::config::file::{GroupConfig, RouteConfig, WebSocketConfig};
 use crate::config::{ConfigErrors, Parsed};
+use crate::method_set::MethodSet;
 use crate::ratelimit::{Level, Limiter};
 use crate::redis::RedisHandle;
 use crate::security::{Edge, IpRules, SecurityHeaders};

@@ -2,7 +2,6 @@
 //! lookup (`table`).
 
 mod compile;
-pub mod method;
 mod path;
 mod retry;
 mod route;

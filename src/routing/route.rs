@@ -1,10 +1,10 @@
 //! The compiled route: everything a request needs, resolved at load time.
 
-use super::method::MethodSet;
 use super::split::Split;
 use crate::balance::Upstream;
 use crate::cache::RoutePolicy;
 use crate::chain::Chain;
+use crate::method_set::MethodSet;
 use crate::security::SecurityHeaders;
 use std::sync::Arc;
 use std::time::Duration;

@@ -125,7 +125,7 @@ fn finish(node: &mut Node) {
             .routes
             .iter()
             .filter_map(|r| r.methods)
-            .fold(Default::default(), super::method::MethodSet::union);
+            .fold(Default::default(), crate::method_set::MethodSet::union);
         node.allow = union.allow_header();
     }
     for child in node.children.values_mut() {
@@ -143,7 +143,7 @@ mod tests {
     use super::*;
     use crate::balance::Upstream;
     use crate::config::file::UpstreamConfig;
-    use crate::routing::method::MethodSet;
+    use crate::method_set::MethodSet;
     use crate::routing::split::Split;
     use http::Method;
 

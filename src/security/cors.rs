@@ -5,8 +5,8 @@ use super::SecurityError;
 use crate::config::file::CorsConfig;
 use crate::config::ConfigErrors;
 use crate::header_edit::HeaderEdit;
+use crate::method_set::MethodSet;
 use crate::outcome::Reply;
-use crate::routing::method::MethodSet;
 use http::{header, HeaderValue};
 use pingora::OrErr;
 
