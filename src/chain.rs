@@ -1,12 +1,14 @@
-//! A route's checks, compiled once at load time into the order they run in: client IP rules,
-//! CORS preflight, authentication and roles, rate limit, body limit. Each step calls into its
+//! A route's checks, compiled once at load time into the order they run in: `;` in the path,
+//! the redirect to HTTPS, WebSocket handshakes, client IP rules, CORS preflight, authentication
+//! and roles, rate limit, body limit. It holds every per-route decision about a request. Each step calls into its
 //! own feature module and returns a [`Flow`]; the first step that does not continue decides.
 //! Adding a check means a variant here, an arm in [`Chain::run`], and its own module.
 
 use crate::auth::{Auth, AuthEvent, AuthPolicy, Caller};
-use crate::outcome::{ErrorCode, Flow};
+use crate::outcome::{ErrorCode, Flow, Reply};
 use crate::ratelimit::{Decision, KeyInputs, Limiter};
 use crate::security::{Cors, IpRules};
+use http::HeaderValue;
 use pingora::http::RequestHeader;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,6 +16,12 @@ use std::sync::Arc;
 /// One check of a route.
 #[derive(Debug)]
 enum Check {
+    /// Paths with `;` get 400 (the route does not set `allow_semicolon`).
+    NoSemicolon,
+    /// Plain-HTTP requests are sent to HTTPS on this port (`https_redirect`).
+    HttpsRedirect(u16),
+    /// WebSocket handshakes: proxied when the route allows them (`true`), else refused.
+    WebSocket(bool),
     /// Client IP allow/deny lists (global, group and route combined).
     IpRules(IpRules),
     /// Answers CORS preflights for the route's path.
@@ -29,6 +37,9 @@ enum Check {
 /// What a route's chain is built from; a part left out adds no step.
 #[derive(Default)]
 pub struct ChainParts {
+    pub allow_semicolon: bool,
+    pub https_redirect: Option<u16>,
+    pub websocket: bool,
     pub ip_rules: IpRules,
     pub cors: Option<Arc<Cors>>,
     pub auth: AuthPolicy,
@@ -50,6 +61,8 @@ pub struct Request<'a> {
     pub client_ip: Option<IpAddr>,
     /// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`).
     pub preflight: bool,
+    /// It came over TLS, or a trusted proxy in front terminated TLS (`X-Forwarded-Proto: https`).
+    pub secure: bool,
     pub route: &'a str,
     /// The snapshot's `auth` section.
     pub auth: Option<&'a Auth>,
@@ -66,11 +79,20 @@ pub struct Admitted {
     pub rate_limit: Option<Decision>,
     /// `Some(true)` when the limit refused the request, `Some(false)` when it let it through.
     pub limited: Option<bool>,
+    /// A WebSocket handshake the route proxies.
+    pub websocket: bool,
 }
 
 impl Chain {
     pub fn build(parts: ChainParts) -> Chain {
-        let mut checks = Vec::with_capacity(5);
+        let mut checks = Vec::with_capacity(8);
+        if !parts.allow_semicolon {
+            checks.push(Check::NoSemicolon);
+        }
+        if let Some(port) = parts.https_redirect {
+            checks.push(Check::HttpsRedirect(port));
+        }
+        checks.push(Check::WebSocket(parts.websocket));
         if !parts.ip_rules.is_empty() {
             checks.push(Check::IpRules(parts.ip_rules));
         }
@@ -111,7 +133,10 @@ impl Chain {
         for check in self.checks.iter() {
             let (key, value) = match check {
                 Check::IpRules(_) => ("ip_rules", true.into()),
-                Check::Preflight(_) => continue,
+                Check::NoSemicolon
+                | Check::HttpsRedirect(_)
+                | Check::WebSocket(_)
+                | Check::Preflight(_) => continue,
                 Check::Auth(p) => ("auth", serde_json::json!({ "roles": p.roles })),
                 Check::RateLimit(l) => ("rate_limit", l.effective()),
                 Check::BodyLimit(n) => ("max_body_size", (*n).into()),
@@ -125,6 +150,18 @@ impl Chain {
     pub async fn run(&self, req: &Request<'_>, out: &mut Admitted) -> Flow {
         for check in self.checks.iter() {
             let flow = match check {
+                Check::NoSemicolon if req.path.contains(';') => ErrorCode::BadRequest.into(),
+                Check::NoSemicolon => Flow::Continue,
+                Check::HttpsRedirect(_) if req.secure => Flow::Continue,
+                Check::HttpsRedirect(port) => https_redirect(req.header, *port),
+                Check::WebSocket(allowed) => match (is_websocket(req.header), allowed) {
+                    (false, _) => Flow::Continue,
+                    (true, false) => ErrorCode::WebSocketNotAllowed.into(),
+                    (true, true) => {
+                        out.websocket = true;
+                        Flow::Continue
+                    }
+                },
                 Check::IpRules(rules) => ip_rules(rules, req.client_ip),
                 Check::Preflight(cors) if req.preflight => {
                     Flow::Reply(cors.preflight(req.header.headers.get(http::header::ORIGIN)))
@@ -162,6 +199,44 @@ impl Chain {
         }
         Flow::Continue
     }
+}
+
+/// 308 to `https://<host>[:port]<path>?<query>` for the request's own host (its `Host`, or the
+/// URI's authority for HTTP/2); 400 when that is missing or not a plain host.
+fn https_redirect(req: &RequestHeader, port: u16) -> Flow {
+    match https_location(req, port) {
+        Some(location) => Flow::Reply(Reply::empty(308, vec![(http::header::LOCATION, location)])),
+        None => ErrorCode::BadRequest.into(),
+    }
+}
+
+fn https_location(req: &RequestHeader, port: u16) -> Option<HeaderValue> {
+    let authority = match req.headers.get(http::header::HOST) {
+        Some(h) => http::uri::Authority::try_from(h.as_bytes()).ok()?,
+        None => req.uri.authority()?.clone(),
+    };
+    if authority.as_str().contains('@') {
+        return None;
+    }
+    let host = authority.host();
+    let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = if port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{port}{path}")
+    };
+    HeaderValue::from_str(&location).ok()
+}
+
+/// A WebSocket handshake: HTTP/1.1 with `Upgrade: websocket` (any case, possibly in a list).
+fn is_websocket(req: &RequestHeader) -> bool {
+    req.version == http::Version::HTTP_11
+        && req
+            .headers
+            .get_all(http::header::UPGRADE)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .any(|p| p.trim_ascii().eq_ignore_ascii_case(b"websocket"))
 }
 
 fn ip_rules(rules: &IpRules, client_ip: Option<IpAddr>) -> Flow {
@@ -203,6 +278,7 @@ mod tests {
             path: "/x",
             client_ip: ip.parse().ok(),
             preflight: false,
+            secure: false,
             route: "r",
             auth: None,
         };

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod admit;
 mod app;
 mod auth;
 mod balance;

@@ -3,14 +3,14 @@
 use super::ctx::{RequestCtx, RequestTrace, Tunnel};
 use super::retry::{self, Failure};
 use super::{builtin, cache, error_fold, errors, forwarded, grpc, header_case, observe, respond};
+use crate::admit::{admit, Inbound};
 use crate::balance::InFlight;
-use crate::chain::Request;
 use crate::config::file::HeaderCase;
 use crate::header_edit::HeaderEdit;
-use crate::outcome::{Denial, ErrorCode, Flow, Reply};
+use crate::outcome::{Denial, ErrorCode, Flow};
 use crate::request_id::{self, RequestId};
-use crate::routing::{normalize, Client, Lookup};
-use crate::security::{self, is_preflight};
+use crate::routing::normalize;
+use crate::security;
 use crate::state::Shared;
 use async_trait::async_trait;
 use http::HeaderValue;
@@ -432,68 +432,22 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    /// Looks the route up (a preflight by the method it asks about) and runs its checks.
+    /// Admission (`crate::admit`) of the request as the context describes it; what it decides
+    /// goes into the context.
     async fn admit(&self, session: &Session, ctx: &mut RequestCtx) -> Flow {
         let snapshot = Arc::clone(&ctx.snapshot);
         let req = session.req_header();
-        let cors = snapshot.edge.cors.as_ref().filter(|_| is_preflight(req));
-        let requested = cors
-            .and_then(|_| req.headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD))
-            .and_then(|m| http::Method::from_bytes(m.as_bytes()).ok());
-        let method = requested.as_ref().unwrap_or(&req.method);
-        // Borrowed field by field: the chain below writes `ctx.caller`.
-        let path = ctx.path.as_deref().unwrap_or(req.uri.path());
-        let route = match snapshot.table.lookup(path, method) {
-            Lookup::Found(route) => Arc::clone(route),
-            Lookup::MethodNotAllowed(_) if cors.is_some() => {
-                let origin = req.headers.get(http::header::ORIGIN);
-                return cors.map_or(Flow::Continue, |c| Flow::Reply(c.preflight(origin)));
-            }
-            Lookup::MethodNotAllowed(allow) => {
-                let allow = HeaderValue::from_str(allow).unwrap_or(HeaderValue::from_static(""));
-                let denial = Denial::new(ErrorCode::MethodNotAllowed);
-                return denial.with(http::header::ALLOW, allow).into();
-            }
-            Lookup::NotFound => return ErrorCode::RouteNotFound.into(),
-        };
-        if !route.allow_semicolon && path.contains(';') {
-            return ErrorCode::BadRequest.into();
-        }
-        if let (Some(port), false) = (
-            route.https_redirect,
-            ctx.peer.tls || forwarded_https(ctx, req),
-        ) {
-            return match https_location(req, port) {
-                Some(location) => {
-                    Flow::Reply(Reply::empty(308, vec![(http::header::LOCATION, location)]))
-                }
-                None => ErrorCode::BadRequest.into(),
-            };
-        }
-        if is_websocket(req) {
-            if route.websocket.is_none() {
-                return ErrorCode::WebSocketNotAllowed.into();
-            }
-            ctx.websocket = true;
-        }
-        let request = Request {
+        let inbound = Inbound {
             header: req,
-            path,
+            path: ctx.path.as_deref().unwrap_or(req.uri.path()),
             client_ip: ctx.peer.client_ip,
-            preflight: cors.is_some(),
-            route: &route.name,
-            auth: snapshot.auth.as_deref(),
+            secure: ctx.peer.tls || forwarded_https(ctx, req),
         };
-        let flow = route.chain.run(&request, &mut ctx.caller).await;
-        if flow == Flow::Continue && route.split.is_split() {
-            ctx.arm = Some(route.split.pick(&Client {
-                header: req,
-                ip: ctx.peer.client_ip,
-                user: ctx.caller.caller.as_deref().map(|c| c.subject.as_str()),
-            }));
-        }
-        ctx.route = Some(route);
-        flow
+        let admission = admit(&snapshot, &inbound, &mut ctx.caller).await;
+        ctx.websocket = ctx.caller.websocket;
+        ctx.route = admission.route;
+        ctx.arm = admission.arm;
+        admission.flow
     }
 }
 
@@ -563,37 +517,6 @@ fn forwarded_https(ctx: &RequestCtx, req: &RequestHeader) -> bool {
             .headers
             .get(forwarded::X_FORWARDED_PROTO)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
-}
-
-/// `https://<host>[:port]<path>?<query>` for the request's own host (its `Host`, or the URI's
-/// authority for HTTP/2); `None` when that is missing or not a plain host.
-fn https_location(req: &RequestHeader, port: u16) -> Option<HeaderValue> {
-    let authority = match req.headers.get(http::header::HOST) {
-        Some(h) => http::uri::Authority::try_from(h.as_bytes()).ok()?,
-        None => req.uri.authority()?.clone(),
-    };
-    if authority.as_str().contains('@') {
-        return None;
-    }
-    let host = authority.host();
-    let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    let location = if port == 443 {
-        format!("https://{host}{path}")
-    } else {
-        format!("https://{host}:{port}{path}")
-    };
-    HeaderValue::from_str(&location).ok()
-}
-
-/// A WebSocket handshake: HTTP/1.1 with `Upgrade: websocket` (any case, possibly in a list).
-fn is_websocket(req: &RequestHeader) -> bool {
-    req.version == http::Version::HTTP_11
-        && req
-            .headers
-            .get_all(http::header::UPGRADE)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
-            .any(|p| p.trim_ascii().eq_ignore_ascii_case(b"websocket"))
 }
 
 /// The request head as received, for HTTP/1 (HTTP/2 has no line endings to check).

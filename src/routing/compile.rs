@@ -243,6 +243,9 @@ pub fn compile(
         let limiter = policy.and_then(|p| limiter(&r.name, &p, sections));
         let empty = IpRules::default();
         let chain = Chain::build(ChainParts {
+            allow_semicolon: r.allow_semicolon,
+            https_redirect,
+            websocket: websocket.is_some(),
             ip_rules: IpRules::combine([
                 &sections.edge.ip_rules,
                 group.map_or(&empty, |g| &g.ip_rules),
@@ -260,11 +263,9 @@ pub fn compile(
             split,
             strip_prefix: r.strip_prefix,
             case_insensitive: r.case_insensitive,
-            allow_semicolon: r.allow_semicolon,
             timeout: r.timeout.map(|t| t.0),
             retry,
             websocket,
-            https_redirect,
             chain,
             headers: Arc::new(headers),
             cache,

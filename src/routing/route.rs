@@ -21,11 +21,7 @@ pub struct Route {
     pub strip_prefix: bool,
     /// Segments match without regard to ASCII case (`/api/ADMIN` takes `/api/admin`).
     pub case_insensitive: bool,
-    /// Paths with `;` (matrix parameters) are accepted; otherwise they get 400.
-    pub allow_semicolon: bool,
     pub timeout: Option<Duration>,
-    /// Plain-HTTP requests are sent to HTTPS on this port (`https_redirect`).
-    pub https_redirect: Option<u16>,
     /// WebSocket handshakes are proxied, and the tunnel closed after this long idle; `None`:
     /// handshakes are refused.
     pub websocket: Option<Duration>,
