@@ -3,6 +3,7 @@
 //! them, `observe` records them.
 
 mod access_log;
+mod backend;
 mod builtin;
 mod cache;
 mod ctx;
@@ -12,13 +13,17 @@ mod forwarded;
 mod grpc;
 mod header_case;
 mod health;
+mod inbound;
 mod observe;
+mod peer;
 mod respond;
 mod retry;
 mod service;
 mod span;
 mod tls_accept;
 
+pub use backend::to_backend;
 pub use ctx::RequestCtx;
-pub use service::{to_backend, Gateway, UPSTREAM_IDLE_TIMEOUT};
+pub use peer::UPSTREAM_IDLE_TIMEOUT;
+pub use service::Gateway;
 pub use tls_accept::settings as tls_settings;

@@ -1,19 +1,17 @@
 //! `impl ProxyHttp`: each phase reads the context, calls one module, records the outcome.
 
-use super::ctx::{RequestCtx, RequestTrace, Tunnel};
+use super::backend::{answer_headers, backend_uri, to_backend};
+use super::ctx::{RequestCtx, Tunnel};
+use super::inbound::{self, forwarded_https, peer_ip, raw_head};
 use super::retry::{self, Failure};
-use super::{builtin, cache, error_fold, errors, forwarded, grpc, header_case, observe, respond};
+use super::{builtin, cache, error_fold, errors, header_case, observe, peer, respond};
 use crate::admit::{admit, Inbound};
-use crate::balance::InFlight;
 use crate::config::file::HeaderCase;
-use crate::header_edit::HeaderEdit;
 use crate::outcome::{Denial, ErrorCode, Flow};
-use crate::request_id::{self, RequestId};
 use crate::routing::normalize;
 use crate::security;
 use crate::state::Shared;
 use async_trait::async_trait;
-use http::HeaderValue;
 use pingora::cache::key::HashBinary;
 use pingora::cache::{CacheKey, CacheMeta, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -21,12 +19,7 @@ use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use std::borrow::Cow;
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// How long an idle pooled upstream connection is kept.
-pub const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The gateway's proxy service.
 pub struct Gateway {
@@ -48,6 +41,8 @@ impl Gateway {
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
+    /// A fresh context pinned to the running snapshot (a reload does not change a request under
+    /// way) and its start time. No I/O.
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx::new(self.shared.snapshot.load_full())
     }
@@ -57,34 +52,14 @@ impl ProxyHttp for Gateway {
     /// not compress answers.
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
+    /// Describes the request in the context (`inbound`): request id, gRPC, TLS, client
+    /// address, trace. Reads only; must not answer or touch the body.
     async fn early_request_filter(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let req = session.req_header();
-        ctx.peer.request_id = RequestId::from_request(&req.headers);
-        ctx.peer.grpc = grpc::is_call(req);
-        if ctx.peer.grpc {
-            ctx.peer.grpc_timeout = grpc::timeout(req);
-        }
-        ctx.peer.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        if let Some(peer) = peer_ip(session) {
-            let trusted = &ctx.snapshot.edge.trusted_proxies;
-            ctx.peer.trusted = trusted.contains(peer);
-            ctx.peer.client_ip = Some(crate::client::client_ip(peer, trusted, req));
-        }
-        if let Some(tracer) = crate::trace::get() {
-            let incoming = (ctx.peer.trusted || tracer.trust_client_context)
-                .then(|| req.headers.get(forwarded::TRACEPARENT))
-                .flatten()
-                .and_then(|v| crate::trace::Context::parse(v.as_bytes()));
-            ctx.trace = Some(RequestTrace {
-                context: tracer.start(incoming.as_ref()),
-                parent: incoming.map(|c| c.span_id),
-                tracestate: incoming.and(req.headers.get(forwarded::TRACESTATE).cloned()),
-            });
-        }
+        inbound::describe(session, ctx);
         Ok(())
     }
 
@@ -123,15 +98,21 @@ impl ProxyHttp for Gateway {
         Ok(true)
     }
 
+    /// Turns the cache on for a request its route may serve from it, with its key (`cache`).
+    /// Must not answer: a request that may not use the cache is proxied as usual.
     fn request_cache_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         cache::enable(session, ctx);
         Ok(())
     }
 
+    /// The key `request_cache_filter` computed. Called once per request; must not fail for a
+    /// request that turned the cache on.
     fn cache_key_callback(&self, _session: &Session, ctx: &mut RequestCtx) -> Result<CacheKey> {
         cache::key(ctx)
     }
 
+    /// Whether the origin's answer is stored, and for how long (`cache::decide`). Must not
+    /// change the answer itself.
     fn response_cache_filter(
         &self,
         _session: &Session,
@@ -141,6 +122,8 @@ impl ProxyHttp for Gateway {
         Ok(cache::decide(resp, ctx))
     }
 
+    /// The entry variant a request reads: `Vary`, the host, the scheme and the forwarded host the
+    /// backend was told. Must depend on the request only.
     fn cache_vary_filter(
         &self,
         meta: &CacheMeta,
@@ -150,6 +133,8 @@ impl ProxyHttp for Gateway {
         cache::variance(meta, req, ctx)
     }
 
+    /// Whether a stale entry may answer: during `stale-while-revalidate`, or when a fresh answer
+    /// cannot be had for any reason but the client's own.
     fn should_serve_stale(
         &self,
         _session: &mut Session,
@@ -159,6 +144,8 @@ impl ProxyHttp for Gateway {
         cache::serve_stale(error)
     }
 
+    /// Counts a streamed body against `max_body_size` (413 past it). Must not hold the body:
+    /// chunks pass through as they come.
     async fn request_body_filter(
         &self,
         _session: &mut Session,
@@ -182,85 +169,18 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// Picks the backend for this attempt and sets its timeouts (`peer`). Must not write to
+    /// the client: a refusal is an error for `fail_to_proxy` to answer.
     async fn upstream_peer(
         &self,
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let route = ctx
-            .route
-            .as_ref()
-            .ok_or_else(|| Error::explain(InternalError, "no route selected"))?;
-        let upstream = route.upstream(ctx.arm.unwrap_or(0));
-        if ctx.attempt.count == 0 {
-            // Only requests that may be retried feed the budget (and pay for its clock read).
-            if route.retry.is_some() || upstream.retries > 0 {
-                upstream.count_request();
-            }
-            match upstream.admit() {
-                Ok(None) => {}
-                Ok(Some((slot, moved))) => {
-                    ctx.attempt.slot = Some(slot);
-                    observe::circuit_moved(upstream, moved);
-                }
-                Err(refusal) => {
-                    ctx.attempt.refused = Some(refusal);
-                    return Err(Error::explain(HTTPStatus(503), "circuit breaker refused"));
-                }
-            }
-        }
-        if let (Some(policy), true) = (&route.retry, ctx.attempt.count > 0) {
-            tokio::time::sleep(policy.wait_before(ctx.attempt.count + 1)).await;
-        }
-        match upstream.start_connect() {
-            Ok(connecting) => ctx.attempt.connecting = connecting,
-            Err(refusal) => {
-                ctx.attempt.refused = Some(refusal);
-                return Err(Error::explain(
-                    HTTPStatus(503),
-                    "too many connects under way",
-                ));
-            }
-        }
-        let mut key = [0; 16];
-        let key = ip_key(ctx.peer.client_ip, &mut key);
-        let Some(picked) = upstream.select(key, &ctx.attempt.failed) else {
-            // Every backend left was tried and refused: that is the backend's failure.
-            let status = if ctx.attempt.failed.is_empty() {
-                503
-            } else {
-                502
-            };
-            return Err(Error::explain(HTTPStatus(status), "no backend available"));
-        };
-        let addr = picked.addr;
-        ctx.attempt.count += 1;
-        // Replacing the guard of a failed attempt releases that backend's count.
-        ctx.attempt.in_flight = Some(InFlight::start(picked.stats));
-        let mut peer = HttpPeer::new(addr, upstream.tls, upstream.sni.clone());
-        peer.options.connection_timeout = upstream.connect_timeout;
-        peer.options.ca = upstream.ca.clone();
-        if upstream.h2 {
-            // TLS: ALPN `h2` only; plaintext: h2c with prior knowledge.
-            peer.options.set_http_version(2, 2);
-        }
-        let per_try = route.retry.as_ref().and_then(|p| p.per_try_timeout);
-        let tunnel_idle = route.websocket.filter(|_| ctx.websocket);
-        let timeout = tunnel_idle
-            .or(per_try)
-            .or(route.timeout)
-            .or(upstream.read_timeout);
-        // A gRPC call's own deadline, when shorter.
-        let timeout = match (timeout, ctx.peer.grpc_timeout) {
-            (Some(t), Some(g)) => Some(t.min(g)),
-            (t, g) => t.or(g),
-        };
-        peer.options.read_timeout = timeout;
-        peer.options.write_timeout = timeout;
-        peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);
-        Ok(Box::new(peer))
+        peer::pick(ctx).await
     }
 
+    /// A connect to the backend failed: the attempt stops counting against it and may be
+    /// retried on another (`retry`). Must not answer the client.
     fn fail_to_connect(
         &self,
         session: &mut Session,
@@ -276,6 +196,8 @@ impl ProxyHttp for Gateway {
         e
     }
 
+    /// The backend broke the exchange: a timeout may be retried (`retry`), otherwise pingora's
+    /// own rule for reused connections applies. Must not answer the client.
     fn error_while_proxy(
         &self,
         peer: &HttpPeer,
@@ -305,6 +227,7 @@ impl ProxyHttp for Gateway {
         e
     }
 
+    /// The connect succeeded: the attempt stops counting as a connect under way. No I/O.
     async fn connected_to_upstream(
         &self,
         _session: &mut Session,
@@ -319,6 +242,8 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// What the backend receives: the route's target and the gateway's headers (`backend`).
+    /// Must not read the body or answer the client.
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -341,6 +266,8 @@ impl ProxyHttp for Gateway {
         )
     }
 
+    /// The backend's status, kept for metrics and outlier detection; a 5xx may be retried on
+    /// another backend (`retry`), before anything is sent to the client.
     async fn upstream_response_filter(
         &self,
         session: &mut Session,
@@ -359,6 +286,9 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// The gateway's headers on every answer from the backend or the cache (request id, cache
+    /// status, security and CORS headers, `RateLimit-*`), and a WebSocket tunnel's start. Must
+    /// not change the status.
     async fn response_filter(
         &self,
         session: &mut Session,
@@ -378,6 +308,8 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// The request failed after admission: the contract's JSON error, unless the backend's answer
+    /// has started (then only the access line can tell) or the client is gone.
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
@@ -424,6 +356,8 @@ impl ProxyHttp for Gateway {
         error_fold::upstream_failure(ctx, error, true)
     }
 
+    /// The end of every request: metrics, the access line and the span (`observe`), the
+    /// connection's next head deadline, and the cache fill's lock. The one place they are written.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         observe::record(session, e, ctx);
         crate::connection::request_done(session.stream());
@@ -448,101 +382,5 @@ impl Gateway {
         ctx.route = admission.route;
         ctx.arm = admission.arm;
         admission.flow
-    }
-}
-
-/// What the gateway does to a request on its way to the backend: the target the route gives it
-/// (`uri`), and the forwarded, request id, trace and identity headers (`forwarded::apply`). With
-/// `lower`, on the request's plain header map, the name spellings dropped (`header_case`).
-pub fn to_backend(
-    req: &mut RequestHeader,
-    ctx: &RequestCtx,
-    peer: Option<IpAddr>,
-    mut uri: Option<http::Uri>,
-    lower: bool,
-) -> Result<()> {
-    if lower {
-        let edited = header_case::edit_request(req, |parts| {
-            if let Some(uri) = uri.take() {
-                parts.uri = uri;
-            }
-            forwarded::apply(&mut parts.headers, ctx, peer)
-        });
-        if let Some(done) = edited {
-            return done;
-        }
-    }
-    if let Some(uri) = uri {
-        req.set_uri(uri);
-    }
-    forwarded::apply(req, ctx, peer)
-}
-
-/// The gateway's headers on an answer from the backend or the cache: the request id, the cache
-/// status, and `respond::decorate`'s.
-fn answer_headers<H: HeaderEdit>(
-    session: &Session,
-    ctx: &RequestCtx,
-    cache: Option<&'static str>,
-    resp: &mut H,
-) -> Result<()> {
-    resp.set(request_id::HEADER, ctx.peer.request_id.header_value())?;
-    if let Some(status) = cache {
-        resp.set(X_CACHE_STATUS, HeaderValue::from_static(status))?;
-    }
-    respond::decorate(session, ctx, resp)
-}
-
-const X_CACHE_STATUS: http::HeaderName = http::HeaderName::from_static("x-cache-status");
-
-/// The target the backend gets, when it is not the request's own: the normalized path the
-/// route matched (without its prefix for `strip_prefix`), and the query as the client sent it.
-fn backend_uri(ctx: &RequestCtx, uri: &http::Uri) -> Option<String> {
-    let route = ctx.route.as_ref()?;
-    let matched = ctx.path.as_deref().unwrap_or(uri.path());
-    let path = route.backend_path(matched).unwrap_or(matched);
-    if path == uri.path() {
-        return None;
-    }
-    Some(match uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_owned(),
-    })
-}
-
-/// A trusted proxy in front terminated TLS (`X-Forwarded-Proto: https`).
-fn forwarded_https(ctx: &RequestCtx, req: &RequestHeader) -> bool {
-    ctx.peer.trusted
-        && req
-            .headers
-            .get(forwarded::X_FORWARDED_PROTO)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
-}
-
-/// The request head as received, for HTTP/1 (HTTP/2 has no line endings to check).
-fn raw_head(session: &Session) -> Option<bytes::Bytes> {
-    match session.as_downstream() {
-        pingora::protocols::http::ServerSession::H1(s) => Some(s.get_headers_raw_bytes()),
-        _ => None,
-    }
-}
-
-/// The TCP peer's address (see [`crate::client::peer_ip`]).
-fn peer_ip(session: &Session) -> Option<IpAddr> {
-    crate::client::peer_ip(session.as_downstream())
-}
-
-/// The client address as hash key bytes (for `ip_hash`), written into `buf`.
-fn ip_key(ip: Option<IpAddr>, buf: &mut [u8; 16]) -> &[u8] {
-    match ip {
-        Some(IpAddr::V4(v4)) => {
-            buf[..4].copy_from_slice(&v4.octets());
-            &buf[..4]
-        }
-        Some(IpAddr::V6(v6)) => {
-            *buf = v6.octets();
-            &buf[..]
-        }
-        None => &[],
     }
 }
