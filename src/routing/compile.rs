@@ -74,7 +74,19 @@ struct Group<'a> {
     rate_limit: Option<Level>,
 }
 
-/// Every route that compiled, in file order.
+/// What every route of the file reads beside its own entry.
+struct Shared<'a> {
+    parsed: &'a Parsed,
+    sections: &'a Sections<'a>,
+    has_redis: bool,
+    /// The global `rate_limit`, parsed.
+    global_limit: Option<Level>,
+    /// The HTTPS listener's port, for redirects (its own errors are reported with `listen`).
+    tls_port: Option<u16>,
+}
+
+/// Every route that compiled, in file order: the groups first, then each route with its group
+/// merged in, then the overlap check against the routes before it.
 pub fn compile(
     parsed: &Parsed,
     sections: &Sections<'_>,
@@ -82,40 +94,25 @@ pub fn compile(
 ) -> Vec<Arc<Route>> {
     let file = &parsed.file;
     let has_redis = file.redis.is_some();
-    let global_limit = file
-        .rate_limit
-        .as_ref()
-        .map(|rl| Level::parse("rate_limit", rl, has_redis, errors));
-    // The HTTPS listener's port, for redirects (its own errors are reported with `listen`).
-    let tls_port = file
-        .listen
-        .proxy_tls
-        .as_ref()
-        .and_then(|t| t.addr.rsplit_once(':'))
-        .and_then(|(_, port)| port.parse::<u16>().ok());
-    let mut groups = HashMap::new();
-    for (name, cfg) in &file.groups {
-        let path = format!("groups.{name}");
-        let prefix =
-            normalize_prefix(&cfg.prefix).map_err(|e| errors.push(format!("{path}.prefix"), e));
-        if cfg.https_redirect && tls_port.is_none() {
-            errors.push(format!("{path}.https_redirect"), RouteError::NoTlsListener);
-        }
-        let group = Group {
-            cfg,
-            prefix: prefix.unwrap_or_default(),
-            ip_rules: IpRules::build(&path, &cfg.ip_allow, &cfg.ip_deny, errors),
-            rate_limit: cfg
-                .rate_limit
-                .as_ref()
-                .map(|rl| Level::parse(&format!("{path}.rate_limit"), rl, has_redis, errors)),
-        };
-        groups.insert(name.as_str(), group);
-    }
-
+    let shared = Shared {
+        parsed,
+        sections,
+        has_redis,
+        global_limit: file
+            .rate_limit
+            .as_ref()
+            .map(|rl| Level::parse("rate_limit", rl, has_redis, errors)),
+        tls_port: file
+            .listen
+            .proxy_tls
+            .as_ref()
+            .and_then(|t| t.addr.rsplit_once(':'))
+            .and_then(|(_, port)| port.parse::<u16>().ok()),
+    };
+    let groups = groups(&shared, errors);
     let mut routes = Vec::with_capacity(file.routes.len());
     let mut names = HashMap::new();
-    let mut by_prefix: HashMap<String, Vec<(usize, Option<MethodSet>)>> = HashMap::new();
+    let mut overlaps = Overlaps::default();
     for (n, r) in file.routes.iter().enumerate() {
         // The index as written in the file, whatever entries before it failed to parse.
         let i = parsed.route_index.get(n).copied().unwrap_or(n);
@@ -130,149 +127,219 @@ pub fn compile(
                 RouteError::DuplicateName { name, first },
             );
         }
-        // A reference to a declared entry that failed to parse is already reported.
-        let mut skip = false;
-        let group = match &r.group {
-            Some(g) => {
-                let found = groups.get(g.as_str());
-                if found.is_none() {
-                    skip = true;
-                    if !parsed.declared_groups.contains(g) {
-                        errors.push(format!("{path}.group"), RouteError::UnknownGroup(g.clone()));
-                    }
-                }
-                found
+        // A reference to a declared entry that failed to parse is already reported. The rest of
+        // the route is still checked.
+        let group = r.group.as_ref().map(|g| {
+            let found = groups.get(g.as_str());
+            if found.is_none() && !parsed.declared_groups.contains(g) {
+                errors.push(format!("{path}.group"), RouteError::UnknownGroup(g.clone()));
             }
-            None => None,
-        };
-        let split = Split::build(
-            &path,
-            r.upstream.as_ref(),
-            r.upstreams.as_ref(),
-            r.split.as_ref(),
-            sections.upstreams,
-            &parsed.declared_upstreams,
-            errors,
-        );
-        let own = normalize_prefix(&r.path)
-            .map_err(|e| errors.push(format!("{path}.path"), e))
-            .ok();
-        let methods = methods(&path, r, errors);
-        if r.timeout.is_some_and(|t| t.0.is_zero()) {
-            errors.push(format!("{path}.timeout"), RouteError::NotPositive);
-        }
-        let cache = crate::cache::route_policy(&path, r.cache.as_ref(), errors);
-        let websocket = match &r.websocket {
-            None | Some(WebSocketConfig::Enabled(false)) => None,
-            Some(WebSocketConfig::Enabled(true)) => Some(DEFAULT_WEBSOCKET_IDLE),
-            Some(WebSocketConfig::Options(o)) => {
-                let idle = o.idle_timeout.map_or(DEFAULT_WEBSOCKET_IDLE, |d| d.0);
-                if idle.is_zero() {
-                    errors.push(
-                        format!("{path}.websocket.idle_timeout"),
-                        RouteError::NotPositive,
-                    );
-                }
-                Some(idle)
-            }
-        };
-        let auth = AuthPolicy::merge(group.and_then(|g| g.cfg.auth.as_ref()), r.auth.as_ref())
-            .unwrap_or_else(|roles| {
-                errors.push(format!("{path}.auth"), RouteError::OpenWithRoles(roles));
-                AuthPolicy::default()
-            });
-        if auth.required && !sections.has_auth {
-            errors.push(format!("{path}.auth"), RouteError::NoAuthSection);
-        }
-        let own_limit = r
-            .rate_limit
-            .as_ref()
-            .map(|rl| Level::parse(&format!("{path}.rate_limit"), rl, has_redis, errors));
-        let own_ip = IpRules::build(&path, &r.ip_allow, &r.ip_deny, errors);
-        let retry = r
-            .retry
-            .as_ref()
-            .map(|c| RetryPolicy::build(&format!("{path}.retry"), c, errors));
-        let headers = SecurityHeaders::build(
-            &format!("{path}.security_headers"),
-            parsed.file.security.headers.as_ref(),
-            r.security_headers.as_ref(),
-            errors,
-        );
-        let redirect = r
-            .https_redirect
-            .unwrap_or(group.is_some_and(|g| g.cfg.https_redirect));
-        let https_redirect = match (redirect, tls_port) {
-            (false, _) => None,
-            (true, Some(port)) => Some(port),
-            (true, None) => {
-                // A group's own setting is reported once, with the group.
-                if r.https_redirect.is_some() {
-                    errors.push(format!("{path}.https_redirect"), RouteError::NoTlsListener);
-                }
-                None
-            }
-        };
-        if websocket.is_some() && split.as_ref().is_some_and(|s| s.arms().any(|(u, _)| u.h2)) {
-            errors.push(format!("{path}.websocket"), RouteError::WebSocketOverH2);
-        }
-        let (Some(own), Some(split), false) = (own, split, skip || errors.len() > before) else {
+            found
+        });
+        let route = route(&path, r, group.flatten(), &shared, errors);
+        let (Some(route), false) = (route, group.is_some_and(|g| g.is_none())) else {
             continue;
         };
-        let prefix = join_prefix(group.map_or("/", |g| g.prefix.as_str()), &own);
-        let same = by_prefix.entry(prefix.clone()).or_default();
-        if let Some((other, _)) = same.iter().find(|(_, m)| match (m, &methods) {
-            (None, None) => true,
-            (Some(a), Some(b)) => a.intersects(*b),
-            _ => false,
-        }) {
-            let other = *other;
+        if errors.len() > before {
+            continue;
+        }
+        if let Err(other) = overlaps.claim(i, &route.prefix, route.methods) {
+            let prefix = route.prefix.clone();
             errors.push(
                 format!("{path}.path"),
                 RouteError::Overlap { prefix, other },
             );
             continue;
         }
-        same.push((i, methods));
-
-        let policy = Level::merge([
-            global_limit.as_ref(),
-            group.and_then(|g| g.rate_limit.as_ref()),
-            own_limit.as_ref(),
-        ]);
-        let limiter = policy.and_then(|p| limiter(&r.name, &p, sections));
-        let empty = IpRules::default();
-        let chain = Chain::build(ChainParts {
-            allow_semicolon: r.allow_semicolon,
-            https_redirect,
-            websocket: websocket.is_some(),
-            ip_rules: IpRules::combine([
-                &sections.edge.ip_rules,
-                group.map_or(&empty, |g| &g.ip_rules),
-                &own_ip,
-            ]),
-            cors: sections.edge.cors.clone(),
-            auth,
-            limiter,
-            max_body_size: sections.edge.max_body_size,
-        });
-        routes.push(Arc::new(Route {
-            name: r.name.clone(),
-            prefix,
-            methods,
-            split,
-            strip_prefix: r.strip_prefix,
-            case_insensitive: r.case_insensitive,
-            timeout: r.timeout.map(|t| t.0),
-            retry,
-            websocket,
-            chain,
-            headers: Arc::new(headers),
-            cache,
-            metrics: crate::metrics::RouteMetrics::new(&r.name),
-        }));
+        routes.push(Arc::new(route));
     }
     routes
+}
+
+/// The `groups` section: each group's prefix, IP rules and rate limit parsed once, for its
+/// routes to merge in.
+fn groups<'a>(shared: &Shared<'a>, errors: &mut ConfigErrors) -> HashMap<&'a str, Group<'a>> {
+    let mut groups = HashMap::new();
+    for (name, cfg) in &shared.parsed.file.groups {
+        let path = format!("groups.{name}");
+        let prefix =
+            normalize_prefix(&cfg.prefix).map_err(|e| errors.push(format!("{path}.prefix"), e));
+        if cfg.https_redirect && shared.tls_port.is_none() {
+            errors.push(format!("{path}.https_redirect"), RouteError::NoTlsListener);
+        }
+        let has_redis = shared.has_redis;
+        let group = Group {
+            cfg,
+            prefix: prefix.unwrap_or_default(),
+            ip_rules: IpRules::build(&path, &cfg.ip_allow, &cfg.ip_deny, errors),
+            rate_limit: cfg
+                .rate_limit
+                .as_ref()
+                .map(|rl| Level::parse(&format!("{path}.rate_limit"), rl, has_redis, errors)),
+        };
+        groups.insert(name.as_str(), group);
+    }
+    groups
+}
+
+/// Routes by full prefix, with their methods, to tell overlapping ones apart.
+#[derive(Default)]
+struct Overlaps {
+    by_prefix: HashMap<String, Vec<(usize, Option<MethodSet>)>>,
+}
+
+impl Overlaps {
+    /// Takes `prefix` with `methods` for routes[`i`]; `Err` with the route that already serves
+    /// some of them (both without `methods`, or methods in common).
+    fn claim(&mut self, i: usize, prefix: &str, methods: Option<MethodSet>) -> Result<(), usize> {
+        let same = self.by_prefix.entry(prefix.to_owned()).or_default();
+        let clash = same.iter().find(|(_, m)| match (m, &methods) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.intersects(*b),
+            _ => false,
+        });
+        if let Some((other, _)) = clash {
+            return Err(*other);
+        }
+        same.push((i, methods));
+        Ok(())
+    }
+}
+
+/// One route at `path`, its group's settings merged in; `None` when a part of it did not build
+/// (each problem is pushed).
+fn route(
+    path: &str,
+    r: &RouteConfig,
+    group: Option<&Group<'_>>,
+    shared: &Shared<'_>,
+    errors: &mut ConfigErrors,
+) -> Option<Route> {
+    let sections = shared.sections;
+    let split = Split::build(
+        path,
+        r.upstream.as_ref(),
+        r.upstreams.as_ref(),
+        r.split.as_ref(),
+        sections.upstreams,
+        &shared.parsed.declared_upstreams,
+        errors,
+    );
+    let own = normalize_prefix(&r.path)
+        .map_err(|e| errors.push(format!("{path}.path"), e))
+        .ok();
+    let methods = methods(path, r, errors);
+    if r.timeout.is_some_and(|t| t.0.is_zero()) {
+        errors.push(format!("{path}.timeout"), RouteError::NotPositive);
+    }
+    let cache = crate::cache::route_policy(path, r.cache.as_ref(), errors);
+    let websocket = websocket(path, r, errors);
+    let auth = AuthPolicy::merge(group.and_then(|g| g.cfg.auth.as_ref()), r.auth.as_ref())
+        .unwrap_or_else(|roles| {
+            errors.push(format!("{path}.auth"), RouteError::OpenWithRoles(roles));
+            AuthPolicy::default()
+        });
+    if auth.required && !sections.has_auth {
+        errors.push(format!("{path}.auth"), RouteError::NoAuthSection);
+    }
+    let own_limit = r
+        .rate_limit
+        .as_ref()
+        .map(|rl| Level::parse(&format!("{path}.rate_limit"), rl, shared.has_redis, errors));
+    let own_ip = IpRules::build(path, &r.ip_allow, &r.ip_deny, errors);
+    let retry = r
+        .retry
+        .as_ref()
+        .map(|c| RetryPolicy::build(&format!("{path}.retry"), c, errors));
+    let headers = SecurityHeaders::build(
+        &format!("{path}.security_headers"),
+        shared.parsed.file.security.headers.as_ref(),
+        r.security_headers.as_ref(),
+        errors,
+    );
+    let https_redirect = https_redirect(path, r, group, shared.tls_port, errors);
+    if websocket.is_some() && split.as_ref().is_some_and(|s| s.arms().any(|(u, _)| u.h2)) {
+        errors.push(format!("{path}.websocket"), RouteError::WebSocketOverH2);
+    }
+    let (own, split) = (own?, split?);
+    let policy = Level::merge([
+        shared.global_limit.as_ref(),
+        group.and_then(|g| g.rate_limit.as_ref()),
+        own_limit.as_ref(),
+    ]);
+    let limiter = policy.and_then(|p| limiter(&r.name, &p, sections));
+    let empty = IpRules::default();
+    let chain = Chain::build(ChainParts {
+        allow_semicolon: r.allow_semicolon,
+        https_redirect,
+        websocket: websocket.is_some(),
+        ip_rules: IpRules::combine([
+            &sections.edge.ip_rules,
+            group.map_or(&empty, |g| &g.ip_rules),
+            &own_ip,
+        ]),
+        cors: sections.edge.cors.clone(),
+        auth,
+        limiter,
+        max_body_size: sections.edge.max_body_size,
+    });
+    Some(Route {
+        name: r.name.clone(),
+        prefix: join_prefix(group.map_or("/", |g| g.prefix.as_str()), &own),
+        methods,
+        split,
+        strip_prefix: r.strip_prefix,
+        case_insensitive: r.case_insensitive,
+        timeout: r.timeout.map(|t| t.0),
+        retry,
+        websocket,
+        chain,
+        headers: Arc::new(headers),
+        cache,
+        metrics: crate::metrics::RouteMetrics::new(&r.name),
+    })
+}
+
+/// The route's WebSocket idle timeout, `None` when handshakes are refused.
+fn websocket(path: &str, r: &RouteConfig, errors: &mut ConfigErrors) -> Option<Duration> {
+    match &r.websocket {
+        None | Some(WebSocketConfig::Enabled(false)) => None,
+        Some(WebSocketConfig::Enabled(true)) => Some(DEFAULT_WEBSOCKET_IDLE),
+        Some(WebSocketConfig::Options(o)) => {
+            let idle = o.idle_timeout.map_or(DEFAULT_WEBSOCKET_IDLE, |d| d.0);
+            if idle.is_zero() {
+                errors.push(
+                    format!("{path}.websocket.idle_timeout"),
+                    RouteError::NotPositive,
+                );
+            }
+            Some(idle)
+        }
+    }
+}
+
+/// The HTTPS port plain requests are sent to, the route's setting or else its group's.
+fn https_redirect(
+    path: &str,
+    r: &RouteConfig,
+    group: Option<&Group<'_>>,
+    tls_port: Option<u16>,
+    errors: &mut ConfigErrors,
+) -> Option<u16> {
+    let redirect = r
+        .https_redirect
+        .unwrap_or(group.is_some_and(|g| g.cfg.https_redirect));
+    match (redirect, tls_port) {
+        (false, _) => None,
+        (true, Some(port)) => Some(port),
+        (true, None) => {
+            // A group's own setting is reported once, with the group.
+            if r.https_redirect.is_some() {
+                errors.push(format!("{path}.https_redirect"), RouteError::NoTlsListener);
+            }
+            None
+        }
+    }
 }
 
 fn methods(path: &str, r: &RouteConfig, errors: &mut ConfigErrors) -> Option<MethodSet> {
