@@ -66,8 +66,6 @@ pub enum RedisConfigError {
         url: String,
         source: redis::RedisError,
     },
-    #[error("must be positive")]
-    NotPositive,
 }
 
 pub struct RedisHandle {
@@ -100,9 +98,6 @@ pub fn build(
         errors.push("redis.cluster", RedisConfigError::Cluster);
     }
     let timeout = cfg.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0);
-    if timeout.is_zero() {
-        errors.push("redis.timeout", RedisConfigError::NotPositive);
-    }
     let Some(url) = cfg.url.as_deref() else {
         if cfg.cluster.is_empty() {
             errors.push("redis", RedisConfigError::NoUrl);

@@ -182,15 +182,6 @@ fn check_jwt(jwt: &JwtConfig, errors: &mut ConfigErrors) {
             errors.push("auth.jwt", AuthError::NoPublicKey(alg));
         }
     }
-    for (field, value) in [
-        ("access_ttl", jwt.access_ttl),
-        ("refresh_ttl", jwt.refresh_ttl),
-        ("session_ttl", jwt.session_ttl),
-    ] {
-        if value.is_some_and(|d| d.0.is_zero()) {
-            errors.push(format!("auth.jwt.{field}"), AuthError::NotPositive);
-        }
-    }
 }
 
 fn check_users(cfg: &AuthConfig, errors: &mut ConfigErrors) -> Users {

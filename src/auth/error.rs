@@ -11,8 +11,6 @@ pub enum AuthError {
     SecretWithKeyFiles(JwtAlgorithm),
     #[error("{0:?} needs public_key_file or jwks_url")]
     NoPublicKey(JwtAlgorithm),
-    #[error("must be positive")]
-    NotPositive,
     #[error("duplicate user {0:?}")]
     DuplicateUser(String),
     #[error("expected an argon2id hash ($argon2id$...), never a plain password")]

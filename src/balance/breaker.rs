@@ -261,16 +261,16 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::units::HumanDuration;
+    use crate::config::units::PositiveDuration;
 
     fn breaker(max: Option<usize>) -> Breaker {
         Breaker::new(&BreakerConfig {
             max_requests: max,
             max_pending_connects: None,
             failure_percent: Some(50),
-            window: Some(HumanDuration(Duration::from_secs(10))),
+            window: Some(PositiveDuration(Duration::from_secs(10))),
             min_requests: Some(4),
-            open_for: Some(HumanDuration(Duration::from_secs(2))),
+            open_for: Some(PositiveDuration(Duration::from_secs(2))),
             half_open_requests: Some(2),
         })
     }

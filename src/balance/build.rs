@@ -62,26 +62,10 @@ fn check(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
             BalanceError::TooMany(MAX_RETRIES),
         );
     }
-    for (field, d) in [
-        ("connect_timeout", cfg.connect_timeout),
-        ("read_timeout", cfg.read_timeout),
-    ] {
-        if d.is_some_and(|d| d.0.is_zero()) {
-            errors.push(format!("{path}.{field}"), BalanceError::NotPositive);
-        }
-    }
     if let Some(o) = &cfg.outlier {
         let op = format!("{path}.outlier");
         if o.consecutive_errors == Some(0) {
             errors.push(format!("{op}.consecutive_errors"), BalanceError::AtLeastOne);
-        }
-        for (field, d) in [
-            ("base_ejection", o.base_ejection),
-            ("max_ejection", o.max_ejection),
-        ] {
-            if d.is_some_and(|d| d.0.is_zero()) {
-                errors.push(format!("{op}.{field}"), BalanceError::NotPositive);
-            }
         }
         let base = o.base_ejection.map_or(DEFAULT_BASE_EJECTION, |d| d.0);
         let max = o.max_ejection.map_or(DEFAULT_MAX_EJECTION, |d| d.0);
@@ -116,11 +100,6 @@ fn check(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
         if b.failure_percent.is_some_and(|p| p == 0 || p > 100) {
             errors.push(format!("{bp}.failure_percent"), BalanceError::Percent);
         }
-        for (field, d) in [("window", b.window), ("open_for", b.open_for)] {
-            if d.is_some_and(|d| d.0.is_zero()) {
-                errors.push(format!("{bp}.{field}"), BalanceError::NotPositive);
-            }
-        }
         for (field, n) in [
             ("min_requests", b.min_requests),
             ("half_open_requests", b.half_open_requests),
@@ -140,11 +119,6 @@ fn check(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
         }
         (HealthCheckKind::Tcp, Some(_)) => errors.push(format!("{hp}.path"), BalanceError::TcpPath),
         _ => {}
-    }
-    for (field, d) in [("interval", hc.interval), ("timeout", hc.timeout)] {
-        if d.is_some_and(|d| d.0.is_zero()) {
-            errors.push(format!("{hp}.{field}"), BalanceError::NotPositive);
-        }
     }
     for (field, n) in [
         ("healthy_threshold", hc.healthy_threshold),

@@ -21,8 +21,6 @@ pub enum BalanceError {
     AtLeastOne,
     #[error("must be below {0}")]
     TooMany(usize),
-    #[error("must be positive")]
-    NotPositive,
     #[error("must start with /")]
     NoSlash,
     #[error("only http checks have a path")]

@@ -88,8 +88,12 @@ mod tests {
     fn policy(errors: u32, percent: u8) -> OutlierPolicy {
         OutlierPolicy::new(&OutlierConfig {
             consecutive_errors: Some(errors),
-            base_ejection: Some(crate::config::units::HumanDuration(Duration::from_secs(10))),
-            max_ejection: Some(crate::config::units::HumanDuration(Duration::from_secs(25))),
+            base_ejection: Some(crate::config::units::PositiveDuration(Duration::from_secs(
+                10,
+            ))),
+            max_ejection: Some(crate::config::units::PositiveDuration(Duration::from_secs(
+                25,
+            ))),
             max_ejection_percent: Some(percent),
         })
     }

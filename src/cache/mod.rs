@@ -35,10 +35,10 @@ const MAX_OBJECT_SIZE_LIMIT: u64 = 512 << 20;
 /// A problem in the `cache` section or a route's `cache`.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
+    #[error("must be positive for the memory store (0 turns off only the redis store's in-process tier)")]
+    EmptyMemoryStore,
     #[error("must not be empty")]
     Empty,
-    #[error("must be positive")]
-    NotPositive,
     #[error("must be at most {0} bytes")]
     TooLarge(u64),
     #[error("must not contain whitespace, `*`, `?`, `[`, `]` or `#`")]
@@ -86,7 +86,7 @@ pub fn build(
     }
     let memory_size = match (cfg.memory_size, cfg.store) {
         (Some(s), StoreKind::Memory) if s.0 == 0 => {
-            errors.push("cache.memory_size", CacheError::NotPositive);
+            errors.push("cache.memory_size", CacheError::EmptyMemoryStore);
             0
         }
         (Some(s), _) => s.0,
@@ -94,22 +94,14 @@ pub fn build(
         (None, StoreKind::Redis) => 0,
     };
     let max_object_size = cfg.max_object_size.map_or(DEFAULT_MAX_OBJECT_SIZE, |s| s.0);
-    if max_object_size == 0 {
-        errors.push("cache.max_object_size", CacheError::NotPositive);
-    } else if max_object_size > MAX_OBJECT_SIZE_LIMIT {
+    if max_object_size > MAX_OBJECT_SIZE_LIMIT {
         errors.push(
             "cache.max_object_size",
             CacheError::TooLarge(MAX_OBJECT_SIZE_LIMIT),
         );
     }
     let default_ttl = cfg.default_ttl.map_or(DEFAULT_TTL, |d| d.0);
-    if default_ttl.is_zero() {
-        errors.push("cache.default_ttl", CacheError::NotPositive);
-    }
     let lock_timeout = cfg.lock_timeout.map_or(DEFAULT_LOCK_TIMEOUT, |d| d.0);
-    if lock_timeout.is_zero() {
-        errors.push("cache.lock_timeout", CacheError::NotPositive);
-    }
     let redis = match cfg.store {
         StoreKind::Memory => None,
         // `check_sections` reports a missing `redis` section.
@@ -136,17 +128,10 @@ pub fn build(
     }))
 }
 
-/// A route's `cache`, checked; `None` when caching is off for the route.
-pub fn route_policy(
-    path: &str,
-    cfg: Option<&RouteCacheConfig>,
-    errors: &mut ConfigErrors,
-) -> Option<RoutePolicy> {
+/// A route's `cache`; `None` when caching is off for the route.
+pub fn route_policy(cfg: Option<&RouteCacheConfig>) -> Option<RoutePolicy> {
     let cfg = cfg.filter(|c| c.enabled)?;
     let ttl = cfg.ttl.map(|t| t.0);
-    if ttl.is_some_and(|t| t.is_zero()) {
-        errors.push(format!("{path}.cache.ttl"), CacheError::NotPositive);
-    }
     Some(RoutePolicy {
         ttl,
         authenticated: cfg.authenticated,

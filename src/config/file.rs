@@ -1,9 +1,10 @@
 //! Serde types that mirror the YAML file one to one. Every struct rejects unknown keys.
 //! Runtime types are built from these by `routing::compile`; nothing here is used per request.
 
-use super::units::{ByteSize, HumanDuration, Rate};
+use super::units::{ByteSize, HumanDuration, PositiveDuration, PositiveSize, Rate};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -209,7 +210,7 @@ pub struct AdminConfig {
 pub struct RedisConfig {
     pub url: Option<String>,
     pub cluster: Vec<String>,
-    pub timeout: Option<HumanDuration>,
+    pub timeout: Option<PositiveDuration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -287,12 +288,12 @@ pub struct JwtConfig {
     #[serde(default)]
     pub audience: Option<String>,
     #[serde(default)]
-    pub access_ttl: Option<HumanDuration>,
+    pub access_ttl: Option<PositiveDuration>,
     #[serde(default)]
-    pub refresh_ttl: Option<HumanDuration>,
+    pub refresh_ttl: Option<PositiveDuration>,
     /// Absolute lifetime of a login: refreshing never extends it (default 30d).
     #[serde(default)]
-    pub session_ttl: Option<HumanDuration>,
+    pub session_ttl: Option<PositiveDuration>,
     #[serde(default)]
     pub leeway: Option<HumanDuration>,
     /// Verified tokens remembered so a repeated one skips the signature check (0 = none).
@@ -362,11 +363,11 @@ pub struct CacheConfig {
     #[serde(default)]
     pub key_prefix: Option<String>,
     #[serde(default)]
-    pub default_ttl: Option<HumanDuration>,
+    pub default_ttl: Option<PositiveDuration>,
     #[serde(default)]
-    pub max_object_size: Option<ByteSize>,
+    pub max_object_size: Option<PositiveSize>,
     #[serde(default)]
-    pub lock_timeout: Option<HumanDuration>,
+    pub lock_timeout: Option<PositiveDuration>,
     #[serde(default)]
     pub stale_while_revalidate: Option<HumanDuration>,
     #[serde(default)]
@@ -381,7 +382,7 @@ pub struct SecurityConfig {
     #[serde(default)]
     pub cors: Option<CorsConfig>,
     #[serde(default)]
-    pub max_body_size: Option<ByteSize>,
+    pub max_body_size: Option<PositiveSize>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     #[serde(default)]
@@ -394,11 +395,11 @@ pub struct SecurityConfig {
     /// Connections one client address may hold open at once, on all listeners together
     /// (default 1024).
     #[serde(default)]
-    pub max_connections_per_ip: Option<u32>,
+    pub max_connections_per_ip: Option<NonZeroU32>,
     /// Connections the process holds open at once (default and ceiling: what the
     /// file-descriptor limit leaves room for).
     #[serde(default)]
-    pub max_connections: Option<u32>,
+    pub max_connections: Option<NonZeroU32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -483,9 +484,9 @@ pub struct HealthCheckConfig {
     #[serde(default)]
     pub path: Option<String>,
     #[serde(default)]
-    pub interval: Option<HumanDuration>,
+    pub interval: Option<PositiveDuration>,
     #[serde(default)]
-    pub timeout: Option<HumanDuration>,
+    pub timeout: Option<PositiveDuration>,
     #[serde(default)]
     pub healthy_threshold: Option<usize>,
     #[serde(default)]
@@ -501,9 +502,9 @@ pub struct UpstreamConfig {
     #[serde(default)]
     pub health_check: Option<HealthCheckConfig>,
     #[serde(default)]
-    pub connect_timeout: Option<HumanDuration>,
+    pub connect_timeout: Option<PositiveDuration>,
     #[serde(default)]
-    pub read_timeout: Option<HumanDuration>,
+    pub read_timeout: Option<PositiveDuration>,
     #[serde(default)]
     pub retries: Option<usize>,
     #[serde(default)]
@@ -608,13 +609,13 @@ pub struct BreakerConfig {
     pub failure_percent: Option<u8>,
     /// Default 10s.
     #[serde(default)]
-    pub window: Option<HumanDuration>,
+    pub window: Option<PositiveDuration>,
     /// Fewer requests in the window never open it. Default 20.
     #[serde(default)]
     pub min_requests: Option<u32>,
     /// How long it stays open before trial requests. Default 5s.
     #[serde(default)]
-    pub open_for: Option<HumanDuration>,
+    pub open_for: Option<PositiveDuration>,
     /// Trial requests in the half-open state; all must succeed to close. Default 3.
     #[serde(default)]
     pub half_open_requests: Option<u32>,
@@ -629,10 +630,10 @@ pub struct OutlierConfig {
     pub consecutive_errors: Option<u32>,
     /// The first ejection's length; the n-th lasts n times as long. Default 30s.
     #[serde(default)]
-    pub base_ejection: Option<HumanDuration>,
+    pub base_ejection: Option<PositiveDuration>,
     /// The longest ejection. Default 300s.
     #[serde(default)]
-    pub max_ejection: Option<HumanDuration>,
+    pub max_ejection: Option<PositiveDuration>,
     /// The share of the upstream's backends that may be out at once. Default 50.
     #[serde(default)]
     pub max_ejection_percent: Option<u8>,
@@ -682,7 +683,7 @@ pub struct RouteCacheConfig {
     #[serde(default)]
     pub enabled: bool,
     #[serde(default)]
-    pub ttl: Option<HumanDuration>,
+    pub ttl: Option<PositiveDuration>,
     /// Also cache answers to requests with credentials, one entry per caller.
     #[serde(default)]
     pub authenticated: bool,
@@ -721,7 +722,7 @@ pub struct RouteConfig {
     #[serde(default)]
     pub cache: Option<RouteCacheConfig>,
     #[serde(default)]
-    pub timeout: Option<HumanDuration>,
+    pub timeout: Option<PositiveDuration>,
     #[serde(default)]
     pub retry: Option<RetryConfig>,
     /// Overrides the group's `https_redirect`.
@@ -751,5 +752,5 @@ pub enum WebSocketConfig {
 pub struct WebSocketOptions {
     /// A tunnel with no byte either way for this long is closed. Default 60s.
     #[serde(default)]
-    pub idle_timeout: Option<HumanDuration>,
+    pub idle_timeout: Option<PositiveDuration>,
 }

@@ -11,6 +11,15 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HumanDuration(pub Duration);
 
+/// A duration that must be more than zero (a timeout, a lifetime, an interval): `0s` is a
+/// problem reported where the file says it, when the file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PositiveDuration(pub Duration);
+
+/// A byte size that must be more than zero (a bound, a limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PositiveSize(pub u64);
+
 /// A byte size: a plain integer, or an integer with `B`, `KB`, `MB`, `GB` (powers of 1000) or
 /// `KiB`, `MiB`, `GiB` (powers of 1024).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -153,6 +162,28 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+impl<'de> Deserialize<'de> for PositiveDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let HumanDuration(v) = HumanDuration::deserialize(d)?;
+        positive(v.is_zero()).map(|()| PositiveDuration(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for PositiveSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let ByteSize(v) = ByteSize::deserialize(d)?;
+        positive(v == 0).map(|()| PositiveSize(v))
+    }
+}
+
+fn positive<E: de::Error>(zero: bool) -> Result<(), E> {
+    if zero {
+        Err(E::custom("must be positive"))
+    } else {
+        Ok(())
+    }
+}
+
 impl<'de> Deserialize<'de> for Rate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(StrOrInt(parse_rate, "a rate such as 100/s"))
@@ -162,6 +193,18 @@ impl<'de> Deserialize<'de> for Rate {
 impl Serialize for HumanDuration {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format_duration(self.0))
+    }
+}
+
+impl Serialize for PositiveDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        HumanDuration(self.0).serialize(s)
+    }
+}
+
+impl Serialize for PositiveSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
     }
 }
 
@@ -180,6 +223,18 @@ impl Serialize for Rate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn positive_units_refuse_zero_when_read() {
+        let d =
+            |text: &str| serde_yaml::from_str::<PositiveDuration>(text).map_err(|e| e.to_string());
+        assert_eq!(d("5s"), Ok(PositiveDuration(Duration::from_secs(5))));
+        assert!(d("0s").is_err_and(|e| e.contains("must be positive")));
+        assert!(d("0ms").is_err());
+        let s = |text: &str| serde_yaml::from_str::<PositiveSize>(text).map_err(|e| e.to_string());
+        assert_eq!(s("1KiB"), Ok(PositiveSize(1024)));
+        assert!(s("0").is_err_and(|e| e.contains("must be positive")));
+    }
 
     #[test]
     fn durations() {

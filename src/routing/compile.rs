@@ -42,8 +42,6 @@ pub enum RouteError {
     NoMethods,
     #[error("unknown method {0:?}")]
     UnknownMethod(String),
-    #[error("must be positive")]
-    NotPositive,
     #[error("{prefix} with these methods is already served by routes[{other}]")]
     Overlap { prefix: String, other: usize },
     #[error("needs listen.proxy_tls to redirect to")]
@@ -229,11 +227,8 @@ fn route(
         .map_err(|e| errors.push(format!("{path}.path"), e))
         .ok();
     let methods = methods(path, r, errors);
-    if r.timeout.is_some_and(|t| t.0.is_zero()) {
-        errors.push(format!("{path}.timeout"), RouteError::NotPositive);
-    }
-    let cache = crate::cache::route_policy(path, r.cache.as_ref(), errors);
-    let websocket = websocket(path, r, errors);
+    let cache = crate::cache::route_policy(r.cache.as_ref());
+    let websocket = websocket(r);
     let auth = AuthPolicy::merge(group.and_then(|g| g.cfg.auth.as_ref()), r.auth.as_ref())
         .unwrap_or_else(|roles| {
             errors.push(format!("{path}.auth"), RouteError::OpenWithRoles(roles));
@@ -301,19 +296,12 @@ fn route(
 }
 
 /// The route's WebSocket idle timeout, `None` when handshakes are refused.
-fn websocket(path: &str, r: &RouteConfig, errors: &mut ConfigErrors) -> Option<Duration> {
+fn websocket(r: &RouteConfig) -> Option<Duration> {
     match &r.websocket {
         None | Some(WebSocketConfig::Enabled(false)) => None,
         Some(WebSocketConfig::Enabled(true)) => Some(DEFAULT_WEBSOCKET_IDLE),
         Some(WebSocketConfig::Options(o)) => {
-            let idle = o.idle_timeout.map_or(DEFAULT_WEBSOCKET_IDLE, |d| d.0);
-            if idle.is_zero() {
-                errors.push(
-                    format!("{path}.websocket.idle_timeout"),
-                    RouteError::NotPositive,
-                );
-            }
-            Some(idle)
+            Some(o.idle_timeout.map_or(DEFAULT_WEBSOCKET_IDLE, |d| d.0))
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::config::ConfigErrors;
 use crate::outcome::{Denial, ErrorCode, Flow};
 use http::HeaderValue;
 use pingora::http::RequestHeader;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,8 +29,6 @@ pub enum SecurityError {
     Method(String),
     #[error("invalid CIDR or address {0:?}")]
     Cidr(String),
-    #[error("must be positive")]
-    NotPositive,
 }
 
 /// The compiled `security` section.
@@ -59,18 +58,6 @@ const DEFAULT_CONNECTIONS_PER_IP: u32 = 1024;
 
 /// Checks and builds the section; every problem is pushed with its path.
 pub fn build(cfg: &SecurityConfig, errors: &mut ConfigErrors) -> Edge {
-    if cfg.max_connections_per_ip == Some(0) {
-        errors.push(
-            "security.max_connections_per_ip",
-            SecurityError::NotPositive,
-        );
-    }
-    if cfg.max_connections == Some(0) {
-        errors.push("security.max_connections", SecurityError::NotPositive);
-    }
-    if cfg.max_body_size.is_some_and(|s| s.0 == 0) {
-        errors.push("security.max_body_size", SecurityError::NotPositive);
-    }
     Edge {
         headers: Arc::new(SecurityHeaders::build(
             "security.headers",
@@ -91,10 +78,9 @@ pub fn build(cfg: &SecurityConfig, errors: &mut ConfigErrors) -> Edge {
             .filter(|d| !d.is_zero()),
         max_connections_per_ip: Some(
             cfg.max_connections_per_ip
-                .unwrap_or(DEFAULT_CONNECTIONS_PER_IP),
-        )
-        .filter(|n| *n > 0),
-        max_connections: cfg.max_connections.filter(|n| *n > 0),
+                .map_or(DEFAULT_CONNECTIONS_PER_IP, NonZeroU32::get),
+        ),
+        max_connections: cfg.max_connections.map(NonZeroU32::get),
     }
 }
 
