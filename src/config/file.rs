@@ -752,5 +752,5 @@ pub enum WebSocketConfig {
 pub struct WebSocketOptions {
     /// A tunnel with no byte either way for this long is closed. Default 60s.
     #[serde(default)]
-    pub idle_timeout: Option<PositiveDuration>,
+    pub idle_timeout: Option<HumanDuration>,
 }

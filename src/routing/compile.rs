@@ -42,6 +42,8 @@ pub enum RouteError {
     NoMethods,
     #[error("unknown method {0:?}")]
     UnknownMethod(String),
+    #[error("must be positive")]
+    ZeroIdleTimeout,
     #[error("{prefix} with these methods is already served by routes[{other}]")]
     Overlap { prefix: String, other: usize },
     #[error("needs listen.proxy_tls to redirect to")]
@@ -228,7 +230,7 @@ fn route(
         .ok();
     let methods = methods(path, r, errors);
     let cache = crate::cache::route_policy(r.cache.as_ref());
-    let websocket = websocket(r);
+    let websocket = websocket(path, r, errors);
     let auth = AuthPolicy::merge(group.and_then(|g| g.cfg.auth.as_ref()), r.auth.as_ref())
         .unwrap_or_else(|roles| {
             errors.push(format!("{path}.auth"), RouteError::OpenWithRoles(roles));
@@ -295,13 +297,20 @@ fn route(
     })
 }
 
-/// The route's WebSocket idle timeout, `None` when handshakes are refused.
-fn websocket(r: &RouteConfig) -> Option<Duration> {
+/// The route's WebSocket idle timeout, `None` when handshakes are refused. (The options sit in
+/// an untagged enum, whose parse errors would not say which key was wrong: a zero is checked
+/// here instead of by `PositiveDuration`.)
+fn websocket(path: &str, r: &RouteConfig, errors: &mut ConfigErrors) -> Option<Duration> {
     match &r.websocket {
         None | Some(WebSocketConfig::Enabled(false)) => None,
         Some(WebSocketConfig::Enabled(true)) => Some(DEFAULT_WEBSOCKET_IDLE),
         Some(WebSocketConfig::Options(o)) => {
-            Some(o.idle_timeout.map_or(DEFAULT_WEBSOCKET_IDLE, |d| d.0))
+            let idle = o.idle_timeout.map_or(DEFAULT_WEBSOCKET_IDLE, |d| d.0);
+            if idle.is_zero() {
+                let at = format!("{path}.websocket.idle_timeout");
+                errors.push(at, RouteError::ZeroIdleTimeout);
+            }
+            Some(idle)
         }
     }
 }
