@@ -4,7 +4,7 @@ use crate::admin::{AdminApp, History, Sampler};
 use crate::auth::{JwksRefresher, RevocationSync};
 use crate::cache::PurgeListener;
 use crate::cli::Cli;
-use crate::config::file::ServerConfig;
+use crate::config::file::{FileConfig, ServerConfig};
 use crate::connection::{Guarded, Guards, SIDE_LISTENER_CAP};
 use crate::health::HealthChecks;
 use crate::metrics::MetricsApp;
@@ -20,6 +20,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use pingora::services::ServiceHandle;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,37 +40,80 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     // services wait for it.
     let bootstrap = server.bootstrap_as_a_service();
     if !cli.daemon {
-        // Pingora writes the pid file for a daemon only; `kill -HUP $(cat pid_file)` should
-        // work in the foreground as well.
-        if let Err(e) = std::fs::write(&file.server.pid_file, format!("{}\n", std::process::id())) {
-            log::warn!("cannot write the pid file {}: {e}", file.server.pid_file);
-        }
+        write_pid_file(&file.server.pid_file);
     }
-
     let shared = Shared::new(snapshot, config_path, cli.demo);
-    if crate::metrics::get().is_some() {
-        let source = shared.clone();
-        crate::metrics::set_health_source(Arc::new(move || {
-            let snapshot = source.snapshot.load();
-            let mut out = Vec::new();
-            for up in snapshot.upstreams.values() {
-                for b in up.view().backends {
-                    out.push((up.name.clone(), b.addr, b.healthy));
-                }
-            }
-            out
-        }));
-        let source = shared.clone();
-        crate::metrics::set_cache_memory_source(Arc::new(move || {
-            let snapshot = source.snapshot.load();
-            snapshot.cache.as_ref()?.store.memory_usage()
-        }));
+    metrics_sources(&shared);
+    let (reloader, history) = background(&mut server, &shared, &file);
+    // Every listener's connections go through the same guards (caps and head deadline).
+    let guards = Guards::new();
+    log::debug!(
+        "at most {} connections open at once (file-descriptor bound)",
+        guards.fd_bound()
+    );
+    let wait_for = [&reloader, &bootstrap];
+    if let Err(e) = proxy_services(&mut server, &shared, &guards, &wait_for) {
+        log::error!("{e}");
+        return;
     }
+    side_services(&mut server, &shared, &guards, history, &bootstrap);
+    let https = file
+        .listen
+        .proxy_tls
+        .as_ref()
+        .map_or(String::new(), |t| format!(", HTTPS on {}", t.addr));
+    log::info!(
+        "gateway starting: proxy on {}{https}, metrics on {}, admin on {}",
+        file.listen.proxy,
+        file.listen.metrics,
+        file.listen.admin
+    );
+    server.run_forever();
+}
+
+/// Pingora writes the pid file for a daemon only; `kill -HUP $(cat pid_file)` should work in
+/// the foreground as well.
+fn write_pid_file(path: &str) {
+    if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+        log::warn!("cannot write the pid file {path}: {e}");
+    }
+}
+
+/// What the metrics read from the live snapshot at scrape time: backend health, cache memory.
+fn metrics_sources(shared: &Arc<Shared>) {
+    if crate::metrics::get().is_none() {
+        return;
+    }
+    let source = shared.clone();
+    crate::metrics::set_health_source(Arc::new(move || {
+        let snapshot = source.snapshot.load();
+        let mut out = Vec::new();
+        for up in snapshot.upstreams.values() {
+            for b in up.view().backends {
+                out.push((up.name.clone(), b.addr, b.healthy));
+            }
+        }
+        out
+    }));
+    let source = shared.clone();
+    crate::metrics::set_cache_memory_source(Arc::new(move || {
+        let snapshot = source.snapshot.load();
+        snapshot.cache.as_ref()?.store.memory_usage()
+    }));
+}
+
+/// The background services: reload, health checks, revocation sync, JWKS refresh, cache purges,
+/// trace export, the stats history. The reloader's handle (the proxy waits for it) and the
+/// history (the admin API reads it).
+fn background(
+    server: &mut Server,
+    shared: &Arc<Shared>,
+    file: &FileConfig,
+) -> (ServiceHandle, Arc<History>) {
     let reloader = server.add_service(background_service(
         "config reload",
         ConfigReloader::new(shared.clone()),
     ));
-
     server.add_service(background_service(
         "health checks",
         HealthChecks::new(shared.clone()),
@@ -86,26 +130,28 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
         "cache purge listener",
         PurgeListener::new(shared.clone()),
     ));
-
     if let Some(exporter) = file.tracing.as_ref().and_then(crate::trace::install) {
         server.add_service(background_service("trace export", exporter));
     }
-
     let history = Arc::new(History::default());
     server.add_service(background_service(
         "stats history",
         Sampler::new(Arc::clone(&history)),
     ));
+    (reloader, history)
+}
 
-    let admin_app = AdminApp::new(shared.clone(), history);
-    // Every listener's connections go through the same guards (caps and head deadline).
-    let guards = Guards::new();
-    log::debug!(
-        "at most {} connections open at once (file-descriptor bound)",
-        guards.fd_bound()
-    );
-    let guarded = |app| Guarded::new(app, shared.clone(), Arc::clone(&guards), None);
+/// The proxy's listeners: plain HTTP (and h2c), and HTTPS when configured, each behind the
+/// connection guards; they start once `wait_for` have.
+fn proxy_services(
+    server: &mut Server,
+    shared: &Arc<Shared>,
+    guards: &Arc<Guards>,
+    wait_for: &[&ServiceHandle],
+) -> Result<(), String> {
+    let file = Arc::clone(&shared.snapshot.load().file);
     let conf = Arc::clone(&server.configuration);
+    let guarded = |app| Guarded::new(app, shared.clone(), Arc::clone(guards), None);
     let gateway = || {
         let mut http = http_proxy(&conf, Gateway::new(shared.clone(), file.server.header_case));
         if file.listen.h2c {
@@ -122,53 +168,46 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     proxy.add_listener(
         ListenerConfig::tcp(&file.listen.proxy).l4_buffer(L4BufferSettings::default().read(0)),
     );
-    let proxy = server.add_service(proxy);
-    proxy.add_dependency(&reloader);
-    proxy.add_dependency(&bootstrap);
+    let mut services = vec![server.add_service(proxy)];
     if let Some(tls) = &file.listen.proxy_tls {
         // A plain TCP listener: the guard makes the handshake, under its deadline.
-        let listener = match crate::proxy::tls_settings(shared.clone(), tls.http2) {
-            Ok(listener) => listener,
-            Err(e) => {
-                log::error!("cannot set up TLS on {}: {e}", tls.addr);
-                return;
-            }
-        };
+        let listener = crate::proxy::tls_settings(shared.clone(), tls.http2)
+            .map_err(|e| format!("cannot set up TLS on {}: {e}", tls.addr))?;
         let mut https = Service::new(
             "gateway proxy tls".to_owned(),
             guarded(gateway()).with_tls(listener),
         );
         https.add_tcp(&tls.addr);
-        let https = server.add_service(https);
-        https.add_dependency(&reloader);
-        https.add_dependency(&bootstrap);
+        services.push(server.add_service(https));
     }
+    for service in &services {
+        for dependency in wait_for {
+            service.add_dependency(*dependency);
+        }
+    }
+    Ok(())
+}
 
-    let side_cap = Some(SIDE_LISTENER_CAP);
+/// The metrics and admin listeners, each behind the guards with a cap of its own.
+fn side_services(
+    server: &mut Server,
+    shared: &Arc<Shared>,
+    guards: &Arc<Guards>,
+    history: Arc<History>,
+    bootstrap: &ServiceHandle,
+) {
+    let file = Arc::clone(&shared.snapshot.load().file);
+    let cap = Some(SIDE_LISTENER_CAP);
     let metrics_app = HttpServer::new_app(MetricsApp);
-    let metrics_app = Guarded::new(metrics_app, shared.clone(), Arc::clone(&guards), side_cap);
+    let metrics_app = Guarded::new(metrics_app, shared.clone(), Arc::clone(guards), cap);
     let mut metrics = Service::new("metrics".to_owned(), metrics_app);
     metrics.add_tcp(&file.listen.metrics);
-    server.add_service(metrics).add_dependency(&bootstrap);
-
-    let admin_app = HttpServer::new_app(admin_app);
-    let admin_app = Guarded::new(admin_app, shared.clone(), Arc::clone(&guards), side_cap);
+    server.add_service(metrics).add_dependency(bootstrap);
+    let admin_app = HttpServer::new_app(AdminApp::new(shared.clone(), history));
+    let admin_app = Guarded::new(admin_app, shared.clone(), Arc::clone(guards), cap);
     let mut admin = Service::new("admin".to_owned(), admin_app);
     admin.add_tcp(&file.listen.admin);
-    server.add_service(admin).add_dependency(&bootstrap);
-
-    let https = file
-        .listen
-        .proxy_tls
-        .as_ref()
-        .map_or(String::new(), |t| format!(", HTTPS on {}", t.addr));
-    log::info!(
-        "gateway starting: proxy on {}{https}, metrics on {}, admin on {}",
-        file.listen.proxy,
-        file.listen.metrics,
-        file.listen.admin
-    );
-    server.run_forever();
+    server.add_service(admin).add_dependency(bootstrap);
 }
 
 /// Whether every listener's address can be bound now: one line per address that cannot, naming
