@@ -105,56 +105,9 @@ where
                 .push(".", format!("section key {key:?} is not a string"));
             continue;
         };
-        let errors = &mut parsed.errors;
-        let file = &mut parsed.file;
-        match section.as_str() {
-            "server" => set(&mut file.server, section_value(&section, value, errors)),
-            "listen" => set(&mut file.listen, section_value(&section, value, errors)),
-            "log" => set(&mut file.log, section_value(&section, value, errors)),
-            "admin" => file.admin = section_value(&section, value, errors),
-            "tracing" => file.tracing = section_value(&section, value, errors),
-            "redis" => file.redis = section_value(&section, value, errors),
-            "auth" => file.auth = section_value(&section, value, errors),
-            "rate_limit" => file.rate_limit = section_value(&section, value, errors),
-            "cache" => file.cache = section_value(&section, value, errors),
-            "security" => set(&mut file.security, section_value(&section, value, errors)),
-            "upstreams" => {
-                seen_upstreams = true;
-                for (name, v) in named_entries(&section, value, errors) {
-                    parsed.declared_upstreams.insert(name.clone());
-                    if let Some(u) = section_value(&format!("upstreams.{name}"), v, errors) {
-                        file.upstreams.insert(name, u);
-                    }
-                }
-            }
-            "groups" => {
-                for (name, v) in named_entries(&section, value, errors) {
-                    parsed.declared_groups.insert(name.clone());
-                    if let Some(g) = section_value(&format!("groups.{name}"), v, errors) {
-                        file.groups.insert(name, g);
-                    }
-                }
-            }
-            "routes" => {
-                seen_routes = true;
-                match value {
-                    Value::Sequence(items) => {
-                        for (i, v) in items.into_iter().enumerate() {
-                            if let Some(r) = section_value(&format!("routes[{i}]"), v, errors) {
-                                file.routes.push(r);
-                                parsed.route_index.push(i);
-                            }
-                        }
-                    }
-                    Value::Null => {}
-                    _ => errors.push("routes", "expected a list of routes"),
-                }
-            }
-            other => errors.push(
-                other,
-                format!("unknown section, expected one of: {}", SECTIONS.join(", ")),
-            ),
-        }
+        seen_upstreams |= section == "upstreams";
+        seen_routes |= section == "routes";
+        read_section(&mut parsed, &section, value);
     }
     // Present but empty (`routes: []`, or a key with only a comment under it) is as good as
     // missing: a gateway without routes answers nothing but 404.
@@ -179,6 +132,57 @@ where
             .push("routes", "empty: at least one route is required");
     }
     parsed
+}
+
+/// One top-level section into `parsed.file`, its problems into `parsed.errors`.
+fn read_section(parsed: &mut Parsed, section: &str, value: Value) {
+    let errors = &mut parsed.errors;
+    let file = &mut parsed.file;
+    match section {
+        "server" => set(&mut file.server, section_value(section, value, errors)),
+        "listen" => set(&mut file.listen, section_value(section, value, errors)),
+        "log" => set(&mut file.log, section_value(section, value, errors)),
+        "admin" => file.admin = section_value(section, value, errors),
+        "tracing" => file.tracing = section_value(section, value, errors),
+        "redis" => file.redis = section_value(section, value, errors),
+        "auth" => file.auth = section_value(section, value, errors),
+        "rate_limit" => file.rate_limit = section_value(section, value, errors),
+        "cache" => file.cache = section_value(section, value, errors),
+        "security" => set(&mut file.security, section_value(section, value, errors)),
+        "upstreams" => {
+            for (name, v) in named_entries(section, value, errors) {
+                parsed.declared_upstreams.insert(name.clone());
+                if let Some(u) = section_value(&format!("upstreams.{name}"), v, errors) {
+                    file.upstreams.insert(name, u);
+                }
+            }
+        }
+        "groups" => {
+            for (name, v) in named_entries(section, value, errors) {
+                parsed.declared_groups.insert(name.clone());
+                if let Some(g) = section_value(&format!("groups.{name}"), v, errors) {
+                    file.groups.insert(name, g);
+                }
+            }
+        }
+        "routes" => match value {
+            Value::Sequence(items) => {
+                for (i, v) in items.into_iter().enumerate() {
+                    if let Some(r) = section_value(&format!("routes[{i}]"), v, errors) {
+                        file.routes.push(r);
+                        parsed.route_index.push(i);
+                    }
+                }
+            }
+            Value::Null => {}
+            _ => errors.push("routes", "expected a list of routes"),
+        },
+        other => {
+            let message = format!("unknown section, expected one of: {}", SECTIONS.join(", "));
+            let likely = wording::closest(other, SECTIONS.iter().copied());
+            errors.push(other, wording::with_suggestion(&message, likely));
+        }
+    }
 }
 
 /// Makes the file's relative paths absolute against `folder`.

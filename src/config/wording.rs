@@ -9,15 +9,18 @@ use serde_yaml::Value;
 pub fn unknown_field(message: &str) -> Option<(String, Option<String>)> {
     let rest = message.strip_prefix("unknown field `")?;
     let (field, expected) = rest.split_once('`')?;
-    let closest = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|candidate| (strsim::damerau_levenshtein(field, candidate), candidate))
+    let closest = closest(field, expected.split('`').skip(1).step_by(2)).map(str::to_owned);
+    Some((field.to_owned(), closest))
+}
+
+/// The candidate `word` is most likely a slip for: within a third of its length in edits
+/// (at least one).
+pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|candidate| (strsim::damerau_levenshtein(word, candidate), candidate))
         .filter(|(distance, candidate)| *distance <= (candidate.len() / 3).max(1))
         .min()
-        .map(|(_, candidate)| candidate.to_owned());
-    Some((field.to_owned(), closest))
+        .map(|(_, candidate)| candidate)
 }
 
 /// The message with `(did you mean `y`?)` added when there is a suggestion.
