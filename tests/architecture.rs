@@ -227,8 +227,8 @@ fn nothing_but_the_app_wiring_imports_the_proxy() {
     }
     let proxy = edges.get(&vec!["proxy".to_owned(), "service".to_owned()]);
     assert!(
-        proxy.is_some_and(|t| t.contains(&vec!["chain".to_owned()])),
-        "the scan sees imports (proxy/service.rs uses chain)"
+        proxy.is_some_and(|t| t.contains(&vec!["admit".to_owned()])),
+        "the scan sees imports (proxy/service.rs uses admit)"
     );
 }
 
@@ -293,4 +293,55 @@ fn no_feature_imports_another_that_imports_it_back() {
             }
         }
     }
+}
+
+/// Functions stay short enough to read at once, and the proxy service reads as a table of
+/// contents.
+#[test]
+fn no_function_is_over_a_hundred_lines_and_the_service_is_small() {
+    let (_, files) = graph();
+    let mut long = Vec::new();
+    let mut seen = 0;
+    for (module, text) in &files {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            let line = lines[i];
+            let trimmed = line.trim_start();
+            let is_fn = [
+                "fn ",
+                "pub fn ",
+                "async fn ",
+                "pub async fn ",
+                "pub(crate) fn ",
+                "pub(super) fn ",
+            ]
+            .iter()
+            .any(|p| trimmed.starts_with(p))
+                && !line.trim_end().ends_with(';');
+            if is_fn {
+                seen += 1;
+                let indent = &line[..line.len() - trimmed.len()];
+                let end = (i + 1..lines.len())
+                    .find(|&j| lines[j] == format!("{indent}}}"))
+                    .unwrap_or(i);
+                if end - i > 100 {
+                    long.push(format!("{}: {} ({} lines)", name(module), trimmed, end - i));
+                }
+                i = end;
+            }
+            i += 1;
+        }
+    }
+    assert!(seen > 300, "the scan found the functions: {seen}");
+    assert!(
+        long.is_empty(),
+        "functions over 100 lines:\n{}",
+        long.join("\n")
+    );
+    let service = files
+        .get(&vec!["proxy".to_owned(), "service".to_owned()])
+        .expect("src/proxy/service.rs");
+    let n = service.lines().count();
+    assert!(n < 450, "src/proxy/service.rs has {n} lines");
 }

@@ -111,6 +111,70 @@ pub struct Settled {
     pub circuit: Option<State>,
 }
 
+/// The members of `config`, resolved; a backend that stays (same address) keeps its counters
+/// from `previous`. Problems are pushed with their path below the upstream.
+fn members(
+    config: &UpstreamConfig,
+    previous: Option<&Upstream>,
+    problems: &mut Vec<(String, BalanceError)>,
+) -> Vec<Member> {
+    let mut members: Vec<Member> = Vec::with_capacity(config.backends.len());
+    for (i, b) in config.backends.iter().enumerate() {
+        let addr = match resolve(&b.addr) {
+            Ok(a) => a,
+            Err(e) => {
+                problems.push((format!("backends[{i}].addr"), e));
+                continue;
+            }
+        };
+        if members.iter().any(|m| m.addr == addr) {
+            problems.push((format!("backends[{i}].addr"), BalanceError::Duplicate(addr)));
+            continue;
+        }
+        let stats = previous
+            .and_then(|p| p.members.iter().find(|m| m.addr == addr))
+            .map_or_else(
+                || Arc::new(BackendStats::new(addr)),
+                |m| Arc::clone(&m.stats),
+            );
+        let mut backend = Backend {
+            addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
+            weight: b.weight,
+            ext: Default::default(),
+        };
+        backend.ext.insert(Arc::clone(&stats));
+        members.push(Member {
+            addr,
+            name: b.name.clone(),
+            backend,
+            stats,
+        });
+    }
+    members
+}
+
+/// The CA bundle that verifies the backends (`ca_file`, with `tls: true` only).
+fn ca(
+    config: &UpstreamConfig,
+    problems: &mut Vec<(String, BalanceError)>,
+) -> Option<Arc<Box<[X509]>>> {
+    match (&config.ca_file, config.tls) {
+        (None, _) => None,
+        (Some(_), false) => {
+            problems.push(("ca_file".into(), BalanceError::CaWithoutTls));
+            None
+        }
+        (Some(path), true) => match read_ca(path) {
+            Ok(ca) => Some(ca),
+            Err(reason) => {
+                let path = path.clone();
+                problems.push(("ca_file".into(), BalanceError::CaFile { path, reason }));
+                None
+            }
+        },
+    }
+}
+
 impl Upstream {
     /// Builds the pool. `previous` is the upstream of the same name in the running snapshot: its
     /// per-backend counters carry over for addresses that stay. Returns the problems found
@@ -121,69 +185,23 @@ impl Upstream {
         previous: Option<&Upstream>,
     ) -> Result<Upstream, Vec<(String, BalanceError)>> {
         let mut problems = Vec::new();
-        let mut members: Vec<Member> = Vec::with_capacity(config.backends.len());
-        for (i, b) in config.backends.iter().enumerate() {
-            let addr = match resolve(&b.addr) {
-                Ok(a) => a,
-                Err(e) => {
-                    problems.push((format!("backends[{i}].addr"), e));
-                    continue;
-                }
-            };
-            if members.iter().any(|m| m.addr == addr) {
-                problems.push((format!("backends[{i}].addr"), BalanceError::Duplicate(addr)));
-                continue;
-            }
-            let stats = previous
-                .and_then(|p| p.members.iter().find(|m| m.addr == addr))
-                .map_or_else(
-                    || Arc::new(BackendStats::new(addr)),
-                    |m| Arc::clone(&m.stats),
-                );
-            let mut backend = Backend {
-                addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
-                weight: b.weight,
-                ext: Default::default(),
-            };
-            backend.ext.insert(Arc::clone(&stats));
-            members.push(Member {
-                addr,
-                name: b.name.clone(),
-                backend,
-                stats,
-            });
-        }
+        let members = members(config, previous, &mut problems);
         if config.backends.is_empty() {
             problems.push(("backends".into(), BalanceError::NoBackends));
         }
         let tls = config.tls;
         let sni = config.sni.clone().unwrap_or_default();
         let h2 = config.protocol != UpstreamProtocol::Http1;
-        let ca = match (&config.ca_file, tls) {
-            (None, _) => None,
-            (Some(_), false) => {
-                problems.push(("ca_file".into(), BalanceError::CaWithoutTls));
-                None
-            }
-            (Some(path), true) => match read_ca(path) {
-                Ok(ca) => Some(ca),
-                Err(reason) => {
-                    let path = path.clone();
-                    problems.push(("ca_file".into(), BalanceError::CaFile { path, reason }));
-                    None
-                }
-            },
-        };
-        let probe = match &config.health_check {
-            Some(hc) => match probe::build(hc, tls, &sni, h2, ca.as_ref()) {
+        let ca = ca(config, &mut problems);
+        let probe = config.health_check.as_ref().and_then(|hc| {
+            match probe::build(hc, tls, &sni, h2, ca.as_ref()) {
                 Ok(p) => Some(Box::new(Recorded(p)) as Box<dyn HealthCheck + Send + Sync>),
                 Err(e) => {
                     problems.push(("health_check".into(), BalanceError::Probe(e.to_string())));
                     None
                 }
-            },
-            None => None,
-        };
+            }
+        });
         if !problems.is_empty() {
             return Err(problems);
         }
