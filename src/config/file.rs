@@ -1,5 +1,6 @@
 //! Serde types that mirror the YAML file one to one. Every struct rejects unknown keys.
-//! Runtime types are built from these by `routing::compile`; nothing here is used per request.
+//! Runtime types are built from these by `snapshot::compile` and the sections it calls (each
+//! feature checks and builds its own); nothing here is used per request.
 
 use super::units::{ByteSize, HumanDuration, PositiveDuration, PositiveSize, Rate};
 use serde::{Deserialize, Serialize};

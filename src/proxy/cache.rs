@@ -52,7 +52,7 @@ pub fn enable(session: &mut Session, ctx: &mut RequestCtx) {
         true => Cow::Owned(path.to_ascii_lowercase()),
         false => Cow::Borrowed(path),
     };
-    let caller = ctx.caller.caller.as_deref();
+    let caller = ctx.admitted.caller.as_deref();
     match policy.admit(&cache.key_prefix, req, &path, caller) {
         Admission::Bypass => ctx.cache.used = Use::Bypass,
         Admission::Use(mut key) => {

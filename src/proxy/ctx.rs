@@ -128,7 +128,7 @@ pub struct RequestCtx {
     /// Tracing, when it is on.
     pub trace: Option<RequestTrace>,
     /// What the route's chain learnt about the caller.
-    pub caller: Admitted,
+    pub admitted: Admitted,
     /// Whether the cache serves this request, and its key.
     pub cache: CacheCtx,
     pub attempt: Attempt,
@@ -161,7 +161,7 @@ impl RequestCtx {
             tunnel: None,
             trace: None,
             path: None,
-            caller: Admitted::default(),
+            admitted: Admitted::default(),
             cache: CacheCtx::default(),
             attempt: Attempt::default(),
             outcome: Outcome {

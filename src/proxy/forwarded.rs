@@ -19,7 +19,7 @@ const X_USER_ROLES: HeaderName = HeaderName::from_static("x-user-roles");
 /// Sets `X-Forwarded-For/-Proto/-Host` and `X-Request-Id` on the upstream request and removes
 /// every client-sent `X-User-*` header.
 pub fn apply<H: HeaderEdit>(req: &mut H, ctx: &RequestCtx, peer: Option<IpAddr>) -> Result<()> {
-    remove_client_headers(req, ctx.peer.trusted, ctx.caller.auth.is_some());
+    remove_client_headers(req, ctx.peer.trusted, ctx.admitted.auth.is_some());
     if let Some(peer) = peer {
         let text = IpText::new(peer);
         let peer = text.as_str();
@@ -64,7 +64,7 @@ pub fn apply<H: HeaderEdit>(req: &mut H, ctx: &RequestCtx, peer: Option<IpAddr>)
             None => req.unset(&TRACESTATE),
         }
     }
-    if let Some(caller) = &ctx.caller.caller {
+    if let Some(caller) = &ctx.admitted.caller {
         req.set(X_USER_ID, caller.subject_header.clone())?;
         req.set(X_USER_ROLES, caller.roles_header.clone())?;
     }

@@ -44,7 +44,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
 
     let route_metrics = ctx.route.as_ref().map_or(&*UNMATCHED, |r| &r.metrics);
     route_metrics.request(&req.method, status, elapsed);
-    if let Some(limited) = ctx.caller.limited {
+    if let Some(limited) = ctx.admitted.limited {
         route_metrics.rate_limit(limited);
     }
     if let Some(upstream) = upstream {
@@ -56,7 +56,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
             held.stats().count_try(upstream, backend_status);
         }
     }
-    if let Some(event) = ctx.caller.auth.or(ctx.outcome.endpoint_auth) {
+    if let Some(event) = ctx.admitted.auth.or(ctx.outcome.endpoint_auth) {
         metrics::auth(event.result, event.reason);
     }
     if let Some(m) = metrics::get() {
@@ -101,7 +101,7 @@ pub fn record(session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         bytes_sent: session.body_bytes_sent(),
         cache: cache_result.unwrap_or("-"),
-        user: ctx.caller.caller.as_ref().map(|c| c.subject.as_str()),
+        user: ctx.admitted.caller.as_ref().map(|c| c.subject.as_str()),
         outcome,
         trace: ctx.trace.as_ref().map(|t| &t.context),
     };

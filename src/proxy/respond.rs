@@ -113,7 +113,7 @@ pub fn decorate<H: HeaderEdit>(session: &Session, ctx: &RequestCtx, resp: &mut H
     if let Some(cors) = &ctx.snapshot.edge.cors {
         cors.apply(session.req_header().headers.get(http::header::ORIGIN), resp)?;
     }
-    if let Some(d) = &ctx.caller.rate_limit {
+    if let Some(d) = &ctx.admitted.rate_limit {
         resp.set(RATELIMIT_LIMIT, d.limit.into())?;
         resp.set(RATELIMIT_REMAINING, d.remaining.into())?;
         resp.set(RATELIMIT_RESET, d.reset.into())?;

@@ -377,8 +377,8 @@ impl Gateway {
             client_ip: ctx.peer.client_ip,
             secure: ctx.peer.tls || forwarded_https(ctx, req),
         };
-        let admission = admit(&snapshot, &inbound, &mut ctx.caller).await;
-        ctx.websocket = ctx.caller.websocket;
+        let admission = admit(&snapshot, &inbound, &mut ctx.admitted).await;
+        ctx.websocket = ctx.admitted.websocket;
         ctx.route = admission.route;
         ctx.arm = admission.arm;
         admission.flow
