@@ -76,57 +76,14 @@ pub fn apply<H: HeaderEdit>(req: &mut H, ctx: &RequestCtx, peer: Option<IpAddr>)
 /// from an untrusted peer also the headers a backend may take for a proxy's word about the
 /// client, its user or the original URL; and `X-API-Key` once the gateway has checked it.
 fn remove_client_headers<H: HeaderEdit>(req: &mut H, trusted: bool, key_checked: bool) {
-    const PROXY_HEADERS: [&str; 19] = [
-        "forwarded",
-        "x-real-ip",
-        "x-forwarded-port",
-        "x-forwarded-prefix",
-        "x-original-url",
-        "x-rewrite-url",
-        "x-client-ip",
-        "true-client-ip",
-        "cf-connecting-ip",
-        "x-cluster-client-ip",
-        "remote-user",
-        "x-remote-user",
-        "x-forwarded-user",
-        "x-forwarded-email",
-        "x-forwarded-groups",
-        "x-auth-request-user",
-        "x-auth-request-email",
-        "x-auth-request-groups",
-        "x-authenticated-user",
-    ];
-    // Frameworks (Symfony, Laravel, Express's method-override, ...) take these for the method,
-    // which would get past a route's `methods`.
-    const METHOD_OVERRIDE: [&str; 3] = [
-        "x-http-method-override",
-        "x-http-method",
-        "x-method-override",
-    ];
-    // Spelled with `_`, these would reach such backends beside the values the gateway sets
-    // or checks.
-    const SET_BY_GATEWAY: [&str; 5] = [
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "x-request-id",
-        "x-api-key",
-    ];
     let unwanted = |name: &str| {
-        if !name.as_bytes().contains(&b'_') {
-            // Nearly every name: spelled with `-` only, so the lists are plain comparisons
-            // (lengths first).
-            return name.starts_with("x-user-") && name.len() > 7
-                || (!trusted && PROXY_HEADERS.contains(&name))
-                || METHOD_OVERRIDE.contains(&name)
-                || (key_checked && name == "x-api-key");
+        if name.as_bytes().contains(&b'_') {
+            // CGI, WSGI, PHP and Rack read `_` as `-`: such a name is judged as that spelling,
+            // and must not shadow a header the gateway sets or checks.
+            let dashed = name.replace('_', "-");
+            return set_by_gateway(&dashed) || unwanted_name(&dashed, trusted, false);
         }
-        let user = name.len() > 7 && name.get(..7).is_some_and(|p| same_name("x-user-", p));
-        let shadow = SET_BY_GATEWAY.iter().any(|h| same_name(h, name));
-        let spoofable = !trusted && PROXY_HEADERS.iter().any(|h| same_name(h, name));
-        let method = METHOD_OVERRIDE.iter().any(|h| same_name(h, name));
-        user || shadow || spoofable || method
+        unwanted_name(name, trusted, key_checked)
     };
     let found: Vec<http::HeaderName> = req
         .headers()
@@ -139,13 +96,54 @@ fn remove_client_headers<H: HeaderEdit>(req: &mut H, trusted: bool, key_checked:
     }
 }
 
-/// `name` (lower case, as stored) is `canonical` with any `-` written as `_`.
-fn same_name(canonical: &str, name: &str) -> bool {
-    canonical.len() == name.len()
-        && canonical
-            .bytes()
-            .zip(name.bytes())
-            .all(|(c, n)| c == n || (c == b'-' && n == b'_'))
+/// A header (lower case, spelled with `-`) a client must not send the backend: `X-User-*` and
+/// the method overrides from anyone, the proxy headers from an untrusted peer, `X-API-Key` once
+/// checked.
+fn unwanted_name(name: &str, trusted: bool, key_checked: bool) -> bool {
+    (name.len() > 7 && name.starts_with("x-user-"))
+        || (!trusted && proxy_header(name))
+        // Frameworks (Symfony, Laravel, Express's method-override, ...) take these for the
+        // method, which would get past a route's `methods`.
+        || matches!(
+            name,
+            "x-http-method-override" | "x-http-method" | "x-method-override"
+        )
+        || (key_checked && name == "x-api-key")
+}
+
+/// A proxy's word about the client, its user or the original URL (a `match` on strings
+/// compares lengths first: a few instructions per name).
+fn proxy_header(name: &str) -> bool {
+    matches!(
+        name,
+        "forwarded"
+            | "x-real-ip"
+            | "x-forwarded-port"
+            | "x-forwarded-prefix"
+            | "x-original-url"
+            | "x-rewrite-url"
+            | "x-client-ip"
+            | "true-client-ip"
+            | "cf-connecting-ip"
+            | "x-cluster-client-ip"
+            | "remote-user"
+            | "x-remote-user"
+            | "x-forwarded-user"
+            | "x-forwarded-email"
+            | "x-forwarded-groups"
+            | "x-auth-request-user"
+            | "x-auth-request-email"
+            | "x-auth-request-groups"
+            | "x-authenticated-user"
+    )
+}
+
+/// The headers the gateway sets or checks itself.
+fn set_by_gateway(name: &str) -> bool {
+    matches!(
+        name,
+        "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "x-request-id" | "x-api-key"
+    )
 }
 
 #[cfg(test)]

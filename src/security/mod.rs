@@ -135,29 +135,39 @@ fn is_host(value: &[u8]) -> bool {
         [b'[', literal @ .., b']'] => literal
             .iter()
             .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.')),
-        _ => host.iter().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'%'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                )
-        }),
+        _ => host.iter().all(|b| HOST_BYTES[usize::from(*b)]),
     }
 }
+
+/// The bytes of a registered name: unreserved, sub-delimiters and `%` (one lookup a byte).
+static HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'%'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};
 
 /// A line feed not preceded by a carriage return.
 fn has_bare_lf(head: &[u8]) -> bool {
