@@ -100,15 +100,23 @@ fn remove_client_headers<H: HeaderEdit>(req: &mut H, trusted: bool, key_checked:
 /// the method overrides from anyone, the proxy headers from an untrusted peer, `X-API-Key` once
 /// checked.
 fn unwanted_name(name: &str, trusted: bool, key_checked: bool) -> bool {
-    (name.len() > 7 && name.starts_with("x-user-"))
-        || (!trusted && proxy_header(name))
-        // Frameworks (Symfony, Laravel, Express's method-override, ...) take these for the
-        // method, which would get past a route's `methods`.
-        || matches!(
-            name,
-            "x-http-method-override" | "x-http-method" | "x-method-override"
-        )
-        || (key_checked && name == "x-api-key")
+    // Every name below starts with one of these letters: the common headers (`host`, `accept`,
+    // `user-agent`, ...) are passed after one comparison.
+    match name.as_bytes().first() {
+        Some(b'x') => {
+            (name.len() > 7 && name.starts_with("x-user-"))
+                || (!trusted && proxy_header(name))
+                // Frameworks (Symfony, Laravel, Express's method-override, ...) take these for
+                // the method, which would get past a route's `methods`.
+                || matches!(
+                    name,
+                    "x-http-method-override" | "x-http-method" | "x-method-override"
+                )
+                || (key_checked && name == "x-api-key")
+        }
+        Some(b'f' | b't' | b'c' | b'r') => !trusted && proxy_header(name),
+        _ => false,
+    }
 }
 
 /// A proxy's word about the client, its user or the original URL (a `match` on strings
