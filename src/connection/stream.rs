@@ -114,37 +114,44 @@ impl std::fmt::Debug for GuardedStream {
 
 impl GuardedStream {
     /// Follows the bytes just read: a first byte starts a head, an empty line after something
-    /// else ends it.
+    /// else ends it. The clock is read only when a head spans reads (nearly every head arrives
+    /// in one).
     fn saw(&mut self, mut bytes: &[u8]) {
         if bytes.is_empty() || self.timeout.is_none() {
             return;
         }
-        if let Head::Idle = self.head {
-            self.head = Head::Reading {
-                started: Instant::now(),
-                tail: [0; 2],
-                content: false,
-                armed: false,
-            };
-        }
-        let Head::Reading { tail, content, .. } = &mut self.head else {
-            return;
+        let (tail, content) = match &self.head {
+            Head::Done => return,
+            Head::Idle => ([0; 2], false),
+            Head::Reading { tail, content, .. } => (*tail, *content),
         };
-        if !*content {
+        if !content {
             // Empty lines before the request line are skipped, and do not end anything.
             let skip = bytes
                 .iter()
                 .position(|b| !matches!(b, b'\r' | b'\n'))
                 .unwrap_or(bytes.len());
             bytes = &bytes[skip..];
-            if bytes.is_empty() {
-                return;
-            }
-            *content = true;
         }
-        match head_end(*tail, bytes) {
-            None => self.head = Head::Done,
-            Some(t) => *tail = t,
+        let next = if bytes.is_empty() {
+            Some(tail)
+        } else {
+            head_end(tail, bytes)
+        };
+        match (next, &mut self.head) {
+            (None, _) => self.head = Head::Done,
+            (Some(t), Head::Reading { tail, content, .. }) => {
+                *tail = t;
+                *content |= !bytes.is_empty();
+            }
+            (Some(t), _) => {
+                self.head = Head::Reading {
+                    started: Instant::now(),
+                    tail: t,
+                    content: !bytes.is_empty(),
+                    armed: false,
+                }
+            }
         }
     }
 
