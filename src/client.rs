@@ -42,11 +42,12 @@ pub fn client_ip(peer: IpAddr, trusted: &TrustedProxies, req: &RequestHeader) ->
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::ConfigErrors;
 
-    fn trusted(list: &[&str]) -> TrustedProxies {
+    /// Trusted proxies from CIDR texts (shared with the forwarded-header tests).
+    pub(crate) fn trusted(list: &[&str]) -> TrustedProxies {
         let list: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
         let mut errors = ConfigErrors::default();
         let t = TrustedProxies::build(&list, &mut errors);
@@ -54,7 +55,8 @@ mod tests {
         t
     }
 
-    fn req(xff: &[&str]) -> RequestHeader {
+    /// A GET with these `X-Forwarded-For` lines.
+    pub(crate) fn req(xff: &[&str]) -> RequestHeader {
         let mut r = RequestHeader::build("GET", b"/", None).expect("request");
         for v in xff {
             r.append_header("x-forwarded-for", *v).expect("header");
@@ -62,7 +64,7 @@ mod tests {
         r
     }
 
-    fn ip(s: &str) -> IpAddr {
+    pub(crate) fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
     }
 

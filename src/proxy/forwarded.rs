@@ -158,29 +158,8 @@ fn set_by_gateway(name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::client::client_ip;
-    use crate::config::ConfigErrors;
-    use crate::security::TrustedProxies;
+    use crate::client::tests::{ip, req, trusted};
     use pingora::http::RequestHeader;
-
-    fn trusted(list: &[&str]) -> TrustedProxies {
-        let list: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
-        let mut errors = ConfigErrors::default();
-        let t = TrustedProxies::build(&list, &mut errors);
-        assert!(errors.is_empty(), "{errors}");
-        t
-    }
-
-    fn req(xff: &[&str]) -> RequestHeader {
-        let mut r = RequestHeader::build("GET", b"/", None).expect("request");
-        for v in xff {
-            r.append_header("x-forwarded-for", *v).expect("header");
-        }
-        r
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().expect("ip")
-    }
 
     /// Every value of a header, in order.
     fn values<'r>(r: &'r RequestHeader, name: &str) -> Vec<&'r [u8]> {
