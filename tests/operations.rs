@@ -615,3 +615,42 @@ fn make_install_yields_a_unit_whose_own_check_passes() {
     assert!(again.status.success());
     assert_eq!(std::fs::read_to_string(&env_file).expect("env"), env);
 }
+
+/// The dependency layer's placeholders make a manifest cargo can read: every `[[bench]]` and
+/// `[[example]]` Cargo.toml declares gets its file (a missing one fails the build with "failed to
+/// parse manifest"). The stage's own commands run here, as Docker joins them, up to its build.
+#[test]
+fn the_dockerfiles_placeholder_step_covers_every_declared_target() {
+    let text = dockerfile();
+    let joined = text.replace("\\\n", "");
+    let step = joined
+        .lines()
+        .find_map(|l| l.strip_prefix("RUN mkdir -p src benches examples"))
+        .expect("the placeholder step");
+    let (stubs, _) = step
+        .split_once("&& cargo build")
+        .expect("the placeholder step ends with the dependency build");
+    let dir = tempfile::tempdir().expect("dir");
+    for file in ["Cargo.toml", "Cargo.lock"] {
+        std::fs::copy(Path::new(ROOT).join(file), dir.path().join(file)).expect("manifest");
+    }
+    let script = format!("mkdir -p src benches examples {stubs}");
+    let ran = Command::new("bash")
+        .args(["-o", "pipefail", "-c", &script])
+        .current_dir(dir.path())
+        .status()
+        .expect("bash");
+    assert!(ran.success(), "the placeholder commands failed: {script}");
+    // `cargo fetch` parses the manifest as `cargo build` does (every declared target's file
+    // must exist) without compiling; the dependencies are in the local registry already.
+    let out = Command::new(env!("CARGO"))
+        .args(["fetch", "--offline", "--locked"])
+        .current_dir(dir.path())
+        .output()
+        .expect("cargo fetch");
+    assert!(
+        out.status.success(),
+        "cargo cannot read the manifest with the placeholders: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
