@@ -7,8 +7,9 @@ use crate::balance::Upstream;
 use crate::cache::Cache;
 use crate::config::{check_sections, ConfigErrors, FileConfig, Parsed};
 use crate::redis::RedisHandle;
-use crate::routing::{Route, RouteTable, Sections};
+use crate::routing::{Lookup, Route, RouteTable, Sections};
 use crate::security::Edge;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -33,6 +34,17 @@ pub struct Snapshot {
     pub tls: Option<Arc<crate::tls::Certificates>>,
     /// The file this snapshot was compiled from.
     pub file: Arc<FileConfig>,
+}
+
+impl Snapshot {
+    /// The path cache keys hold for the normalized `path` a purge names: as the route that
+    /// serves it (for GET) keys it ([`Route::cache_path`]).
+    pub fn cache_path<'a>(&self, path: &'a str) -> Cow<'a, str> {
+        match self.table.lookup(path, &http::Method::GET) {
+            Lookup::Found(route) => route.cache_path(path),
+            _ => Cow::Borrowed(path),
+        }
+    }
 }
 
 /// Validates the parsed file and builds a snapshot, or returns every problem found (including

@@ -139,7 +139,7 @@ pub async fn purge(snapshot: &Snapshot, body: &[u8]) -> Answer {
             let Ok(path) = crate::routing::normalize(&path) else {
                 return ok(&json!({ "purged": 0 }));
             };
-            Purge::url(&cache.key_prefix, &path, query)
+            Purge::url(&cache.key_prefix, &snapshot.cache_path(&path), query)
         }
         (None, Some(prefix)) => {
             if !prefix.starts_with('/') {
@@ -148,7 +148,7 @@ pub async fn purge(snapshot: &Snapshot, body: &[u8]) -> Answer {
             let Ok(path) = crate::routing::normalize(&prefix) else {
                 return ok(&json!({ "purged": 0 }));
             };
-            Purge::prefix(&cache.key_prefix, &path)
+            Purge::prefix(&cache.key_prefix, &snapshot.cache_path(&path))
         }
         _ => return ErrorCode::BadRequest.into(),
     };

@@ -11,7 +11,6 @@ use pingora::cache::{CacheKey, CacheMeta, CacheOptionOverrides, CachePhase, Resp
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::Session;
-use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -39,22 +38,16 @@ pub fn enable(session: &mut Session, ctx: &mut RequestCtx) {
         ctx.cache.used = Use::Bypass;
         return;
     }
-    if !session.as_downstream_mut().is_body_empty() {
-        // A GET or HEAD with a body: the origin may answer by the body, which the key leaves
-        // out, so the answer is neither served from the cache nor stored.
-        ctx.cache.used = Use::Bypass;
-        return;
-    }
     let req = session.req_header();
-    let path = ctx.path.as_deref().unwrap_or(req.uri.path());
-    // A case-insensitive route's backend ignores case: one entry for every spelling.
-    let path = match route.case_insensitive {
-        true => Cow::Owned(path.to_ascii_lowercase()),
-        false => Cow::Borrowed(path),
-    };
+    let path = route.cache_path(ctx.path.as_deref().unwrap_or(req.uri.path()));
     let caller = ctx.admitted.caller.as_deref();
     match policy.admit(&cache.key_prefix, req, &path, caller) {
         Admission::Bypass => ctx.cache.used = Use::Bypass,
+        // A GET or HEAD with a body: the origin may answer by the body, which the key leaves
+        // out, so the answer is neither served from the cache nor stored.
+        Admission::Use(_) if !session.as_downstream_mut().is_body_empty() => {
+            ctx.cache.used = Use::Bypass;
+        }
         Admission::Use(mut key) => {
             if let (Some(arm), true) = (ctx.arm, route.split.is_split()) {
                 cache::for_upstream(&mut key, &route.upstream(arm).name);
@@ -170,8 +163,12 @@ pub async fn purge(ctx: &RequestCtx, req: &RequestHeader) -> Option<Flow> {
     }
     let path = ctx.path.as_deref().unwrap_or(req.uri.path());
     let purge = match path.strip_suffix('*') {
-        Some(prefix) => Purge::prefix(&cache.key_prefix, prefix),
-        None => Purge::url(&cache.key_prefix, path, req.uri.query()),
+        Some(prefix) => Purge::prefix(&cache.key_prefix, &ctx.snapshot.cache_path(prefix)),
+        None => Purge::url(
+            &cache.key_prefix,
+            &ctx.snapshot.cache_path(path),
+            req.uri.query(),
+        ),
     };
     Some(match cache.store.purge(&purge).await {
         Ok(n) => Flow::Reply(Reply::json(200, format!("{{\"purged\":{n}}}"))),

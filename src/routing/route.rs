@@ -6,6 +6,7 @@ use crate::cache::RoutePolicy;
 use crate::chain::Chain;
 use crate::method_set::MethodSet;
 use crate::security::SecurityHeaders;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,16 @@ pub struct Route {
 }
 
 impl Route {
+    /// The path its cache keys hold for the normalized `path`: in lower case on a
+    /// case-insensitive route (its backend ignores case: one entry for every spelling).
+    pub fn cache_path<'a>(&self, path: &'a str) -> Cow<'a, str> {
+        if self.case_insensitive {
+            Cow::Owned(path.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(path)
+        }
+    }
+
     /// The upstream of `arm` (what [`Split::pick`] chose; 0 for a route with one upstream).
     pub fn upstream(&self, arm: usize) -> &Arc<Upstream> {
         self.split.upstream(arm)
