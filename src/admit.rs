@@ -165,7 +165,8 @@ mod tests {
 
     #[tokio::test]
     async fn plain_requests_are_sent_to_https_and_secure_ones_pass() {
-        let dir = tempfile_dir();
+        let folder = certificate_dir();
+        let dir = folder.path();
         let s = snapshot(&format!(
             "{UPSTREAMS}listen: {{proxy_tls: {{addr: \"127.0.0.1:8443\", certificates: [{{cert: \"{d}/c.pem\", key: \"{d}/k.pem\"}}]}}}}\nroutes: [{{name: r, path: /, upstream: a, https_redirect: true}}]\n",
             d = dir.display()
@@ -194,16 +195,14 @@ mod tests {
         );
     }
 
-    /// A folder with a self-signed certificate for the HTTPS listener the redirect needs.
-    fn tempfile_dir() -> std::path::PathBuf {
-        use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
-        let dir = std::env::temp_dir().join(format!(
-            "admit-test-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let key = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("key");
+    /// A folder (removed when dropped) with a self-signed certificate for the HTTPS listener the
+    /// redirect needs.
+    fn certificate_dir() -> tempfile::TempDir {
+        use openssl::{asn1::Asn1Time, ec, hash::MessageDigest, nid::Nid, pkey::PKey, x509};
+        let folder = tempfile::tempdir().expect("dir");
+        let dir = folder.path();
+        let group = ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("curve");
+        let key = PKey::from_ec_key(ec::EcKey::generate(&group).expect("ec")).expect("key");
         let mut name = x509::X509NameBuilder::new().expect("name");
         name.append_entry_by_text("CN", "api.example").expect("cn");
         let name = name.build();
@@ -224,6 +223,6 @@ mod tests {
             key.private_key_to_pem_pkcs8().expect("pem"),
         )
         .expect("write");
-        dir
+        folder
     }
 }

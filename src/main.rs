@@ -48,8 +48,8 @@ fn main() -> ExitCode {
     }
     if !cli.upgrade {
         if let Err(problems) = api_gateway::check_listeners(&snapshot) {
+            // Once each, plain, on stderr (the journal under systemd).
             for p in &problems {
-                log::error!("{p}");
                 eprintln!("{p}");
             }
             return ExitCode::FAILURE;
