@@ -13,12 +13,21 @@ use std::time::{Duration, Instant};
 
 /// A gateway with a 1 s head deadline, `listen_extra` added to `listen`, one route to `b`.
 fn start(b: &Backend, listen_extra: &str, security_extra: &str) -> Gateway {
+    start_with(
+        b,
+        listen_extra,
+        &format!("request_head_timeout: 1s{security_extra}"),
+    )
+}
+
+/// A gateway with `security` as given, `listen_extra` added to `listen`, one route to `b`.
+fn start_with(b: &Backend, listen_extra: &str, security: &str) -> Gateway {
     let header = common::gateway::header().replace(
         "admin: \"{admin}\"}",
         &format!("admin: \"{{admin}}\"{listen_extra}}}"),
     );
     Gateway::start_raw(&format!(
-        "{header}security: {{request_head_timeout: 1s{security_extra}}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
+        "{header}security: {{{security}}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
         b.addr
     ))
 }
@@ -211,11 +220,7 @@ fn admin_and_metrics_heads_have_the_deadline_too() {
 fn side_listeners_cannot_take_the_proxys_connections() {
     let b = Backend::start("b");
     // A long deadline, so idle connections stay open while counted.
-    let header = common::gateway::header();
-    let gw = Gateway::start_raw(&format!(
-        "{header}security: {{request_head_timeout: 30s, max_connections: 40}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
-        b.addr
-    ));
+    let gw = start_with(&b, "", "request_head_timeout: 30s, max_connections: 40");
     // Idle connections on the metrics listener fill the process's cap of 40...
     let idle: Vec<TcpStream> = (0..45).map(|_| connect(gw.metrics)).collect();
     // Once the metrics listener refuses, its connections hold the cap...
@@ -237,11 +242,11 @@ fn side_listeners_cannot_take_the_proxys_connections() {
 #[test]
 fn the_admin_listener_holds_at_most_its_share() {
     let b = Backend::start("b");
-    let header = common::gateway::header();
-    let gw = Gateway::start_raw(&format!(
-        "{header}security: {{request_head_timeout: 30s, max_connections_per_ip: 5000}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
-        b.addr
-    ));
+    let gw = start_with(
+        &b,
+        "",
+        "request_head_timeout: 30s, max_connections_per_ip: 5000",
+    );
     let idle: Vec<TcpStream> = (0..300).map(|_| connect(gw.admin)).collect();
     // Past its 256, the admin listener closes new connections at once.
     common::wait_for("the admin cap", Duration::from_secs(5), || {
@@ -255,11 +260,11 @@ fn the_admin_listener_holds_at_most_its_share() {
 #[test]
 fn the_per_address_cap_counts_every_listener() {
     let b = Backend::start("b");
-    let header = common::gateway::header();
-    let gw = Gateway::start_raw(&format!(
-        "{header}security: {{request_head_timeout: 30s, max_connections_per_ip: 4}}\nupstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\nroutes:\n  - {{name: r, path: /, upstream: u}}\n",
-        b.addr
-    ));
+    let gw = start_with(
+        &b,
+        "",
+        "request_head_timeout: 30s, max_connections_per_ip: 4",
+    );
     // The readiness probes are gone once the address's count is back to zero.
     common::wait_for("the probes to close", Duration::from_secs(5), || {
         (!refused(gw.proxy)).then_some(())
