@@ -97,12 +97,16 @@ pub fn screen(req: &RequestHeader, raw_head: Option<&[u8]>) -> Flow {
     if req.version == http::Version::HTTP_11 && count(http::header::HOST) != 1 {
         return ErrorCode::BadRequest.into();
     }
-    if req
-        .headers
-        .get_all(http::header::HOST)
-        .iter()
-        .any(|h| !is_host(h.as_bytes()))
-    {
+    // The host the backend and the cache read: `Host`, or HTTP/2's `:authority` without one.
+    let mut hosts = req.headers.get_all(http::header::HOST).iter().peekable();
+    let bad_host = match hosts.peek() {
+        Some(_) => hosts.any(|h| !is_host(h.as_bytes())),
+        None => req
+            .uri
+            .authority()
+            .is_some_and(|a| !is_host(a.as_str().as_bytes())),
+    };
+    if bad_host {
         return ErrorCode::BadRequest.into();
     }
     if raw_head.is_some_and(has_bare_lf) {
@@ -178,7 +182,24 @@ fn has_bare_lf(head: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_host;
+    use super::{is_host, screen};
+    use crate::outcome::{ErrorCode, Flow};
+    use pingora::http::RequestHeader;
+
+    #[test]
+    fn an_http2_authority_without_host_is_checked_too() {
+        let h2 = |target: &'static str| {
+            let mut r = RequestHeader::build("GET", b"/", None).expect("request");
+            r.set_uri(http::Uri::from_static(target));
+            r.set_version(http::Version::HTTP_2);
+            screen(&r, None)
+        };
+        assert_eq!(h2("https://api.example:8443/p"), Flow::Continue);
+        assert_eq!(
+            h2("https://user@api.example/p"),
+            ErrorCode::BadRequest.into()
+        );
+    }
 
     #[test]
     fn host_values_are_a_name_or_an_address_and_a_port() {
