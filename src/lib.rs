@@ -4,7 +4,8 @@
 //! into the live [`snapshot::Snapshot`]), `routing` (routes and lookup), `chain` (a route's
 //! checks, in order), `outcome` (what a check decides), the features `auth`, `ratelimit`,
 //! `security`, `balance` and `cache` (each checks and builds its own section), `health` (active health
-//! checks), `proxy` (the `ProxyHttp` implementation, the only writer of answers), `state` (the
+//! checks), `plugin` (the public extension API: middlewares and strategies by name, and the
+//! built-in middlewares), `launch` (the stock `main`, [`Launcher`]), `proxy` (the `ProxyHttp` implementation, the only writer of answers), `state` (the
 //! live snapshot behind an `ArcSwap`), `reload` (SIGHUP), `app` (the pingora server), `cli` and
 //! `logging`.
 //!
@@ -29,10 +30,12 @@ mod header_edit;
 mod health;
 mod http_client;
 mod ip_text;
+mod launch;
 mod logging;
 mod method_set;
 mod metrics;
 mod outcome;
+pub mod plugin;
 mod proxy;
 mod ratelimit;
 mod redis;
@@ -54,6 +57,7 @@ pub use balance::Upstream;
 pub use cli::{read_password, Cli, Command};
 pub use config::file::UpstreamConfig;
 pub use config::{load_file, parse_str};
+pub use launch::Launcher;
 pub use logging::init as init_logging;
 pub use ratelimit::{Algorithm, LocalStore, MAX_KEYS};
 pub use routing::{Lookup, Route};

@@ -32,6 +32,8 @@ pub struct Snapshot {
     pub cache: Option<Arc<Cache>>,
     /// The HTTPS listener's certificates, when it has one.
     pub tls: Option<Arc<crate::tls::Certificates>>,
+    /// Every middleware built for this snapshot (the next reload keeps those it still uses).
+    pub plugins: crate::plugin::build::Pool,
     /// The file this snapshot was compiled from.
     pub file: Arc<FileConfig>,
 }
@@ -86,6 +88,8 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         parsed.demo,
         &mut errors,
     );
+    let plugins = crate::plugin::build::Pool::new(previous.map(|p| &p.plugins));
+    let top_plugins = plugins.level("plugins", &file.plugins, &mut errors);
     let routes = crate::routing::compile(
         parsed,
         &Sections {
@@ -94,6 +98,8 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
             has_auth: file.auth.is_some(),
             redis: redis.as_ref(),
             previous: previous.map_or(&[], |p| p.routes.as_slice()),
+            plugins: &plugins,
+            top_plugins: &top_plugins,
         },
         &mut errors,
     );
@@ -109,6 +115,7 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         redis,
         cache,
         tls,
+        plugins,
         file: Arc::new(file.clone()),
     })
 }

@@ -204,6 +204,7 @@ fn nothing_but_the_app_wiring_imports_the_proxy() {
         "health",
         "metrics",
         "connection",
+        "plugin",
     ] {
         assert!(
             folders.contains(expected),
@@ -246,7 +247,7 @@ fn outcome_is_a_leaf() {
 /// out: they name every feature by design.)
 #[test]
 fn no_feature_imports_another_that_imports_it_back() {
-    const FEATURES: [&str; 11] = [
+    const FEATURES: [&str; 12] = [
         "auth",
         "balance",
         "cache",
@@ -258,6 +259,7 @@ fn no_feature_imports_another_that_imports_it_back() {
         "security",
         "trace",
         "admin",
+        "plugin",
     ];
     let (edges, _) = graph();
     let mut folders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -10,7 +10,7 @@ pub mod endpoints;
 mod error;
 mod jwks;
 mod jwt;
-mod login_limit;
+pub mod login_limit;
 mod policy;
 mod revocation;
 mod token_cache;

@@ -4,7 +4,7 @@
 use super::error::BalanceError;
 use super::outlier::{DEFAULT_BASE_EJECTION, DEFAULT_MAX_EJECTION};
 use super::upstream::{Upstream, MAX_RETRIES};
-use crate::config::file::{HealthCheckKind, UpstreamConfig, UpstreamProtocol};
+use crate::config::file::{HealthCheckKind, Strategy, UpstreamConfig, UpstreamProtocol};
 use crate::config::ConfigErrors;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,6 +39,33 @@ pub fn build(
 }
 
 fn check(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
+    check_strategy(path, &cfg.strategy, errors);
+    check_settings(path, cfg, errors);
+}
+
+/// A strategy that is not built in must be registered.
+fn check_strategy(path: &str, strategy: &Strategy, errors: &mut ConfigErrors) {
+    if let Strategy::Custom(name) = strategy {
+        let registry = crate::plugin::registry();
+        if registry.balancer_factory(name).is_none() {
+            let known: Vec<&str> = Strategy::BUILT_IN
+                .into_iter()
+                .chain(registry.balancer_names())
+                .collect();
+            let likely = crate::config::wording::closest(name, known.iter().copied());
+            errors.push(
+                format!("{path}.strategy"),
+                BalanceError::UnknownStrategy {
+                    name: name.clone(),
+                    known: known.join(", "),
+                    hint: likely.map_or_else(String::new, |l| format!(" (did you mean {l:?}?)")),
+                },
+            );
+        }
+    }
+}
+
+fn check_settings(path: &str, cfg: &UpstreamConfig, errors: &mut ConfigErrors) {
     for (i, b) in cfg.backends.iter().enumerate() {
         if b.weight == 0 {
             errors.push(

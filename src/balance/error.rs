@@ -11,6 +11,12 @@ pub enum BalanceError {
     Resolve { addr: String, reason: String },
     #[error("duplicate backend {0}")]
     Duplicate(SocketAddr),
+    #[error("unknown strategy {name:?}, expected one of: {known}{hint}")]
+    UnknownStrategy {
+        name: String,
+        known: String,
+        hint: String,
+    },
     #[error("at least one backend is required")]
     NoBackends,
     #[error("{0}")]

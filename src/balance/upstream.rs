@@ -10,7 +10,7 @@ use super::probe;
 use super::selector::{Picked, Selector};
 use super::stats::{now_ms, BackendStats, Recorded};
 use super::view::{BackendView, CheckView, UpstreamView};
-use crate::config::file::{Strategy, UpstreamConfig, UpstreamProtocol};
+use crate::config::file::{UpstreamConfig, UpstreamProtocol};
 use futures::FutureExt;
 use openssl::x509::X509;
 use pingora::lb::discovery::Static;
@@ -232,7 +232,7 @@ impl Upstream {
         Ok(Upstream {
             name: name.to_owned(),
             config: config.clone(),
-            selector: Selector::build(config.strategy, &set, None),
+            selector: Selector::build(&config.strategy, &set, None),
             backends,
             members: members.into_boxed_slice(),
             health,
@@ -373,7 +373,7 @@ impl Upstream {
     pub fn view(&self) -> UpstreamView {
         UpstreamView {
             name: self.name.clone(),
-            strategy: strategy_name(self.config.strategy),
+            strategy: self.config.strategy.name().to_owned(),
             backends: self
                 .members
                 .iter()
@@ -414,16 +414,6 @@ impl Upstream {
         if let Some(h) = &self.health {
             h.running.store(false, Ordering::Release);
         }
-    }
-}
-
-pub fn strategy_name(s: Strategy) -> &'static str {
-    match s {
-        Strategy::RoundRobin => "round_robin",
-        Strategy::WeightedRound => "weighted_round",
-        Strategy::LeastConn => "least_conn",
-        Strategy::IpHash => "ip_hash",
-        Strategy::Random => "random",
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::UNIX_EPOCH;
 #[derive(Debug, Clone, Serialize)]
 pub struct UpstreamView {
     pub name: String,
-    pub strategy: &'static str,
+    pub strategy: String,
     pub backends: Vec<BackendView>,
 }
 

@@ -35,6 +35,22 @@ pub struct FileConfig {
     #[serde(default)]
     pub groups: BTreeMap<String, GroupConfig>,
     pub routes: Vec<RouteConfig>,
+    /// Middlewares for every route (groups and routes add theirs after these).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<PluginConfig>,
+}
+
+/// One entry of a `plugins` list: a registered middleware and its settings.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    pub name: String,
+    /// The middleware's own settings (checked by the middleware).
+    #[serde(default, skip_serializing_if = "serde_yaml::Value::is_null")]
+    pub settings: serde_yaml::Value,
+    /// `false` takes out the entries of this name a wider level (top, group) gave the route.
+    #[serde(default = "yes")]
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -445,8 +461,10 @@ pub enum UpstreamProtocol {
     H2c,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// `upstreams.<name>.strategy`: one of the five built-in names, or a strategy a program
+/// registered (checked against the registry when the config compiles).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Deserialize, Serialize)]
+#[serde(from = "String", into = "String")]
 pub enum Strategy {
     #[default]
     RoundRobin,
@@ -454,6 +472,47 @@ pub enum Strategy {
     LeastConn,
     IpHash,
     Random,
+    Custom(String),
+}
+
+impl Strategy {
+    pub const BUILT_IN: [&'static str; 5] = [
+        "round_robin",
+        "weighted_round",
+        "least_conn",
+        "ip_hash",
+        "random",
+    ];
+
+    pub fn name(&self) -> &str {
+        match self {
+            Strategy::RoundRobin => "round_robin",
+            Strategy::WeightedRound => "weighted_round",
+            Strategy::LeastConn => "least_conn",
+            Strategy::IpHash => "ip_hash",
+            Strategy::Random => "random",
+            Strategy::Custom(name) => name,
+        }
+    }
+}
+
+impl From<String> for Strategy {
+    fn from(name: String) -> Strategy {
+        match name.as_str() {
+            "round_robin" => Strategy::RoundRobin,
+            "weighted_round" => Strategy::WeightedRound,
+            "least_conn" => Strategy::LeastConn,
+            "ip_hash" => Strategy::IpHash,
+            "random" => Strategy::Random,
+            _ => Strategy::Custom(name),
+        }
+    }
+}
+
+impl From<Strategy> for String {
+    fn from(s: Strategy) -> String {
+        s.name().to_owned()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -667,6 +726,9 @@ pub struct GroupConfig {
     /// Requests over plain HTTP get a 308 to the same URL on `listen.proxy_tls`.
     #[serde(default)]
     pub https_redirect: bool,
+    /// Middlewares for the group's routes, after the top-level ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<PluginConfig>,
 }
 
 /// A route's `security_headers`: `false` sends none, a mapping overrides single headers (an empty
@@ -738,6 +800,9 @@ pub struct RouteConfig {
     pub ip_deny: Vec<String>,
     #[serde(default)]
     pub security_headers: Option<RouteSecurityHeaders>,
+    /// Middlewares for this route, after the top-level and group ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<PluginConfig>,
 }
 
 /// A route's `websocket`: `true` / `false`, or the tunnel's settings (which enable it).

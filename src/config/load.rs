@@ -25,6 +25,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "upstreams",
     "groups",
     "routes",
+    "plugins",
 ];
 
 /// The result of reading a file: what parsed, the names declared even where their bodies did not
@@ -149,6 +150,7 @@ fn read_section(parsed: &mut Parsed, section: &str, value: Value) {
         "rate_limit" => file.rate_limit = section_value(section, value, errors),
         "cache" => file.cache = section_value(section, value, errors),
         "security" => set(&mut file.security, section_value(section, value, errors)),
+        "plugins" => set(&mut file.plugins, section_value(section, value, errors)),
         "upstreams" => {
             for (name, v) in named_entries(section, value, errors) {
                 parsed.declared_upstreams.insert(name.clone());

@@ -9,7 +9,7 @@ mod error;
 pub mod file;
 mod load;
 pub mod units;
-mod wording;
+pub(crate) mod wording;
 
 pub use check::check_sections;
 pub use diff::Changes;

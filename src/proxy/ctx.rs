@@ -88,6 +88,18 @@ pub struct CacheCtx {
     pub key: Option<String>,
 }
 
+/// The middlewares of a request that reached them (`middleware`), and what they keep while
+/// it lasts.
+pub struct Running {
+    pub list: Arc<[Arc<crate::plugin::build::Instance>]>,
+    /// The per-request slot the middlewares share.
+    pub slot: http::Extensions,
+    /// The body transforms the answer's headers called for, in order.
+    pub transforms: Vec<Box<dyn crate::plugin::BodyTransform>>,
+    /// The request came over TLS, or a trusted proxy says so (the `scheme` variable).
+    pub secure: bool,
+}
+
 /// Why the request ended the way it did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -133,6 +145,8 @@ pub struct RequestCtx {
     pub cache: CacheCtx,
     pub attempt: Attempt,
     pub outcome: Outcome,
+    /// The route's middlewares, once the request reached them (after its checks).
+    pub middlewares: Option<Box<Running>>,
     /// Counts the request in `active_connections` until the context is dropped.
     _active: Option<ActiveRequest>,
 }
@@ -168,6 +182,7 @@ impl RequestCtx {
                 verdict: Verdict::Proxied,
                 endpoint_auth: None,
             },
+            middlewares: None,
             _active: ActiveRequest::start(),
         }
     }

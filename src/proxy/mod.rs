@@ -14,6 +14,7 @@ mod grpc;
 mod header_case;
 mod health;
 mod inbound;
+mod middleware;
 mod observe;
 mod peer;
 mod respond;

@@ -30,7 +30,11 @@ async fn error(session: &mut Session, ctx: &RequestCtx, denial: Denial) -> Resul
         return grpc_error(session, ctx, denial).await;
     }
     let Denial { code, mut headers } = denial;
-    if let Some(challenge) = code.challenge() {
+    // A middleware's own challenge (`Basic realm=...`) replaces the gateway's.
+    let challenged = headers
+        .iter()
+        .any(|(n, _)| n == http::header::WWW_AUTHENTICATE);
+    if let (Some(challenge), false) = (code.challenge(), challenged) {
         headers.push((
             http::header::WWW_AUTHENTICATE,
             HeaderValue::from_static(challenge),
@@ -47,7 +51,11 @@ async fn error(session: &mut Session, ctx: &RequestCtx, denial: Denial) -> Resul
 
 async fn write(session: &mut Session, ctx: &RequestCtx, reply: Reply) -> Result<()> {
     let mut resp = ResponseHeader::build(reply.status, Some(4 + reply.headers.len()))?;
-    if !reply.body.is_empty() {
+    let typed = reply
+        .headers
+        .iter()
+        .any(|(n, _)| n == http::header::CONTENT_TYPE);
+    if !reply.body.is_empty() && !typed {
         resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     }
     if reply.status != 204 {

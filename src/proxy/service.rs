@@ -4,7 +4,7 @@ use super::backend::{answer_headers, backend_uri, to_backend};
 use super::ctx::{RequestCtx, Tunnel};
 use super::inbound::{self, forwarded_https, peer_ip, raw_head};
 use super::retry::{self, Failure};
-use super::{builtin, cache, error_fold, errors, header_case, observe, peer, respond};
+use super::{builtin, cache, error_fold, errors, header_case, middleware, observe, peer, respond};
 use crate::admit::{admit, Inbound};
 use crate::config::file::HeaderCase;
 use crate::outcome::{Denial, ErrorCode, Flow};
@@ -76,7 +76,10 @@ impl ProxyHttp for Gateway {
                     }
                     match builtin::serve(session, ctx).await? {
                         Some(flow) => flow,
-                        None => self.admit(session, ctx).await,
+                        None => match self.admit(session, ctx).await {
+                            Flow::Continue => middleware::request(session.req_header(), ctx).await,
+                            refused => refused,
+                        },
                     }
                 }
             };
@@ -263,7 +266,8 @@ impl ProxyHttp for Gateway {
             peer_ip(session),
             uri,
             self.lower_case,
-        )
+        )?;
+        middleware::upstream_request(session.req_header(), upstream_request, ctx)
     }
 
     /// The backend's status, kept for metrics and outlier detection; a 5xx may be retried on
@@ -302,10 +306,24 @@ impl ProxyHttp for Gateway {
         if self.lower_case {
             header_case::edit_response(upstream_response, |parts| {
                 answer_headers(session, ctx, cache, &mut parts.headers)
-            })?
+            })??
         } else {
-            answer_headers(session, ctx, cache, upstream_response)
+            answer_headers(session, ctx, cache, upstream_response)?
         }
+        middleware::response(session.req_header(), upstream_response, ctx);
+        Ok(())
+    }
+
+    /// The middlewares' body transforms (compression). Must not block.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        middleware::body(body, end_of_stream, ctx);
+        Ok(None)
     }
 
     /// The request failed after admission: the contract's JSON error, unless the backend's answer
@@ -360,6 +378,8 @@ impl ProxyHttp for Gateway {
     /// connection's next head deadline, and the cache fill's lock. The one place they are written.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         observe::record(session, e, ctx);
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        middleware::logging(session.req_header(), status, ctx);
         crate::connection::request_done(session.stream());
         cache::finish(session, ctx).await;
     }

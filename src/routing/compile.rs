@@ -11,6 +11,7 @@ use crate::chain::{Chain, ChainParts};
 use crate::config::file::{GroupConfig, RouteConfig, WebSocketConfig};
 use crate::config::{ConfigErrors, Parsed};
 use crate::method_set::MethodSet;
+use crate::plugin::build::{Entry, Middlewares, Pool};
 use crate::ratelimit::{Level, Limiter};
 use crate::redis::RedisHandle;
 use crate::security::{Edge, IpRules, SecurityHeaders};
@@ -64,6 +65,10 @@ pub struct Sections<'a> {
     pub redis: Option<&'a Arc<RedisHandle>>,
     /// The running routes, whose limiters carry over when their policy stays.
     pub previous: &'a [Arc<Route>],
+    /// Builds (or keeps) the middlewares of `plugins` entries.
+    pub plugins: &'a Pool,
+    /// The top-level `plugins`, built.
+    pub top_plugins: &'a [Entry],
 }
 
 /// A group with its settings parsed.
@@ -72,6 +77,7 @@ struct Group<'a> {
     prefix: String,
     ip_rules: IpRules,
     rate_limit: Option<Level>,
+    plugins: Vec<Entry>,
 }
 
 /// What every route of the file reads beside its own entry.
@@ -176,6 +182,11 @@ fn groups<'a>(shared: &Shared<'a>, errors: &mut ConfigErrors) -> HashMap<&'a str
                 .rate_limit
                 .as_ref()
                 .map(|rl| Level::parse(&format!("{path}.rate_limit"), rl, has_redis, errors)),
+            plugins: shared.sections.plugins.level(
+                &format!("{path}.plugins"),
+                &cfg.plugins,
+                errors,
+            ),
         };
         groups.insert(name.as_str(), group);
     }
@@ -255,6 +266,14 @@ fn route(
         errors,
     );
     let https_redirect = https_redirect(path, r, group, shared.tls_port, errors);
+    let own_plugins = sections
+        .plugins
+        .level(&format!("{path}.plugins"), &r.plugins, errors);
+    let middlewares = Middlewares::merge(&[
+        sections.top_plugins,
+        group.map_or(&[][..], |g| &g.plugins),
+        &own_plugins,
+    ]);
     if websocket.is_some() && split.as_ref().is_some_and(|s| s.arms().any(|(u, _)| u.h2)) {
         errors.push(format!("{path}.websocket"), RouteError::WebSocketOverH2);
     }
@@ -293,6 +312,7 @@ fn route(
         chain,
         headers: Arc::new(headers),
         cache,
+        middlewares,
         metrics: crate::metrics::RouteMetrics::new(&r.name),
     })
 }

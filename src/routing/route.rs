@@ -34,6 +34,8 @@ pub struct Route {
     pub headers: Arc<SecurityHeaders>,
     /// Caching, when the route enables it.
     pub cache: Option<RoutePolicy>,
+    /// Its middlewares (`plugins`, every level merged), in the order they run.
+    pub middlewares: crate::plugin::build::Middlewares,
     /// Its request, duration and rate-limit series, bound on first use.
     pub metrics: crate::metrics::RouteMetrics,
 }

@@ -173,6 +173,7 @@ mod tests {
             chain: Default::default(),
             headers: Default::default(),
             cache: None,
+            middlewares: Default::default(),
             metrics: crate::metrics::RouteMetrics::new(name),
         })
     }

@@ -40,12 +40,23 @@ impl Gateway {
         gw
     }
 
+    /// Like `start`, with another build of the gateway (an example that adds middlewares).
+    pub fn start_bin(bin: &Path, body: &str) -> Gateway {
+        let gw = Gateway::spawn_from(bin, &format!("{}{body}", header()), &[], &[]);
+        gw.wait_ready();
+        gw
+    }
+
     /// Spawns without waiting; `args` come after `-c <config>`.
     pub fn spawn(yaml: &str, args: &[&str]) -> Gateway {
         Gateway::spawn_with_env(yaml, args, &[])
     }
 
     fn spawn_with_env(yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
+        Gateway::spawn_from(Path::new(BIN), yaml, args, env)
+    }
+
+    fn spawn_from(bin: &Path, yaml: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let proxy = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
@@ -53,7 +64,7 @@ impl Gateway {
         let yaml = fill(yaml, dir.path(), [proxy, metrics, admin]);
         let config = dir.path().join("gateway.yaml");
         std::fs::write(&config, yaml).expect("write config");
-        let (child, log) = run(&config, dir.path(), "gateway.log", args, env);
+        let (child, log) = run(bin, &config, dir.path(), "gateway.log", args, env);
         Gateway {
             child,
             proxy,
@@ -68,7 +79,14 @@ impl Gateway {
     /// Starts another process on this gateway's config file (e.g. with `-u`), logging to
     /// `log_name` in the same temp dir. The returned child is killed by the caller.
     pub fn spawn_sibling(&self, log_name: &str, args: &[&str]) -> (Child, PathBuf) {
-        run(&self.config, self.dir.path(), log_name, args, &[])
+        run(
+            Path::new(BIN),
+            &self.config,
+            self.dir.path(),
+            log_name,
+            args,
+            &[],
+        )
     }
 
     /// Waits until the proxy, metrics and admin listeners all accept connections (each is
@@ -172,6 +190,7 @@ impl Drop for Gateway {
 }
 
 fn run(
+    bin: &Path,
     config: &Path,
     dir: &Path,
     log_name: &str,
@@ -180,7 +199,7 @@ fn run(
 ) -> (Child, PathBuf) {
     let log = dir.join(log_name);
     let stderr = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(BIN)
+    let child = Command::new(bin)
         .arg("-c")
         .arg(config)
         .args(args)

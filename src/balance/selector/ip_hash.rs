@@ -77,7 +77,7 @@ mod tests {
 
     #[test]
     fn sticky_and_minimal_remapping() {
-        let four = Selector::build(Strategy::IpHash, &members(&[1, 1, 1, 1]), None);
+        let four = Selector::build(&Strategy::IpHash, &members(&[1, 1, 1, 1]), None);
         let before: Vec<u16> = ips(200)
             .iter()
             .map(|ip| port(&four, ip, &[]).expect("pick"))

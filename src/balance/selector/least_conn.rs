@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn prefers_fewest_in_flight_per_weight() {
-        let sel = Selector::build(Strategy::LeastConn, &members(&[1, 1, 2]), None);
+        let sel = Selector::build(&Strategy::LeastConn, &members(&[1, 1, 2]), None);
         let pick = |down: &[u16]| {
             sel.pick(b"", |b| {
                 !down.contains(&b.as_inet().map_or(0, |a| a.port()))

@@ -32,6 +32,8 @@ pub enum Selector {
     LeastConn(Arc<LeastConn>),
     IpHash(Arc<IpHash>),
     Random(Arc<WeightedRandom>),
+    /// A strategy a program registered, over the members in the set's order.
+    Custom(crate::plugin::BuiltBalancer, Box<[Backend]>),
 }
 
 /// The backend a pick chose.
@@ -43,7 +45,7 @@ pub struct Picked {
 impl Selector {
     /// Builds the selector for `strategy` over every member (healthy or not). `seed` fixes the
     /// random strategy's sequence (tests).
-    pub fn build(strategy: Strategy, members: &BTreeSet<Backend>, seed: Option<u64>) -> Selector {
+    pub fn build(strategy: &Strategy, members: &BTreeSet<Backend>, seed: Option<u64>) -> Selector {
         match strategy {
             Strategy::RoundRobin => Selector::RoundRobin(Arc::new(RoundRobin::build(members))),
             Strategy::WeightedRound => Selector::Weighted(Arc::new(SmoothWeighted::build(members))),
@@ -53,6 +55,23 @@ impl Selector {
                 members,
                 &RandomConfig { seed },
             ))),
+            Strategy::Custom(name) => match crate::plugin::registry().balancer_factory(name) {
+                Some(factory) => {
+                    let set: Box<[Backend]> = members.iter().cloned().collect();
+                    let list: Vec<crate::plugin::Member> = set
+                        .iter()
+                        .filter_map(|b| {
+                            Some(crate::plugin::Member {
+                                addr: *b.as_inet()?,
+                                weight: b.weight,
+                            })
+                        })
+                        .collect();
+                    Selector::Custom(factory.build(&list), set)
+                }
+                // Reported by `balance::build`; a snapshot with it is never made.
+                None => Selector::RoundRobin(Arc::new(RoundRobin::build(members))),
+            },
         }
     }
 
@@ -65,6 +84,14 @@ impl Selector {
             Selector::LeastConn(s) => first(s.iter(key), accept),
             Selector::IpHash(s) => first(s.iter(key), accept),
             Selector::Random(s) => first(s.iter(key), accept),
+            Selector::Custom(s, members) => {
+                let i = s.pick(key, &mut |i| members.get(i).is_some_and(&accept))?;
+                let b = members.get(i)?;
+                Some(Picked {
+                    addr: *b.as_inet()?,
+                    stats: stats_of(b)?,
+                })
+            }
         }
     }
 }

@@ -78,8 +78,8 @@ mod tests {
 
     #[test]
     fn seeded_draws_follow_weights() {
-        let sel = Selector::build(Strategy::Random, &members(&[1, 3]), Some(7));
-        let again = Selector::build(Strategy::Random, &members(&[1, 3]), Some(7));
+        let sel = Selector::build(&Strategy::Random, &members(&[1, 3]), Some(7));
+        let again = Selector::build(&Strategy::Random, &members(&[1, 3]), Some(7));
         let picks: Vec<u16> = (0..4000)
             .map(|_| port(&sel, b"", &[]).expect("pick"))
             .collect();

@@ -55,7 +55,7 @@ mod tests {
 
     #[test]
     fn rotates_evenly_over_healthy_members() {
-        let sel = Selector::build(Strategy::RoundRobin, &members(&[1, 5, 1]), None);
+        let sel = Selector::build(&Strategy::RoundRobin, &members(&[1, 5, 1]), None);
         let picks: Vec<_> = (0..6)
             .map(|_| port(&sel, b"", &[]).expect("pick"))
             .collect();

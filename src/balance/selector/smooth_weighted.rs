@@ -88,7 +88,7 @@ mod tests {
 
     #[test]
     fn interleaves_like_nginx() {
-        let sel = Selector::build(Strategy::WeightedRound, &members(&[5, 1, 1]), None);
+        let sel = Selector::build(&Strategy::WeightedRound, &members(&[5, 1, 1]), None);
         let picks: Vec<_> = (0..14)
             .map(|_| port(&sel, b"", &[]).expect("pick"))
             .collect();
@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn shares_follow_weights_and_skip_down_members() {
-        let sel = Selector::build(Strategy::WeightedRound, &members(&[1, 3]), None);
+        let sel = Selector::build(&Strategy::WeightedRound, &members(&[1, 3]), None);
         let picks: Vec<_> = (0..400)
             .map(|_| port(&sel, b"", &[]).expect("pick"))
             .collect();
@@ -107,7 +107,7 @@ mod tests {
             .windows(4)
             .all(|w| w.iter().filter(|p| **p == 1).count() == 1));
         // A heavy member that is down still lets the light one be found.
-        let sel = Selector::build(Strategy::WeightedRound, &members(&[1000, 1]), None);
+        let sel = Selector::build(&Strategy::WeightedRound, &members(&[1000, 1]), None);
         assert_eq!(port(&sel, b"", &[1]), Some(2));
     }
 
@@ -139,7 +139,7 @@ mod tests {
             #[test]
             fn picks_follow_the_nginx_sequence(weights in prop::collection::vec(1usize..=10, 1..=6)) {
                 let total: usize = weights.iter().sum();
-                let sel = Selector::build(crate::config::file::Strategy::WeightedRound, &members(&weights), None);
+                let sel = Selector::build(&crate::config::file::Strategy::WeightedRound, &members(&weights), None);
                 let picks: Vec<u16> = (0..3 * total)
                     .map(|_| port(&sel, b"", &[]).expect("pick"))
                     .collect();

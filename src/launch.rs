@@ -1,0 +1,127 @@
+//! [`Launcher`]: the stock gateway's `main` (the CLI, `-t`, `hash-password`, start-up), with a
+//! program's own middlewares and strategies.
+
+use crate::plugin::{Balancer, Middleware, Registry};
+use crate::{check_listeners, compile, config_warnings, load_file, Cli, Command};
+use clap::Parser;
+use std::process::ExitCode;
+
+/// The stock gateway (same CLI, signals, reloads and upgrades) with a program's own middlewares
+/// and strategies:
+///
+/// ```no_run
+/// # use api_gateway::plugin::{Balancer, Middleware};
+/// # fn f<MyAuth: Middleware, MyBalancer: Balancer>() -> std::process::ExitCode {
+/// api_gateway::Launcher::new()
+///     .middleware::<MyAuth>("my_auth")
+///     .balancer::<MyBalancer>("my_balancer")
+///     .run()
+/// # }
+/// ```
+#[derive(Default)]
+pub struct Launcher {
+    registry: Registry,
+}
+
+impl Launcher {
+    /// The built-in middlewares and strategies.
+    pub fn new() -> Launcher {
+        Launcher::default()
+    }
+
+    /// See [`Registry::middleware`].
+    pub fn middleware<M: Middleware>(mut self, name: &str) -> Launcher {
+        self.registry.middleware::<M>(name);
+        self
+    }
+
+    /// See [`Registry::balancer`].
+    pub fn balancer<B: Balancer>(mut self, name: &str) -> Launcher {
+        self.registry.balancer::<B>(name);
+        self
+    }
+
+    /// Parses the command line and runs the gateway (or `-t`, `hash-password`) with this
+    /// registry. Call it once, from `main`.
+    pub fn run(self) -> ExitCode {
+        if !crate::plugin::install(self.registry) {
+            eprintln!("the gateway's registry was already in use; extensions are not applied");
+            return ExitCode::FAILURE;
+        }
+        main()
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::HashPassword) = cli.command {
+        return hash_password();
+    }
+    let path = &cli.config;
+    let mut parsed = load_file(path);
+    parsed.demo = cli.demo;
+    let snapshot = match compile(&parsed, None) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("{}: {} problem(s):", path.display(), errors.len());
+            for e in errors.iter() {
+                eprintln!("  {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let warnings = config_warnings(&snapshot);
+    if cli.test {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        println!(
+            "{}: ok ({} routes, {} upstreams)",
+            path.display(),
+            snapshot.routes.len(),
+            snapshot.upstreams.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    crate::init_logging(&snapshot.file.log);
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    if !cli.upgrade {
+        if let Err(problems) = check_listeners(&snapshot) {
+            // Once each, plain, on stderr (the journal under systemd).
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            return ExitCode::FAILURE;
+        }
+    }
+    // The daemon changes its working directory to /, so the reload path must be absolute.
+    let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+    crate::run(&cli, config_path, snapshot);
+    ExitCode::SUCCESS
+}
+
+fn hash_password() -> ExitCode {
+    let input = match crate::read_password() {
+        Ok(input) => input,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if input.is_empty() {
+        eprintln!("empty password");
+        return ExitCode::FAILURE;
+    }
+    match crate::hash_password(&input) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hashing failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,513 @@
+//! Middlewares end to end: each built-in one, the merge order of the three levels, reloads that
+//! keep (or replace) a middleware's state, bad settings under `gateway -t`, and the two example
+//! programs that add a middleware and a strategy of their own.
+
+mod common;
+
+use base64::Engine;
+use common::auth::hash;
+use common::gateway::check_config;
+use common::{get, request, wait_for, Backend, Gateway};
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn upstream(b: &Backend) -> String {
+    format!(
+        "upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\n",
+        b.addr
+    )
+}
+
+/// `(status, headers, raw body)` of a GET; the body as sent (nothing decoded).
+fn get_bytes(url: &str, headers: &[(&str, &str)]) -> (u16, http::HeaderMap, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut req = http::Request::builder().uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let mut resp = agent
+        .run(req.body(()).expect("request"))
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let body = resp.body_mut().read_to_vec().expect("body");
+    (resp.status().as_u16(), resp.headers().clone(), body)
+}
+
+#[test]
+fn header_edits_reach_the_backend_and_the_client_with_variables() {
+    let b = Backend::start("b");
+    let gw = Gateway::start(&format!(
+        "{}routes:
+  - name: api
+    path: /api
+    upstream: u
+    plugins:
+      - name: request_headers
+        settings:
+          set: {{x-who: \"$client_ip $route $method $upstream\"}}
+          add: {{x-extra: two}}
+          remove: [x-drop]
+          rename: {{x-old: x-new}}
+      - name: response_headers
+        settings:
+          set: {{x-served-by: \"gw/$request_id\"}}
+          remove: [x-backend]
+          rename: {{x-origin-note: x-note}}
+",
+        upstream(&b)
+    ));
+    let r = request(
+        "GET",
+        &gw.url("/api/x?set_header=x-origin-note:hello"),
+        &[
+            ("x-drop", "1"),
+            ("x-old", "moved"),
+            ("x-extra", "one"),
+            ("x-request-id", "rid-1"),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = &r.json()["headers"];
+    assert_eq!(seen["x-who"], "127.0.0.1 api GET u");
+    assert_eq!(seen["x-extra"], "one, two", "add keeps the client's value");
+    assert!(seen.get("x-drop").is_none(), "{seen}");
+    assert!(seen.get("x-old").is_none(), "{seen}");
+    assert_eq!(seen["x-new"], "moved");
+    assert_eq!(r.header("x-served-by"), Some("gw/rid-1"));
+    assert_eq!(r.header("x-backend"), None, "removed from the answer");
+    assert_eq!(r.header("x-note"), Some("hello"));
+    assert_eq!(r.header("x-origin-note"), None);
+}
+
+#[test]
+fn levels_merge_top_then_group_then_route_and_narrower_names_replace() {
+    let b = Backend::start("b");
+    let tag = |v: &str| format!("{{name: response_headers, settings: {{add: {{x-order: {v}}}}}}}");
+    let gw = Gateway::start(&format!(
+        "{}plugins: [{top}]
+groups:
+  g: {{prefix: /g, plugins: [{{name: redirect, enabled: false}}, {{name: request_headers, settings: {{set: {{x-group: yes}}}}}}]}}
+routes:
+  - {{name: plain, path: /plain, upstream: u}}
+  - {{name: grouped, group: g, path: /a, upstream: u, plugins: [{route}]}}
+  - {{name: off, group: g, path: /off, upstream: u, plugins: [{{name: response_headers, enabled: false}}]}}
+",
+        upstream(&b),
+        top = tag("top"),
+        route = tag("route"),
+    ));
+    let order = |path: &str| {
+        let r = get(&gw.url(path));
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let values: Vec<String> = r
+            .headers
+            .get_all("x-order")
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect();
+        (values, r.json()["headers"]["x-group"].clone())
+    };
+    assert_eq!(order("/plain").0, ["top"]);
+    let (values, group) = order("/g/a");
+    assert_eq!(
+        values,
+        ["route"],
+        "the route's response_headers replaces the top one"
+    );
+    assert_eq!(group, "yes", "the group's middleware runs on its routes");
+    let (values, group) = order("/g/off");
+    assert!(
+        values.is_empty(),
+        "enabled: false removes the inherited entry"
+    );
+    assert_eq!(group, "yes");
+}
+
+#[test]
+fn path_rewrite_uses_captures_keeps_the_query_and_may_set_the_host() {
+    let b = Backend::start("b");
+    let gw = Gateway::start(&format!(
+        "{}routes:
+  - name: old
+    path: /old
+    upstream: u
+    plugins:
+      - {{name: path_rewrite, settings: {{pattern: \"^/old/items/([0-9]+)(/.*)?$\", to: \"/v2/items/$1$2?via=$route\", host: \"internal.example:8080\"}}}}
+",
+        upstream(&b)
+    ));
+    let r = get(&gw.url("/old/items/42/detail?x=1"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = r.json();
+    assert_eq!(seen["path"], "/v2/items/42/detail?via=old&x=1");
+    assert_eq!(seen["headers"]["host"], "internal.example:8080");
+    // The pattern sees the normalised path: encoded and doubled spellings match the same way.
+    let r = get(&gw.url("/old/items/%34%32"));
+    assert_eq!(r.json()["path"], "/v2/items/42?via=old");
+    // No match: the path goes as it is.
+    assert_eq!(get(&gw.url("/old/other")).json()["path"], "/old/other");
+}
+
+#[test]
+fn redirect_and_fixed_response_answer_without_the_backend() {
+    let b = Backend::start("b");
+    let gw = Gateway::start(&format!(
+        "{}routes:
+  - name: moved
+    path: /moved
+    upstream: u
+    plugins: [{{name: redirect, settings: {{to: \"https://new.example$path\", status: 308}}}}]
+  - name: down
+    path: /down
+    upstream: u
+    plugins:
+      - name: fixed_response
+        settings: {{status: 503, body: \"<h1>maintenance</h1>\", content_type: text/html, headers: {{retry-after: \"120\"}}}}
+",
+        upstream(&b)
+    ));
+    let r = get(&gw.url("/moved/a/b?q=1"));
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.header("location"),
+        Some("https://new.example/moved/a/b?q=1")
+    );
+    let r = get(&gw.url("/down/x"));
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body, "<h1>maintenance</h1>");
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    assert_eq!(r.header("retry-after"), Some("120"));
+    assert!(r.header("x-request-id").is_some());
+    assert_eq!(b.hits(), 0, "neither reached the backend");
+}
+
+fn decode(encoding: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    match encoding {
+        "gzip" => {
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut out)
+                .expect("gzip body");
+        }
+        "br" => {
+            brotli::Decompressor::new(body, 4096)
+                .read_to_end(&mut out)
+                .expect("brotli body");
+        }
+        "zstd" => out = zstd::decode_all(body).expect("zstd body"),
+        other => panic!("unexpected encoding {other}"),
+    }
+    out
+}
+
+#[test]
+fn compression_negotiates_each_encoding_and_works_with_the_cache() {
+    let b = Backend::start("b");
+    let gw = Gateway::start(&format!(
+        "{}cache: {{store: memory, memory_size: 8MiB}}
+routes:
+  - name: c
+    path: /c
+    upstream: u
+    plugins: [{{name: compression, settings: {{min_size: 2000}}}}]
+  - name: cached
+    path: /cached
+    upstream: u
+    cache: {{enabled: true, ttl: 60s}}
+    plugins: [{{name: compression}}]
+",
+        upstream(&b)
+    ));
+    let url = gw.url("/c/x?pad=20000");
+    let (_, _, plain) = get_bytes(&url, &[]);
+    assert!(plain.len() > 20000);
+    for (accept, expect) in [
+        ("gzip", "gzip"),
+        ("gzip, br", "zstd_or_br"),
+        ("gzip;q=1, br;q=0.5, zstd;q=0.1", "gzip"),
+        ("zstd", "zstd"),
+        ("br", "br"),
+    ] {
+        let (status, h, body) = get_bytes(&url, &[("accept-encoding", accept)]);
+        assert_eq!(status, 200);
+        let used = h["content-encoding"].to_str().expect("ascii").to_owned();
+        if expect == "zstd_or_br" {
+            assert_eq!(used, "br", "br is preferred over gzip when both are equal");
+        } else {
+            assert_eq!(used, expect, "{accept}");
+        }
+        assert!(h.get("content-length").is_none());
+        assert_eq!(h["vary"], "Accept-Encoding");
+        assert!(
+            body.len() < plain.len() / 4,
+            "{accept}: {} bytes",
+            body.len()
+        );
+        let decoded: serde_json::Value =
+            serde_json::from_slice(&decode(&used, &body)).expect("JSON once decoded");
+        assert_eq!(
+            decoded["pad"].as_str().map(str::len),
+            Some(20000),
+            "{accept}"
+        );
+        assert_eq!(decoded["headers"]["accept-encoding"], accept);
+    }
+    let (_, h, body) = get_bytes(&url, &[("accept-encoding", "identity, br;q=0")]);
+    assert!(h.get("content-encoding").is_none());
+    assert_eq!(
+        h["vary"], "Accept-Encoding",
+        "listed types vary even when not encoded"
+    );
+    let sent: serde_json::Value = serde_json::from_slice(&body).expect("plain JSON");
+    assert_eq!(sent["pad"].as_str().map(str::len), Some(20000));
+    let (_, h, _) = get_bytes(&gw.url("/c/x"), &[("accept-encoding", "gzip")]);
+    assert!(h.get("content-encoding").is_none(), "under min_size");
+    let (_, h, body) = get_bytes(
+        &gw.url("/c/x?pad=5000&set_header=content-encoding:identity&set_header=cache-control:no-transform"),
+        &[("accept-encoding", "gzip")],
+    );
+    assert!(
+        h.get_all("content-encoding").iter().all(|v| v != "gzip"),
+        "no-transform is honoured"
+    );
+    assert!(body.len() > 5000);
+
+    // One cache entry serves every encoding: stored as the origin sent it.
+    let cached = gw.url("/cached/y?pad=20000");
+    let before = b.hits();
+    let (_, h, gz) = get_bytes(&cached, &[("accept-encoding", "gzip")]);
+    assert_eq!(h["x-cache-status"], "MISS");
+    let (_, h, br) = get_bytes(&cached, &[("accept-encoding", "br")]);
+    assert_eq!(h["x-cache-status"], "HIT");
+    assert_eq!(h["content-encoding"], "br");
+    let (_, h, raw) = get_bytes(&cached, &[]);
+    assert_eq!(h["x-cache-status"], "HIT");
+    assert!(h.get("content-encoding").is_none());
+    assert_eq!(decode("gzip", &gz), raw);
+    assert_eq!(decode("br", &br), raw);
+    assert_eq!(
+        b.hits() - before,
+        1,
+        "the cached route reached the origin once"
+    );
+}
+
+fn basic(user: &str, password: &str) -> String {
+    let text = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(text)
+    )
+}
+
+fn basic_auth_config(b: &Backend, password_hash: &str, realm: &str, extra_route: &str) -> String {
+    format!(
+        "{}routes:
+  - name: private
+    path: /private
+    upstream: u
+    plugins:
+      - name: basic_auth
+        settings:
+          realm: {realm}
+          users: [{{username: alice, password_hash: \"{password_hash}\", roles: [staff]}}]
+          login_limit: {{per_user: 2/1m}}
+{extra_route}",
+        upstream(b)
+    )
+}
+
+#[test]
+fn basic_auth_checks_passwords_under_login_limits_and_a_reload_keeps_them() {
+    let b = Backend::start("b");
+    let h = hash("s3cret");
+    let gw = Gateway::start(&basic_auth_config(&b, &h, "staff", ""));
+    let url = gw.url("/private/x");
+    let r = get(&url);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.error_code(), "unauthorized");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"staff\", charset=\"UTF-8\"")
+    );
+    let r = request(
+        "GET",
+        &url,
+        &[("authorization", &basic("alice", "s3cret"))],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["headers"]["x-user-id"], "alice");
+    assert_eq!(r.json()["headers"]["x-user-roles"], "staff");
+    let wrong = || {
+        request(
+            "GET",
+            &url,
+            &[("authorization", &basic("alice", "nope"))],
+            None,
+        )
+    };
+    assert_eq!(wrong().error_code(), "invalid_credentials");
+    assert_eq!(wrong().error_code(), "invalid_credentials");
+    let r = wrong();
+    assert_eq!(
+        r.status, 429,
+        "the third failure in a minute is over per_user"
+    );
+    assert!(r.header("retry-after").is_some());
+
+    // A reload that leaves the entry as it is keeps its counters.
+    gw.reconfigure(&basic_auth_config(
+        &b,
+        &h,
+        "staff",
+        "  - {name: more, path: /more, upstream: u}\n",
+    ));
+    gw.signal("HUP");
+    wait_for("the reload", Duration::from_secs(10), || {
+        (get(&gw.url("/more")).status == 200).then_some(())
+    });
+    assert_eq!(
+        wrong().status,
+        429,
+        "still limited after a reload that kept the entry"
+    );
+    // New settings make a new middleware, with counters of its own.
+    gw.reconfigure(&basic_auth_config(&b, &h, "other", ""));
+    gw.signal("HUP");
+    wait_for("the second reload", Duration::from_secs(10), || {
+        (get(&gw.url("/more")).status == 404).then_some(())
+    });
+    let r = wrong();
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"other\", charset=\"UTF-8\"")
+    );
+}
+
+#[test]
+fn unknown_middlewares_and_bad_settings_are_reported_with_their_paths() {
+    let b = Backend::start("b");
+    let yaml = format!(
+        "{}plugins: [{{name: respons_headers}}]
+groups:
+  g: {{prefix: /g, plugins: [{{name: compression, settings: {{gzip_level: 12}}}}]}}
+routes:
+  - name: r
+    path: /r
+    upstream: u
+    plugins:
+      - {{name: redirect, settings: {{to: /x, status: 305}}}}
+      - {{name: request_headers, settings: {{set: {{x-a: \"$nope\"}}}}}}
+      - {{name: path_rewrite, settings: {{pattern: \"^/(a)$\", to: /$2}}}}
+      - {{name: fixed_response, settings: {{bogus: 1}}}}
+",
+        upstream(&b)
+    );
+    let (code, err) = check_config(&yaml);
+    assert_eq!(code, Some(1), "{err}");
+    for expected in [
+        "plugins[0].name: unknown middleware \"respons_headers\" (did you mean \"response_headers\"?)",
+        "groups.g.plugins[0].settings.gzip_level: must be 1 to 9",
+        "routes[0].plugins[0].settings.status: must be 301, 302, 307 or 308",
+        "routes[0].plugins[1].settings.set.x-a: unknown variable $nope",
+        "routes[0].plugins[2].settings.to: uses $2 but the pattern has 1 capture group(s)",
+        "routes[0].plugins[3].settings.bogus: unknown field",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+/// An example program, brought up to date (`cargo test` builds examples only for
+/// `--all-targets`, and not before a single test target runs).
+fn example(name: &str) -> PathBuf {
+    let gateway = PathBuf::from(common::gateway::BIN);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let ok = std::process::Command::new(cargo)
+        .args(["build", "--example", name])
+        .status()
+        .expect("cargo build")
+        .success();
+    assert!(ok, "cargo build --example {name}");
+    gateway
+        .parent()
+        .expect("target folder")
+        .join("examples")
+        .join(name)
+}
+
+#[test]
+fn the_custom_middleware_example_stamps_and_refuses_from_yaml() {
+    let b = Backend::start("b");
+    let gw = Gateway::start_bin(
+        &example("custom_middleware"),
+        &format!(
+            "{}routes:
+  - name: api
+    path: /api
+    upstream: u
+    plugins:
+      - {{name: stamp, settings: {{header: x-stamp, value: \"$route/$method\", refuse_header: x-client, refuse_values: [scraper]}}}}
+",
+            upstream(&b)
+        ),
+    );
+    let r = get(&gw.url("/api/a"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-stamp"), Some("api/GET"));
+    let r = request("GET", &gw.url("/api/a"), &[("x-client", "Scraper")], None);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.error_code(), "forbidden");
+    assert_eq!(b.hits(), 1);
+    // The stock gateway does not know it.
+    let (code, err) = check_config(&format!(
+        "{}routes: [{{name: a, path: /, upstream: u, plugins: [{{name: stamp}}]}}]\n",
+        upstream(&b)
+    ));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("routes[0].plugins[0].name: unknown middleware \"stamp\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_custom_balancer_example_fails_over_by_health() {
+    let first = Backend::start("first");
+    let second = Backend::start("second");
+    // The strategy orders members by address; the lower port is the primary.
+    let (primary, backup) = if first.addr < second.addr {
+        (&first, &second)
+    } else {
+        (&second, &first)
+    };
+    let gw = Gateway::start_bin(
+        &example("custom_balancer"),
+        &format!(
+            "upstreams:
+  u:
+    strategy: failover
+    backends: [{{addr: \"{}\"}}, {{addr: \"{}\"}}]
+    health_check: {{kind: http, path: /health, interval: 100ms, unhealthy_threshold: 1, healthy_threshold: 1}}
+routes: [{{name: r, path: /, upstream: u}}]
+",
+            first.addr, second.addr
+        ),
+    );
+    for _ in 0..6 {
+        assert_eq!(get(&gw.url("/x")).json()["backend"], primary.name.as_str());
+    }
+    primary.set_healthy(false);
+    wait_for("the backup to take over", Duration::from_secs(10), || {
+        (get(&gw.url("/x")).json()["backend"] == backup.name.as_str()).then_some(())
+    });
+    primary.set_healthy(true);
+    wait_for("the primary to come back", Duration::from_secs(10), || {
+        (get(&gw.url("/x")).json()["backend"] == primary.name.as_str()).then_some(())
+    });
+}
