@@ -39,7 +39,8 @@ pub fn routes(snapshot: &Snapshot) -> Answer {
 }
 
 /// What applies to a route's requests, group and global settings merged and defaults filled
-/// in: its checks (`auth` null when open, `rate_limit` null when none) and its caching.
+/// in: its checks (`auth` null when open, `rate_limit` null when none), its caching and its
+/// middlewares in the order they run (`plugins`).
 fn effective(snapshot: &Snapshot, route: &Route) -> Value {
     let mut out = route.chain.effective();
     out["cache"] = match (&route.cache, &snapshot.cache) {
@@ -49,6 +50,7 @@ fn effective(snapshot: &Snapshot, route: &Route) -> Value {
         }),
         _ => Value::Null,
     };
+    out["plugins"] = json!(route.middlewares.names());
     out
 }
 
