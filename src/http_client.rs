@@ -16,6 +16,7 @@ static CONNECTOR: LazyLock<Connector> = LazyLock::new(|| Connector::new(None));
 #[derive(Debug)]
 pub struct Fetched {
     pub status: u16,
+    pub headers: http::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -40,7 +41,17 @@ pub async fn get(
     timeout: Duration,
     max_body: usize,
 ) -> Result<Fetched, FetchError> {
-    send("GET", url, accept, None, timeout, max_body).await
+    send("GET", url, accept, &[], None, timeout, max_body).await
+}
+
+/// `GET url` with `headers` beside `Accept: */*`; otherwise as [`get`].
+pub async fn get_with(
+    url: &str,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Fetched, FetchError> {
+    send("GET", url, "*/*", headers, None, timeout, max_body).await
 }
 
 /// `POST url` with `body` of `content_type`; otherwise as [`get`].
@@ -56,6 +67,7 @@ pub async fn post(
         "POST",
         url,
         accept,
+        &[],
         Some((content_type, body)),
         timeout,
         max_body,
@@ -93,6 +105,7 @@ async fn send(
     method: &str,
     url: &str,
     accept: &str,
+    headers: &[(http::HeaderName, http::HeaderValue)],
     body: Option<(&str, bytes::Bytes)>,
     timeout: Duration,
     max_body: usize,
@@ -125,6 +138,9 @@ async fn send(
         req.insert_header(http::header::AUTHORIZATION, basic_auth(userinfo)?)?;
     }
     req.insert_header("accept", accept)?;
+    for (name, value) in headers {
+        req.append_header(name.clone(), value.clone())?;
+    }
     if let Some((content_type, _)) = &body {
         req.insert_header("content-type", *content_type)?;
         req.insert_header("content-length", body.as_ref().map_or(0, |(_, b)| b.len()))?;
@@ -136,6 +152,10 @@ async fn send(
     session.finish_request_body().await?;
     session.read_response_header().await?;
     let status = session.response_header().map_or(0, |h| h.status.as_u16());
+    let answer_headers = session
+        .response_header()
+        .map(|h| h.headers.clone())
+        .unwrap_or_default();
     let mut body = Vec::new();
     while let Some(chunk) = session.read_response_body().await? {
         if body.len() + chunk.len() > max_body {
@@ -143,7 +163,11 @@ async fn send(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Fetched { status, body })
+    Ok(Fetched {
+        status,
+        headers: answer_headers,
+        body,
+    })
 }
 
 /// `Basic <base64(user:password)>` from a URL's `user:password` (percent-encoded, RFC 3986).

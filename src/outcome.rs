@@ -35,6 +35,8 @@ pub enum ErrorCode {
     PrometheusUnavailable,
     /// A WebSocket handshake on a route without `websocket`.
     WebSocketNotAllowed,
+    /// `forward_auth`: the authorisation service did not answer (in time).
+    AuthUnavailable,
 }
 
 impl ErrorCode {
@@ -59,6 +61,7 @@ impl ErrorCode {
             Self::CacheDisabled => 409,
             Self::UpstreamOverloaded => 503,
             Self::WebSocketNotAllowed => 400,
+            Self::AuthUnavailable => 503,
             Self::PrometheusNotConfigured | Self::PrometheusUnavailable => 503,
         }
     }
@@ -84,6 +87,7 @@ impl ErrorCode {
             Self::CacheDisabled => "cache_disabled",
             Self::UpstreamOverloaded => "upstream_overloaded",
             Self::WebSocketNotAllowed => "websocket_not_allowed",
+            Self::AuthUnavailable => "auth_unavailable",
             Self::PrometheusNotConfigured => "prometheus_not_configured",
             Self::PrometheusUnavailable => "prometheus_unavailable",
         }
@@ -112,6 +116,7 @@ impl ErrorCode {
             Self::PrometheusNotConfigured => "No admin.prometheus_url is configured",
             Self::PrometheusUnavailable => "Prometheus did not answer",
             Self::WebSocketNotAllowed => "WebSocket is not enabled on this route",
+            Self::AuthUnavailable => "The authorisation service did not answer, try again",
         }
     }
 
@@ -127,6 +132,7 @@ impl ErrorCode {
             | Self::NoHealthyUpstream
             | Self::UpstreamOverloaded
             | Self::StoreUnavailable
+            | Self::AuthUnavailable
             | Self::PrometheusUnavailable => 14, // UNAVAILABLE
             Self::Unauthorized
             | Self::InvalidToken

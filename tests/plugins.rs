@@ -511,3 +511,89 @@ routes: [{{name: r, path: /, upstream: u}}]
         (get(&gw.url("/x")).json()["backend"] == primary.name.as_str()).then_some(())
     });
 }
+
+#[test]
+fn forward_auth_admits_on_2xx_answers_denials_as_they_came_and_fails_closed() {
+    let app = Backend::start("app");
+    let auth = Backend::start("auth");
+    let route = |name: &str, query: &str, extra: &str| {
+        format!(
+            "  - name: {name}
+    path: /{name}
+    upstream: u
+    plugins:
+      - {{name: forward_auth, settings: {{url: \"http://{}/verify?{query}\", upstream_headers: [remote-user]{extra}}}}}
+",
+            auth.addr
+        )
+    };
+    let gw = Gateway::start(&format!(
+        "{}routes:\n{}{}{}{}{}",
+        upstream(&app),
+        route("ok", "set_header=remote-user:bob", ""),
+        route("no", "status=401&set_header=www-authenticate:Bearer", ""),
+        route("login", "status=302&set_header=location:https://sso.example/login", ""),
+        route("slow", "delay_ms=3000", ", timeout: 300ms"),
+        format!(
+            "  - {{name: gone, path: /gone, upstream: u, plugins: [{{name: forward_auth, settings: {{url: \"http://{}/\"}}}}]}}\n",
+            common::dead_addr()
+        ),
+    ));
+    let r = request(
+        "GET",
+        &gw.url("/ok/x?a=1"),
+        &[("remote-user", "mallory"), ("authorization", "Bearer t")],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["backend"], "app");
+    assert_eq!(
+        r.json()["headers"]["remote-user"],
+        "bob",
+        "the client's value is replaced"
+    );
+
+    // The service's own answer goes back: here its body is the echo of what it was asked.
+    let r = request(
+        "GET",
+        &gw.url("/no/y?b=2"),
+        &[
+            ("authorization", "Bearer t"),
+            ("cookie", "s=1"),
+            ("x-other", "1"),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let asked = &r.json()["headers"];
+    assert_eq!(asked["authorization"], "Bearer t");
+    assert_eq!(asked["cookie"], "s=1");
+    assert!(
+        asked.get("x-other").is_none(),
+        "only the listed headers go: {asked}"
+    );
+    assert_eq!(asked["x-forwarded-method"], "GET");
+    assert_eq!(asked["x-forwarded-uri"], "/no/y?b=2");
+    assert_eq!(asked["x-forwarded-for"], "127.0.0.1");
+    let r = get(&gw.url("/login/z"));
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("https://sso.example/login"));
+
+    let started = std::time::Instant::now();
+    let r = get(&gw.url("/slow/x"));
+    assert_eq!(r.status, 503);
+    assert_eq!(r.error_code(), "auth_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    let r = get(&gw.url("/gone/x"));
+    assert_eq!(r.error_code(), "auth_unavailable");
+    assert_eq!(
+        app.hits(),
+        1,
+        "only the admitted request reached the backend"
+    );
+}

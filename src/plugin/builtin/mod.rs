@@ -3,6 +3,7 @@
 mod basic_auth;
 mod compress;
 mod fixed;
+mod forward_auth;
 mod headers;
 mod redirect;
 mod rewrite;
@@ -18,5 +19,6 @@ pub fn register(registry: &mut Registry) {
         .middleware::<redirect::Redirect>("redirect")
         .middleware::<fixed::FixedResponse>("fixed_response")
         .middleware::<compress::Compression>("compression")
-        .middleware::<basic_auth::BasicAuth>("basic_auth");
+        .middleware::<basic_auth::BasicAuth>("basic_auth")
+        .middleware::<forward_auth::ForwardAuth>("forward_auth");
 }
