@@ -55,7 +55,7 @@ deny:
 
 ## fuzz: every fuzz target for FUZZ_SECONDS each (cargo-fuzz on nightly; see README, Fuzzing).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = path_lookup config jwt client_ip limit_key cache_policy
+FUZZ_TARGETS = path_lookup config jwt client_ip limit_key cache_policy template
 fuzz:
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
 	  dict=; [ $$t = path_lookup ] && dict=-dict=path.dict; \

@@ -108,6 +108,31 @@ pub mod fuzzing {
         out
     }
 
+    /// `text` parsed as a template (with `$1`.. captures when `captures`) and rendered with
+    /// fixed variables (client 192.0.2.1, user `alice`, route `r`, path `/p`, query `q=1`) and
+    /// captures (`/all`, `a`, `b`); `None` when it does not parse.
+    pub fn template(text: &str, captures: bool) -> Option<String> {
+        let template = crate::plugin::Template::parse_with(text, captures).ok()?;
+        let vars = crate::plugin::Vars {
+            client_ip: Some([192, 0, 2, 1].into()),
+            request_id: "rid",
+            user: Some("alice"),
+            route: "r",
+            host: Some("h"),
+            upstream: Some("u"),
+            method: "GET",
+            path: "/p",
+            query: Some("q=1"),
+            scheme: "http",
+        };
+        let caps = ["/all", "a", "b"];
+        Some(
+            template
+                .render_with(&vars, &|n| caps.get(n).copied())
+                .into_owned(),
+        )
+    }
+
     /// The cache's verdict on an origin answer: `(seconds fresh, stale-while-revalidate,
     /// stale-if-error)`, or `None` when it is not stored. Defaults: 60 s fresh, no stale windows.
     pub fn cache_decision(resp: &ResponseHeader) -> Option<(i64, u32, u32)> {

@@ -527,17 +527,21 @@ fn forward_auth_admits_on_2xx_answers_denials_as_they_came_and_fails_closed() {
             auth.addr
         )
     };
+    let gone = format!(
+        "  - {{name: gone, path: /gone, upstream: u, plugins: [{{name: forward_auth, settings: {{url: \"http://{}/\"}}}}]}}\n",
+        common::dead_addr()
+    );
     let gw = Gateway::start(&format!(
-        "{}routes:\n{}{}{}{}{}",
+        "{}routes:\n{}{}{}{}{gone}",
         upstream(&app),
         route("ok", "set_header=remote-user:bob", ""),
         route("no", "status=401&set_header=www-authenticate:Bearer", ""),
-        route("login", "status=302&set_header=location:https://sso.example/login", ""),
-        route("slow", "delay_ms=3000", ", timeout: 300ms"),
-        format!(
-            "  - {{name: gone, path: /gone, upstream: u, plugins: [{{name: forward_auth, settings: {{url: \"http://{}/\"}}}}]}}\n",
-            common::dead_addr()
+        route(
+            "login",
+            "status=302&set_header=location:https://sso.example/login",
+            ""
         ),
+        route("slow", "delay_ms=3000", ", timeout: 300ms"),
     ));
     let r = request(
         "GET",
