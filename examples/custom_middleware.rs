@@ -19,7 +19,7 @@
 //! Run it like the gateway: `cargo run --example custom_middleware -- -c gateway.yaml`.
 
 use api_gateway::plugin::{
-    BuildError, ErrorCode, Flow, Middleware, RequestView, ResponseView, Template,
+    BuildContext, BuildError, ErrorCode, Flow, Middleware, RequestView, ResponseView, Template,
 };
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
@@ -49,7 +49,7 @@ struct Stamp {
 impl Middleware for Stamp {
     type Settings = Settings;
 
-    fn build(s: Settings) -> Result<Self, BuildError> {
+    fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         let header = HeaderName::try_from(s.header.as_str())
             .map_err(|_| BuildError::at("header", "not a header name"))?;
         let value =

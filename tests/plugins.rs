@@ -601,3 +601,148 @@ fn forward_auth_admits_on_2xx_answers_denials_as_they_came_and_fails_closed() {
         "only the admitted request reached the backend"
     );
 }
+
+const HMAC_SECRET: &str = "0123456789abcdef0123456789abcdef-key-a";
+
+/// The headers of a request signed for `hmac_auth` with key `a`.
+fn signed(
+    method: &str,
+    target: &str,
+    body: &str,
+    nonce: &str,
+    date: &str,
+) -> Vec<(String, String)> {
+    use hmac::Mac;
+    use sha2::Digest;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let digest = (!body.is_empty()).then(|| {
+        format!(
+            "SHA-256={}",
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body))
+        )
+    });
+    let text = format!(
+        "{method}\n{path}\n{query}\n{date}\n{nonce}\n{}",
+        digest.as_deref().unwrap_or("")
+    );
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HMAC_SECRET.as_bytes()).expect("key");
+    mac.update(text.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let mut out = vec![
+        (
+            "authorization".to_owned(),
+            format!("HMAC-SHA256 keyId=\"a\", nonce=\"{nonce}\", signature=\"{signature}\""),
+        ),
+        ("x-date".to_owned(), date.to_owned()),
+    ];
+    if let Some(d) = digest {
+        out.push(("digest".to_owned(), d));
+    }
+    out
+}
+
+fn send_signed(
+    gw: &Gateway,
+    method: &str,
+    target: &str,
+    body: &str,
+    headers: &[(String, String)],
+) -> common::Resp {
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    request(
+        method,
+        &gw.url(target),
+        &h,
+        (!body.is_empty()).then_some(body),
+    )
+}
+
+fn hmac_config(b: &Backend, store: &str, head: &str) -> String {
+    format!(
+        "{head}{}routes:
+  - name: signed
+    path: /signed
+    upstream: u
+    plugins:
+      - {{name: hmac_auth, settings: {{keys: [{{id: a, secret: \"{HMAC_SECRET}\", roles: [partner]}}], clock_skew: 60s, nonce_store: {store}}}}}
+",
+        upstream(b)
+    )
+}
+
+#[test]
+fn hmac_auth_checks_signature_date_digest_and_nonce() {
+    let b = Backend::start("b");
+    let gw = Gateway::start(&hmac_config(&b, "memory", ""));
+    let now = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let h = signed("GET", "/signed/x?q=1", "", "n1", &now);
+    let r = send_signed(&gw, "GET", "/signed/x?q=1", "", &h);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["headers"]["x-user-id"], "a");
+    assert_eq!(r.json()["headers"]["x-user-roles"], "partner");
+    let r = send_signed(&gw, "GET", "/signed/x?q=1", "", &h);
+    assert_eq!(r.status, 401, "a nonce is taken once");
+    assert_eq!(r.error_code(), "invalid_credentials");
+
+    // A body is read whole, checked against its digest, and reaches the backend intact.
+    let body = "{\"amount\": 100}";
+    let h = signed("POST", "/signed/pay", body, "n2", &now);
+    let r = send_signed(&gw, "POST", "/signed/pay", body, &h);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["body"], body);
+    let hits = b.hits();
+    let h = signed("POST", "/signed/pay", body, "n3", &now);
+    let r = send_signed(&gw, "POST", "/signed/pay", "{\"amount\": 999}", &h);
+    assert_eq!(r.status, 401, "a body that is not the signed one");
+    // Another path, query or method than the signed ones.
+    let h = signed("GET", "/signed/x?q=1", "", "n4", &now);
+    assert_eq!(send_signed(&gw, "GET", "/signed/x?q=2", "", &h).status, 401);
+    assert_eq!(
+        send_signed(&gw, "DELETE", "/signed/x?q=1", "", &h).status,
+        401
+    );
+    let old = httpdate::fmt_http_date(std::time::SystemTime::now() - Duration::from_secs(600));
+    let h = signed("GET", "/signed/x", "", "n5", &old);
+    assert_eq!(
+        send_signed(&gw, "GET", "/signed/x", "", &h).status,
+        401,
+        "outside the clock skew"
+    );
+    assert_eq!(b.hits(), hits, "no refused request reached the backend");
+    let r = get(&gw.url("/signed/x"));
+    assert_eq!(r.error_code(), "unauthorized");
+    assert_eq!(r.header("www-authenticate"), Some("HMAC-SHA256"));
+    let big = "x".repeat(70_000);
+    let h = signed("POST", "/signed/big", &big, "n6", &now);
+    assert_eq!(
+        send_signed(&gw, "POST", "/signed/big", &big, &h).status,
+        413
+    );
+}
+
+#[test]
+fn hmac_nonces_in_redis_are_refused_by_every_instance() {
+    let redis = common::redis::Redis::start();
+    let b = Backend::start("b");
+    let head = format!("redis: {{url: \"{}\"}}\n", redis.url());
+    let one = Gateway::start(&hmac_config(&b, "redis", &head));
+    let two = Gateway::start(&hmac_config(&b, "redis", &head));
+    let now = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let h = signed("GET", "/signed/x", "", "shared-1", &now);
+    assert_eq!(send_signed(&one, "GET", "/signed/x", "", &h).status, 200);
+    let r = send_signed(&two, "GET", "/signed/x", "", &h);
+    assert_eq!(
+        r.status, 401,
+        "the other instance saw the nonce: {}",
+        r.body
+    );
+    let (code, err) = check_config(&hmac_config(&b, "redis", ""));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("routes[0].plugins[0].settings.nonce_store: needs a redis section"),
+        "{err}"
+    );
+}

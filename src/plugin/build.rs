@@ -2,6 +2,7 @@
 //! once through the registry, the levels merged, instances kept across reloads.
 
 use super::registry::{registry, Handler};
+use super::BuildContext;
 use crate::config::file::PluginConfig;
 use crate::config::ConfigErrors;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,13 +50,22 @@ pub struct Pool {
     instances: Mutex<Vec<Arc<Instance>>>,
     /// The running snapshot's instances.
     previous: Vec<Arc<Instance>>,
+    /// What middlewares are built with (the `redis` section's connection).
+    context: BuildContext,
 }
 
 impl Pool {
-    pub fn new(previous: Option<&Pool>) -> Pool {
+    /// A pool for a config with this `redis` connection. The running instances are kept only
+    /// when the connection is the same (a middleware may hold it).
+    pub fn new(previous: Option<&Pool>, redis: Option<&Arc<crate::redis::RedisHandle>>) -> Pool {
+        let context = BuildContext::new(redis);
+        let same_redis = |p: &&Pool| p.context.same(&context);
         Pool {
             instances: Mutex::default(),
-            previous: previous.map_or_else(Vec::new, |p| p.built().clone()),
+            previous: previous
+                .filter(same_redis)
+                .map_or_else(Vec::new, |p| p.built().clone()),
+            context,
         }
     }
 
@@ -111,7 +121,7 @@ impl Pool {
             None => {
                 let registry = registry();
                 let built = registry
-                    .build(&cfg.name, cfg.settings.clone())
+                    .build(&cfg.name, cfg.settings.clone(), &self.context)
                     .ok_or_else(|| {
                         let likely =
                             crate::config::wording::closest(&cfg.name, registry.middleware_names());

@@ -8,7 +8,7 @@
 //! own checks return.
 //!
 //! ```no_run
-//! use api_gateway::plugin::{BuildError, Flow, Middleware, RequestView, ResponseView};
+//! use api_gateway::plugin::{BuildContext, BuildError, Middleware, ResponseView};
 //! use serde::Deserialize;
 //!
 //! #[derive(Deserialize)]
@@ -20,7 +20,7 @@
 //! #[async_trait::async_trait]
 //! impl Middleware for Stamp {
 //!     type Settings = Settings;
-//!     fn build(s: Settings) -> Result<Self, BuildError> {
+//!     fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
 //!         let value = s.value.parse().map_err(|_| BuildError::at("value", "not a header value"))?;
 //!         Ok(Stamp { value })
 //!     }
@@ -44,11 +44,13 @@
 mod balancer;
 pub(crate) mod build;
 mod builtin;
+mod context;
 mod registry;
 mod vars;
 
 pub use crate::outcome::{Denial, ErrorCode, Flow, Headers, Reply};
 pub use balancer::{Balancer, Member};
+pub use context::{BuildContext, SharedRedis, StoreError};
 pub use registry::Registry;
 pub use vars::{Template, TemplateError, Vars};
 
@@ -104,9 +106,16 @@ pub trait Middleware: Send + Sync + 'static {
     type Settings: DeserializeOwned;
 
     /// Checks the settings and builds the middleware. Blocking is allowed (key files).
-    fn build(settings: Self::Settings) -> Result<Self, BuildError>
+    fn build(settings: Self::Settings, ctx: &BuildContext) -> Result<Self, BuildError>
     where
         Self: Sized;
+
+    /// Whether the `request` phase needs the request's body ([`RequestView::body`]): the
+    /// gateway then reads it whole first (64 KiB at most: a larger one is refused with 413) and
+    /// sends it on to the backend afterwards.
+    fn needs_body(&self) -> bool {
+        false
+    }
 
     /// The request, admitted by the route's own checks. `Flow::Continue` passes it on;
     /// a `Deny` or `Reply` answers it here and no later phase but `logging` runs.
@@ -158,6 +167,9 @@ pub struct RequestView<'a> {
     pub(crate) authenticated: &'a mut Option<Arc<crate::auth::Caller>>,
     /// The request arrived with a body (`Content-Length` > 0 or chunked).
     pub has_body: bool,
+    /// The whole body, read before the request phase when a middleware of the route
+    /// [`needs_body`](Middleware::needs_body) (empty when there is none); `None` otherwise.
+    pub body: Option<&'a Bytes>,
 }
 
 impl RequestView<'_> {

@@ -2,7 +2,7 @@
 //! with a program's own additions.
 
 use super::balancer::{Balancer, BalancerFactory};
-use super::{BodyTransform, BuildError, Finished, Flow, Middleware, RequestView};
+use super::{BodyTransform, BuildContext, BuildError, Finished, Flow, Middleware, RequestView};
 use super::{ResponseView, UpstreamView};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -16,6 +16,7 @@ pub(crate) trait Handler: Send + Sync {
     fn response(&self, resp: &mut ResponseView<'_>);
     fn body_transform(&self, resp: &ResponseView<'_>) -> Option<Box<dyn BodyTransform>>;
     fn logging(&self, done: &Finished<'_>);
+    fn needs_body(&self) -> bool;
 }
 
 #[async_trait]
@@ -35,18 +36,24 @@ impl<M: Middleware> Handler for M {
     fn logging(&self, done: &Finished<'_>) {
         Middleware::logging(self, done)
     }
+    fn needs_body(&self) -> bool {
+        Middleware::needs_body(self)
+    }
 }
 
-type Constructor = fn(serde_yaml::Value) -> Result<Arc<dyn Handler>, BuildError>;
+type Constructor = fn(serde_yaml::Value, &BuildContext) -> Result<Arc<dyn Handler>, BuildError>;
 
 /// Builds `M` from YAML settings; a settings problem names the key it is about.
-fn construct<M: Middleware>(settings: serde_yaml::Value) -> Result<Arc<dyn Handler>, BuildError> {
+fn construct<M: Middleware>(
+    settings: serde_yaml::Value,
+    ctx: &BuildContext,
+) -> Result<Arc<dyn Handler>, BuildError> {
     let settings: M::Settings = serde_path_to_error::deserialize(settings).map_err(|e| {
         let at = e.path().to_string();
         let at = if at == "." { String::new() } else { at };
         BuildError::at(at, crate::config::wording::plain(&e.inner().to_string()))
     })?;
-    Ok(Arc::new(M::build(settings)?))
+    Ok(Arc::new(M::build(settings, ctx)?))
 }
 
 /// The middlewares and balancing strategies a gateway knows, by the name the config uses.
@@ -93,8 +100,9 @@ impl Registry {
         &self,
         name: &str,
         settings: serde_yaml::Value,
+        ctx: &BuildContext,
     ) -> Option<Result<Arc<dyn Handler>, BuildError>> {
-        self.middlewares.get(name).map(|c| c(settings))
+        self.middlewares.get(name).map(|c| c(settings, ctx))
     }
 
     pub(crate) fn balancer_factory(&self, name: &str) -> Option<&BalancerFactory> {

@@ -3,12 +3,13 @@
 
 use super::ctx::{RequestCtx, Running};
 use super::inbound::forwarded_https;
-use crate::outcome::Flow;
+use crate::outcome::{ErrorCode, Flow};
 use crate::plugin::{Finished, RequestView, ResponseView, UpstreamView, Vars};
 use bytes::Bytes;
 use http::Extensions;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
+use pingora::proxy::Session;
 use std::sync::Arc;
 
 /// The variables of a request as the context knows them.
@@ -32,11 +33,41 @@ fn vars<'a>(ctx: &'a RequestCtx, req: &'a RequestHeader, secure: bool) -> Vars<'
     }
 }
 
+/// The largest body read for a middleware that needs it: what pingora keeps to send on to the
+/// backend afterwards.
+const MAX_READ_BODY: usize = 64 * 1024;
+
+/// The request's whole body, kept by pingora for the backend; `Err` with the answer when it is
+/// larger than [`MAX_READ_BODY`] or cannot be read.
+async fn read_body(session: &mut Session) -> Result<Bytes, Flow> {
+    session.as_mut().enable_retry_buffering();
+    let mut body = bytes::BytesMut::new();
+    loop {
+        match session.as_mut().read_request_body().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_READ_BODY => {
+                return Err(ErrorCode::PayloadTooLarge.into())
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return Ok(body.freeze()),
+            Err(_) => return Err(ErrorCode::BadRequest.into()),
+        }
+    }
+}
+
 /// The request phase of the route's middlewares, in order, until one answers.
-pub async fn request(req: &RequestHeader, ctx: &mut RequestCtx) -> Flow {
+pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Flow {
     let Some(list) = ctx.route.as_ref().and_then(|r| r.middlewares.get()) else {
         return Flow::Continue;
     };
+    let body = if list.iter().any(|m| m.handler.needs_body()) {
+        match read_body(session).await {
+            Ok(body) => Some(body),
+            Err(flow) => return flow,
+        }
+    } else {
+        None
+    };
+    let req = session.req_header();
     let secure = ctx.peer.tls || forwarded_https(ctx, req);
     let mut run = Box::new(Running {
         list: Arc::clone(list),
@@ -59,6 +90,7 @@ pub async fn request(req: &RequestHeader, ctx: &mut RequestCtx) -> Flow {
             slot: &mut run.slot,
             authenticated: &mut authenticated,
             has_body,
+            body: body.as_ref(),
         };
         flow = m.handler.request(&mut view).await;
         if let Some(caller) = authenticated {

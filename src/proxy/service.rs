@@ -77,7 +77,7 @@ impl ProxyHttp for Gateway {
                     match builtin::serve(session, ctx).await? {
                         Some(flow) => flow,
                         None => match self.admit(session, ctx).await {
-                            Flow::Continue => middleware::request(session.req_header(), ctx).await,
+                            Flow::Continue => middleware::request(session, ctx).await,
                             refused => refused,
                         },
                     }

@@ -7,7 +7,7 @@ use crate::auth::login_limit::{LoginLimiter, LoginLimits, Refused};
 use crate::auth::users::{User, Users};
 use crate::config::file::UserConfig;
 use crate::config::units::Rate;
-use crate::plugin::{BuildError, Denial, ErrorCode, Flow, Middleware, RequestView};
+use crate::plugin::{BuildContext, BuildError, Denial, ErrorCode, Flow, Middleware, RequestView};
 use base64::Engine;
 use http::HeaderValue;
 use serde::Deserialize;
@@ -57,7 +57,7 @@ pub struct BasicAuth {
 impl Middleware for BasicAuth {
     type Settings = Settings;
 
-    fn build(s: Settings) -> Result<Self, BuildError> {
+    fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         if s.users.is_empty() {
             return Err(BuildError::at("users", "must not be empty"));
         }

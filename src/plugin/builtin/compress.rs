@@ -8,7 +8,7 @@
 //! With the cache: entries are stored as the backend sent them and encoded per client when
 //! served, so one entry serves every encoding (and clients that accept none).
 
-use crate::plugin::{BodyTransform, BuildError, Middleware, ResponseView};
+use crate::plugin::{BodyTransform, BuildContext, BuildError, Middleware, ResponseView};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
@@ -84,7 +84,7 @@ struct Chosen(Algorithm);
 impl Middleware for Compression {
     type Settings = Settings;
 
-    fn build(s: Settings) -> Result<Self, BuildError> {
+    fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         let algorithms = s
             .algorithms
             .unwrap_or_else(|| vec![Algorithm::Zstd, Algorithm::Br, Algorithm::Gzip]);

@@ -1,6 +1,6 @@
 //! `fixed_response`: answers the route's requests itself (a maintenance page, a stub).
 
-use crate::plugin::{BuildError, Flow, Middleware, Reply, RequestView};
+use crate::plugin::{BuildContext, BuildError, Flow, Middleware, Reply, RequestView};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
@@ -35,7 +35,7 @@ pub struct FixedResponse {
 impl Middleware for FixedResponse {
     type Settings = Settings;
 
-    fn build(s: Settings) -> Result<Self, BuildError> {
+    fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         if !(200..=599).contains(&s.status) {
             return Err(BuildError::at("status", "must be between 200 and 599"));
         }

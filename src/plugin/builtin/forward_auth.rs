@@ -6,7 +6,9 @@
 
 use crate::config::units::PositiveDuration;
 use crate::http_client;
-use crate::plugin::{BuildError, ErrorCode, Flow, Middleware, Reply, RequestView, UpstreamView};
+use crate::plugin::{
+    BuildContext, BuildError, ErrorCode, Flow, Middleware, Reply, RequestView, UpstreamView,
+};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
@@ -65,7 +67,7 @@ fn names(at: &str, list: &[String]) -> Result<Vec<HeaderName>, BuildError> {
 impl Middleware for ForwardAuth {
     type Settings = Settings;
 
-    fn build(s: Settings) -> Result<Self, BuildError> {
+    fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         http_client::check_url(&s.url).map_err(|e| BuildError::at("url", e.to_string()))?;
         let default = ["authorization".to_owned(), "cookie".to_owned()];
         Ok(ForwardAuth {

@@ -1,7 +1,9 @@
 //! `request_headers` and `response_headers`: add, set, remove and rename headers of the request
 //! the backend gets, or of the answer the client gets. Values are templates (`${client_ip}`).
 
-use crate::plugin::{BuildError, Middleware, ResponseView, Template, UpstreamView, Vars};
+use crate::plugin::{
+    BuildContext, BuildError, Middleware, ResponseView, Template, UpstreamView, Vars,
+};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -159,7 +161,7 @@ pub struct RequestHeaders(Edits);
 impl Middleware for RequestHeaders {
     type Settings = Settings;
 
-    fn build(settings: Settings) -> Result<Self, BuildError> {
+    fn build(settings: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         Edits::build(settings).map(RequestHeaders)
     }
 
@@ -176,7 +178,7 @@ pub struct ResponseHeaders(Edits);
 impl Middleware for ResponseHeaders {
     type Settings = Settings;
 
-    fn build(settings: Settings) -> Result<Self, BuildError> {
+    fn build(settings: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         Edits::build(settings).map(ResponseHeaders)
     }
 

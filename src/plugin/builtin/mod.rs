@@ -5,6 +5,7 @@ mod compress;
 mod fixed;
 mod forward_auth;
 mod headers;
+mod hmac_auth;
 mod redirect;
 mod rewrite;
 
@@ -20,5 +21,6 @@ pub fn register(registry: &mut Registry) {
         .middleware::<fixed::FixedResponse>("fixed_response")
         .middleware::<compress::Compression>("compression")
         .middleware::<basic_auth::BasicAuth>("basic_auth")
-        .middleware::<forward_auth::ForwardAuth>("forward_auth");
+        .middleware::<forward_auth::ForwardAuth>("forward_auth")
+        .middleware::<hmac_auth::HmacAuth>("hmac_auth");
 }

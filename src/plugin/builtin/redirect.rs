@@ -1,6 +1,8 @@
 //! `redirect`: answers the route's requests with a redirect to a URL template.
 
-use crate::plugin::{BuildError, ErrorCode, Flow, Middleware, Reply, RequestView, Template};
+use crate::plugin::{
+    BuildContext, BuildError, ErrorCode, Flow, Middleware, Reply, RequestView, Template,
+};
 use http::HeaderValue;
 use serde::Deserialize;
 
@@ -35,7 +37,7 @@ pub struct Redirect {
 impl Middleware for Redirect {
     type Settings = Settings;
 
-    fn build(s: Settings) -> Result<Self, BuildError> {
+    fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         if ![301, 302, 307, 308].contains(&s.status) {
             return Err(BuildError::at("status", "must be 301, 302, 307 or 308"));
         }

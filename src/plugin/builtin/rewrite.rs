@@ -2,7 +2,7 @@
 //! without the route's prefix under `strip_prefix`), its target with `$1`..`$9` captures and
 //! variables; optionally another `Host`. The client's query is kept.
 
-use crate::plugin::{BuildError, Middleware, Template, UpstreamView};
+use crate::plugin::{BuildContext, BuildError, Middleware, Template, UpstreamView};
 use http::HeaderValue;
 use regex::Regex;
 use serde::Deserialize;
@@ -30,7 +30,7 @@ pub struct PathRewrite {
 impl Middleware for PathRewrite {
     type Settings = Settings;
 
-    fn build(s: Settings) -> Result<Self, BuildError> {
+    fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         let pattern =
             Regex::new(&s.pattern).map_err(|e| BuildError::at("pattern", e.to_string()))?;
         let to =

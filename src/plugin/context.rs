@@ -1,0 +1,59 @@
+//! What a middleware is built with: the gateway's shared stores.
+
+use crate::redis::RedisHandle;
+use std::sync::Arc;
+
+/// Handed to [`Middleware::build`](super::Middleware::build).
+#[derive(Debug, Clone, Default)]
+pub struct BuildContext {
+    redis: Option<Arc<RedisHandle>>,
+}
+
+impl BuildContext {
+    pub(crate) fn new(redis: Option<&Arc<RedisHandle>>) -> BuildContext {
+        BuildContext {
+            redis: redis.cloned(),
+        }
+    }
+
+    /// Whether both hold the same connection (or none).
+    pub(crate) fn same(&self, other: &BuildContext) -> bool {
+        match (&self.redis, &other.redis) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// The `redis` section's connection, when the config has one: state kept there is shared
+    /// by every instance on that Redis. A reload that changes the section builds every
+    /// middleware again.
+    pub fn redis(&self) -> Option<SharedRedis> {
+        self.redis.clone().map(SharedRedis)
+    }
+}
+
+/// The gateway's Redis connection: every call is bounded by `redis.timeout`, and a Redis that
+/// failed is skipped for a second, as for the gateway's own features.
+#[derive(Debug, Clone)]
+pub struct SharedRedis(Arc<RedisHandle>);
+
+/// Redis did not answer (in time), or refused the command.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(String);
+
+impl SharedRedis {
+    /// Runs one command.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        let mut conn = self
+            .0
+            .connection()
+            .await
+            .map_err(|e| StoreError(e.to_string()))?;
+        self.0
+            .run(cmd.query_async(&mut conn))
+            .await
+            .map_err(|e| StoreError(e.to_string()))
+    }
+}
