@@ -54,6 +54,18 @@ pub async fn get_with(
     send("GET", url, "*/*", headers, None, timeout, max_body).await
 }
 
+/// `method url` with exactly `headers` (a copy of a request: no `Accept` is added) and no
+/// body; otherwise as [`get`].
+pub async fn send_copy(
+    method: &str,
+    url: &str,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+    timeout: Duration,
+    max_body: usize,
+) -> Result<Fetched, FetchError> {
+    send(method, url, "", headers, None, timeout, max_body).await
+}
+
 /// `POST url` with `body` of `content_type`; otherwise as [`get`].
 pub async fn post(
     url: &str,
@@ -137,7 +149,9 @@ async fn send(
     if let Some(userinfo) = userinfo {
         req.insert_header(http::header::AUTHORIZATION, basic_auth(userinfo)?)?;
     }
-    req.insert_header("accept", accept)?;
+    if !accept.is_empty() {
+        req.insert_header("accept", accept)?;
+    }
     for (name, value) in headers {
         req.append_header(name.clone(), value.clone())?;
     }

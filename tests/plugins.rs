@@ -746,3 +746,60 @@ fn hmac_nonces_in_redis_are_refused_by_every_instance() {
         "{err}"
     );
 }
+
+#[test]
+fn request_mirror_copies_admitted_requests_without_delaying_them() {
+    let app = Backend::start("app");
+    let shadow = Backend::start("shadow");
+    shadow.set_delay(3000);
+    let gw = Gateway::start(&format!(
+        "{}routes:
+  - name: m
+    path: /m
+    upstream: u
+    plugins: [{{name: request_mirror, settings: {{url: \"http://{}\", timeout: 10s}}}}]
+  - name: gone
+    path: /gone
+    upstream: u
+    plugins: [{{name: request_mirror, settings: {{url: \"http://{}\"}}}}]
+",
+        upstream(&app),
+        shadow.addr,
+        common::dead_addr()
+    ));
+    let started = std::time::Instant::now();
+    for i in 0..4 {
+        let r = request(
+            "GET",
+            &gw.url(&format!("/m/item/{i}?x=1")),
+            &[("x-trace", "t")],
+            None,
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["backend"], "app");
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "the shadow's 3 s answers were not waited for: {:?}",
+        started.elapsed()
+    );
+    wait_for("the copies", Duration::from_secs(10), || {
+        (shadow.received() >= 4).then_some(())
+    });
+    // A request with a body is not copied.
+    let r = request("POST", &gw.url("/m/post"), &[], Some("payload"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["body"], "payload");
+    // An unreachable shadow changes nothing.
+    assert_eq!(get(&gw.url("/gone/x")).status, 200);
+    // The copy of a later request arrives; the POST's never went out before it.
+    assert_eq!(get(&gw.url("/m/after")).status, 200);
+    wait_for("the last copy", Duration::from_secs(10), || {
+        (shadow.received() >= 5).then_some(())
+    });
+    assert_eq!(
+        shadow.received(),
+        5,
+        "only the body-less requests were copied"
+    );
+}

@@ -6,6 +6,7 @@ mod fixed;
 mod forward_auth;
 mod headers;
 mod hmac_auth;
+mod mirror;
 mod redirect;
 mod rewrite;
 
@@ -22,5 +23,6 @@ pub fn register(registry: &mut Registry) {
         .middleware::<compress::Compression>("compression")
         .middleware::<basic_auth::BasicAuth>("basic_auth")
         .middleware::<forward_auth::ForwardAuth>("forward_auth")
-        .middleware::<hmac_auth::HmacAuth>("hmac_auth");
+        .middleware::<hmac_auth::HmacAuth>("hmac_auth")
+        .middleware::<mirror::Mirror>("request_mirror");
 }
