@@ -803,3 +803,56 @@ fn request_mirror_copies_admitted_requests_without_delaying_them() {
         "only the body-less requests were copied"
     );
 }
+
+/// A GET over plaintext HTTP/2 (prior knowledge): the status, headers and raw body.
+fn h2_get(addr: std::net::SocketAddr, path: &str, accept: &str) -> (u16, http::HeaderMap, Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (client, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.expect("ready");
+        let req = http::Request::builder()
+            .uri(format!("http://{addr}{path}"))
+            .header("accept-encoding", accept)
+            .body(())
+            .expect("request");
+        let (resp, _) = client.send_request(req, true).expect("send");
+        let resp = resp.await.expect("answer");
+        let (parts, mut body) = resp.into_parts();
+        let mut out = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.expect("data");
+            let _ = body.flow_control().release_capacity(chunk.len());
+            out.extend_from_slice(&chunk);
+        }
+        (parts.status.as_u16(), parts.headers, out)
+    })
+}
+
+#[test]
+fn compression_over_http2() {
+    let b = Backend::start("b");
+    let header =
+        common::gateway::header().replace("admin: \"{admin}\"}", "admin: \"{admin}\", h2c: true}");
+    let gw = Gateway::start_raw(&format!(
+        "{header}{}routes:\n  - {{name: c, path: /c, upstream: u, plugins: [{{name: compression}}]}}\n",
+        upstream(&b)
+    ));
+    let (status, h, body) = h2_get(gw.proxy, "/c/x?pad=30000&chunked=1", "gzip");
+    assert_eq!(status, 200);
+    assert_eq!(h["content-encoding"], "gzip");
+    assert!(h.get("content-length").is_none());
+    assert!(
+        h.get("transfer-encoding").is_none(),
+        "no HTTP/1 framing in HTTP/2"
+    );
+    let decoded: serde_json::Value =
+        serde_json::from_slice(&decode("gzip", &body)).expect("JSON once decoded");
+    assert_eq!(decoded["pad"].as_str().map(str::len), Some(30000));
+}
