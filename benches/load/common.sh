@@ -59,6 +59,14 @@ $5
 YAML
 }
 PLAIN_ROUTES="routes: [{name: api, path: /api, upstream: origin}]"
+# The plain route with three header edits (middlewares): one on the way in, two on the way out.
+EDIT_ROUTES="routes:
+  - name: api
+    path: /api
+    upstream: origin
+    plugins:
+      - {name: request_headers, settings: {set: {x-bench: \"1\"}}}
+      - {name: response_headers, settings: {set: {x-served-by: gw}, remove: [x-unused]}}"
 
 full_yaml() { # full_yaml <limit store> <jwt section>
   cat <<YAML

@@ -5,7 +5,8 @@
 # stores, warm and cold RS256 tokens) and nginx's proxy_pass.
 # Protocols: HTTPS (TLS 1.3, keep-alive) and HTTP/2 over TLS, the gateway beside nginx with the
 # same certificate. Cache hits of one 1 KiB object from the gateway's memory and Redis stores
-# beside nginx's proxy_cache. Everything listens on 127.0.0.1 only.
+# beside nginx's proxy_cache. Middlewares: three header edits beside the plain proxy, gzip of a
+# 64 KiB JSON answer beside nginx's gzip. Everything listens on 127.0.0.1 only.
 #
 # Every scenario runs at each concurrency of BENCH_CONNECTIONS, in interleaved rounds; ratios are
 # taken round by round (each scenario against its reference measured in the same round) and
@@ -132,6 +133,14 @@ if wanted "gateway: plain + tracing 1%"; then
 tracing: {otlp_endpoint: \"http://127.0.0.1:$ORIGIN/v1/traces\", sample_ratio: 0.01}"
   gateway gw-tracing "$WORK/tracing.yaml"; pid=$LAST_PID; wait_port "$PORT"
   scenario "gateway: plain + tracing 1%" wrk "http://127.0.0.1:$PORT/api/items" "$pid" proxy
+fi
+
+# 3c. The plain route with three header edits (middlewares), against the plain proxy.
+if wanted "gateway: plain + 3 header edits"; then
+  PORT=$(free_port)
+  gateway_config "$WORK/edits.yaml" "$PORT" warn false "$EDIT_ROUTES"
+  gateway gw-edits "$WORK/edits.yaml"; pid=$LAST_PID; wait_port "$PORT"
+  scenario "gateway: plain + 3 header edits" wrk "http://127.0.0.1:$PORT/api/items" "$pid" proxy
 fi
 
 # 4. Gateway, full pipeline: route + JWT + role + a token bucket keyed by address, user and path
@@ -279,6 +288,35 @@ if wanted "cache hit"; then
   fi
 fi
 
+# 8. gzip (level 6) of a 64 KiB JSON answer from the origin: the gateway's compression
+#    middleware beside nginx's gzip on a proxy_pass (the reference for these rows).
+if have nginx && wanted "gzip"; then
+  mkdir -p "$WORK/www/json"
+  python3 -c '
+import json
+items = []
+while len(json.dumps(items)) < 65536:
+    i = len(items)
+    items.append({"id": i, "name": "item %d" % i, "tags": ["a", "b"], "price": i * 1.5})
+print(json.dumps(items), end="")' >"$WORK/www/json/items"
+  JPORT=$(free_port)
+  nginx_conf "$WORK/json.conf" "server { listen 127.0.0.1:$JPORT; location /json { root $WORK/www; default_type application/json; } }"
+  start json-origin "${AUX_CPU[@]}" -- nginx -c "$WORK/json.conf" -p "$WORK"
+  wait_port "$JPORT"
+  PORT=$(free_port)
+  ORIGIN=$JPORT gateway_config "$WORK/gzip.yaml" "$PORT" warn false "routes:
+  - {name: json, path: /json, upstream: origin, plugins: [{name: compression, settings: {algorithms: [gzip], gzip_level: 6}}]}"
+  gateway gw-gzip "$WORK/gzip.yaml"; pid=$LAST_PID; wait_port "$PORT"
+  scenario "gateway: gzip 64 KiB JSON" wrk "http://127.0.0.1:$PORT/json/items" "$pid" gzip "Accept-Encoding: gzip"
+  NPORT=$(free_port)
+  nginx_conf "$WORK/gzip.conf" "upstream json { server 127.0.0.1:$JPORT; keepalive 64; }
+  gzip on; gzip_comp_level 6; gzip_types application/json; gzip_proxied any; gzip_min_length 1024;
+  server { listen 127.0.0.1:$NPORT; location /json { proxy_pass http://json; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  start nginx-gzip "${PROXY_CPU[@]}" -- nginx -c "$WORK/gzip.conf" -p "$WORK"
+  wait_port "$NPORT"
+  scenario "nginx: gzip proxy_pass" wrk "http://127.0.0.1:$NPORT/json/items" "$LAST_PID" gzip "Accept-Encoding: gzip"
+fi
+
 # --- measurement --------------------------------------------------------------------------
 measure() { # measure <i> <connections> <seconds or duration>: prints "rps p50 p99 errors"
   local i=$1 c=$2 d=$3 args=() out
@@ -351,7 +389,7 @@ peak_rss_mib() { # the largest VmHWM among a pid and its children
   echo "$(( max / 1024 )) MiB"
 }
 declare -A NGINX_OF=([proxy]="nginx: proxy_pass" [https]="nginx: HTTPS proxy_pass"
-  [h2]="nginx: HTTP/2 over TLS proxy_pass" [cache]="nginx: proxy_cache hit")
+  [h2]="nginx: HTTP/2 over TLS proxy_pass" [cache]="nginx: proxy_cache hit" [gzip]="nginx: gzip proxy_pass")
 
 for c in "${CONCURRENCY[@]}"; do
   printf '\n### %s connections\n\n' "$c"
@@ -389,6 +427,8 @@ for c in "${CONCURRENCY[@]}"; do
   target "plain / tuned pingora, c=$c" "gateway: plain proxy" "pingora: tuned as the gateway" "$c"
   target "full / tuned pingora, c=$c" "gateway: full pipeline" "pingora: tuned as the gateway" "$c"
   target "tracing 1% / plain, c=$c" "gateway: plain + tracing 1%" "gateway: plain proxy" "$c"
+  target "3 header edits / plain, c=$c" "gateway: plain + 3 header edits" "gateway: plain proxy" "$c"
+  target "gzip 64 KiB JSON gateway / nginx, c=$c" "gateway: gzip 64 KiB JSON" "nginx: gzip proxy_pass" "$c"
   target "full Redis limit / full memory, c=$c" "gateway: full, Redis limit" "gateway: full pipeline" "$c"
   target "RS256 cold / full (HS256 warm), c=$c" "gateway: full, RS256 cold (10 000 tokens)" "gateway: full pipeline" "$c"
   target "HTTPS gateway / nginx, c=$c" "gateway: HTTPS" "nginx: HTTPS proxy_pass" "$c"
