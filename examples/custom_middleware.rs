@@ -88,7 +88,7 @@ impl Middleware for Stamp {
 
     fn response(&self, resp: &mut ResponseView<'_>) {
         if let Ok(v) = HeaderValue::from_str(&self.value.render(&resp.vars)) {
-            let _ = resp.header.insert_header(self.header.clone(), v);
+            resp.head.insert_header(self.header.clone(), v);
         }
     }
 }

@@ -113,17 +113,17 @@ pub mod fuzzing {
     /// captures (`/all`, `a`, `b`); `None` when it does not parse.
     pub fn template(text: &str, captures: bool) -> Option<String> {
         let template = crate::plugin::Template::parse_with(text, captures).ok()?;
+        let mut request = pingora::http::RequestHeader::build("GET", b"/p?q=1", None).ok()?;
+        request.insert_header("host", "h").ok()?;
         let vars = crate::plugin::Vars {
             client_ip: Some([192, 0, 2, 1].into()),
             request_id: "rid",
             user: Some("alice"),
             route: "r",
-            host: Some("h"),
             upstream: Some("u"),
-            method: "GET",
-            path: "/p",
-            query: Some("q=1"),
-            scheme: "http",
+            path: None,
+            secure: false,
+            request: Some(&request),
         };
         let caps = ["/all", "a", "b"];
         Some(
@@ -215,6 +215,6 @@ pub mod internals {
         ctx.peer.request_id = RequestId::from_request(&req.headers);
         ctx.peer.client_ip = Some(peer);
         let lower = snapshot.file.server.header_case == crate::config::file::HeaderCase::Lower;
-        crate::proxy::to_backend(req, &ctx, Some(peer), None, lower)
+        crate::proxy::to_backend(req, &mut ctx, Some(peer), None, lower, |_, _| Ok(()))
     }
 }

@@ -19,6 +19,13 @@ fn upstream(b: &Backend) -> String {
     )
 }
 
+/// What `gateway -t` says of `yaml`, which it must refuse.
+fn refused(yaml: &str) -> String {
+    let (code, err) = check_config(yaml);
+    assert_eq!(code, Some(1), "{err}");
+    err
+}
+
 /// `(status, headers, raw body)` of a GET; the body as sent (nothing decoded).
 fn get_bytes(url: &str, headers: &[(&str, &str)]) -> (u16, http::HeaderMap, Vec<u8>) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -38,9 +45,17 @@ fn get_bytes(url: &str, headers: &[(&str, &str)]) -> (u16, http::HeaderMap, Vec<
 
 #[test]
 fn header_edits_reach_the_backend_and_the_client_with_variables() {
+    header_edits("lower");
+    // Names kept as spelled: the edits go through pingora's own messages.
+    header_edits("preserve");
+}
+
+fn header_edits(case: &str) {
     let b = Backend::start("b");
-    let gw = Gateway::start(&format!(
-        "{}routes:
+    let head = common::gateway::header()
+        .replace("server:\n", &format!("server:\n  header_case: {case}\n"));
+    let gw = Gateway::start_raw(&format!(
+        "{head}{}routes:
   - name: api
     path: /api
     upstream: u
@@ -409,8 +424,7 @@ routes:
 ",
         upstream(&b)
     );
-    let (code, err) = check_config(&yaml);
-    assert_eq!(code, Some(1), "{err}");
+    let err = refused(&yaml);
     for expected in [
         "plugins[0].name: unknown middleware \"respons_headers\" (did you mean \"response_headers\"?)",
         "groups.g.plugins[0].settings.gzip_level: must be 1 to 9",
@@ -465,11 +479,10 @@ fn the_custom_middleware_example_stamps_and_refuses_from_yaml() {
     assert_eq!(r.error_code(), "forbidden");
     assert_eq!(b.hits(), 1);
     // The stock gateway does not know it.
-    let (code, err) = check_config(&format!(
+    let err = refused(&format!(
         "{}routes: [{{name: a, path: /, upstream: u, plugins: [{{name: stamp}}]}}]\n",
         upstream(&b)
     ));
-    assert_eq!(code, Some(1));
     assert!(
         err.contains("routes[0].plugins[0].name: unknown middleware \"stamp\""),
         "{err}"
@@ -739,8 +752,7 @@ fn hmac_nonces_in_redis_are_refused_by_every_instance() {
         "the other instance saw the nonce: {}",
         r.body
     );
-    let (code, err) = check_config(&hmac_config(&b, "redis", ""));
-    assert_eq!(code, Some(1));
+    let err = refused(&hmac_config(&b, "redis", ""));
     assert!(
         err.contains("routes[0].plugins[0].settings.nonce_store: needs a redis section"),
         "{err}"

@@ -25,7 +25,7 @@
 //!         Ok(Stamp { value })
 //!     }
 //!     fn response(&self, resp: &mut ResponseView<'_>) {
-//!         let _ = resp.header.insert_header("x-stamp", self.value.clone());
+//!         resp.head.insert_header(http::HeaderName::from_static("x-stamp"), self.value.clone());
 //!     }
 //! }
 //!
@@ -45,12 +45,15 @@ mod balancer;
 pub(crate) mod build;
 mod builtin;
 mod context;
+mod head;
 mod registry;
 mod vars;
 
 pub use crate::outcome::{Denial, ErrorCode, Flow, Headers, Reply};
 pub use balancer::{Balancer, Member};
 pub use context::{BuildContext, SharedRedis, StoreError};
+pub(crate) use head::Message;
+pub use head::{ResponseHead, UpstreamHead};
 pub use registry::Registry;
 pub use vars::{Template, TemplateError, Vars};
 
@@ -60,7 +63,6 @@ pub(crate) use registry::{install, registry};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::Extensions;
-use pingora::http::{RequestHeader, ResponseHeader};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
@@ -155,7 +157,7 @@ pub trait BodyTransform: Send + Sync {
 /// The request as a middleware's `request` phase sees it.
 pub struct RequestView<'a> {
     /// The request head as the client sent it.
-    pub header: &'a RequestHeader,
+    pub header: &'a http::request::Parts,
     /// The normalised path the route matched.
     pub path: &'a str,
     /// Variables about the request (client address, request id, user, route, host).
@@ -177,7 +179,7 @@ impl RequestView<'_> {
     /// `user` variable names it. `false` when the route's own authentication already found one
     /// (it is kept) or the name cannot be sent in a header.
     pub fn authenticate(&mut self, user: &str, roles: &[String]) -> bool {
-        if self.vars.user.is_some() {
+        if self.vars.user().is_some() {
             return false;
         }
         match crate::auth::Caller::new(user.to_owned(), roles.to_vec()) {
@@ -192,8 +194,8 @@ impl RequestView<'_> {
 
 /// The request on its way to the backend.
 pub struct UpstreamView<'a> {
-    /// What the backend receives; edit it in place.
-    pub header: &'a mut RequestHeader,
+    /// What the backend receives: method, target and headers, edited in place.
+    pub head: UpstreamHead<'a>,
     pub vars: Vars<'a>,
     pub slot: &'a mut Extensions,
 }
@@ -201,16 +203,16 @@ pub struct UpstreamView<'a> {
 /// An answer on its way to the client.
 pub struct ResponseView<'a> {
     /// The request it answers, as the client sent it.
-    pub request: &'a RequestHeader,
-    /// The answer; edit it in place (status and headers).
-    pub header: &'a mut ResponseHeader,
+    pub request: &'a http::request::Parts,
+    /// The answer: status and headers, edited in place.
+    pub head: ResponseHead<'a>,
     pub vars: Vars<'a>,
     pub slot: &'a mut Extensions,
 }
 
 /// A request that is over.
 pub struct Finished<'a> {
-    pub request: &'a RequestHeader,
+    pub request: &'a http::request::Parts,
     /// The status sent, 0 when none was.
     pub status: u16,
     pub duration: std::time::Duration,

@@ -5,28 +5,82 @@ use std::borrow::Cow;
 use std::fmt::Write;
 use std::net::IpAddr;
 
-/// What a middleware knows about the request it handles, in every phase.
+/// What a middleware knows about the request it handles, in every phase. Read through its
+/// methods; each is worked out when asked (a middleware that reads none pays for none).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Vars<'a> {
+    pub(crate) client_ip: Option<IpAddr>,
+    pub(crate) request_id: &'a str,
+    pub(crate) user: Option<&'a str>,
+    pub(crate) route: &'a str,
+    pub(crate) upstream: Option<&'a str>,
+    /// The normalised path (the request's own when `None`).
+    pub(crate) path: Option<&'a str>,
+    pub(crate) secure: bool,
+    /// The request as the client sent it (host, method, query).
+    pub(crate) request: Option<&'a pingora::http::RequestHeader>,
+}
+
+impl<'a> Vars<'a> {
     /// The client, as resolved through trusted proxies.
-    pub client_ip: Option<IpAddr>,
-    pub request_id: &'a str,
+    pub fn client_ip(&self) -> Option<IpAddr> {
+        self.client_ip
+    }
+
+    pub fn request_id(&self) -> &'a str {
+        self.request_id
+    }
+
     /// The authenticated caller (the route's auth or a middleware's), when there is one.
-    pub user: Option<&'a str>,
+    pub fn user(&self) -> Option<&'a str> {
+        self.user
+    }
+
     /// The route's name.
-    pub route: &'a str,
+    pub fn route(&self) -> &'a str {
+        self.route
+    }
+
     /// The request's `Host` (or HTTP/2 `:authority`), as sent.
-    pub host: Option<&'a str>,
-    /// The upstream the request goes to (from `upstream_request` on; known earlier for a route
-    /// with one upstream).
-    pub upstream: Option<&'a str>,
-    pub method: &'a str,
+    pub fn host(&self) -> Option<&'a str> {
+        let req = self.request?;
+        match req.headers.get(http::header::HOST) {
+            Some(h) => h.to_str().ok(),
+            None => req.uri.authority().map(|a| a.as_str()),
+        }
+    }
+
+    /// The upstream the request goes to (for a route that splits its traffic, once admitted).
+    pub fn upstream(&self) -> Option<&'a str> {
+        self.upstream
+    }
+
+    pub fn method(&self) -> &'a str {
+        self.request.map_or("", |r| r.method.as_str())
+    }
+
     /// The normalised path.
-    pub path: &'a str,
+    pub fn path(&self) -> &'a str {
+        match (self.path, self.request) {
+            (Some(p), _) => p,
+            (None, Some(r)) => r.uri.path(),
+            (None, None) => "",
+        }
+    }
+
     /// The query, without `?`, as sent.
-    pub query: Option<&'a str>,
+    pub fn query(&self) -> Option<&'a str> {
+        self.request?.uri.query()
+    }
+
     /// `https` when the client reached the gateway over TLS (or a trusted proxy says so).
-    pub scheme: &'a str,
+    pub fn scheme(&self) -> &'static str {
+        if self.secure {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 /// The variable names a template may use.
@@ -87,12 +141,12 @@ impl Vars<'_> {
             Var::RequestId => self.request_id,
             Var::User => self.user.unwrap_or(""),
             Var::Route => self.route,
-            Var::Host => self.host.unwrap_or(""),
+            Var::Host => self.host().unwrap_or(""),
             Var::Upstream => self.upstream.unwrap_or(""),
-            Var::Method => self.method,
-            Var::Path => self.path,
-            Var::Query => self.query.unwrap_or(""),
-            Var::Scheme => self.scheme,
+            Var::Method => self.method(),
+            Var::Path => self.path(),
+            Var::Query => self.query().unwrap_or(""),
+            Var::Scheme => self.scheme(),
         };
         out.push_str(text);
     }
@@ -243,18 +297,38 @@ impl Template {
 mod tests {
     use super::*;
 
+    fn request() -> &'static pingora::http::RequestHeader {
+        static REQ: std::sync::LazyLock<pingora::http::RequestHeader> =
+            std::sync::LazyLock::new(|| {
+                let mut r =
+                    pingora::http::RequestHeader::build("GET", b"/A/b?x=1", None).expect("request");
+                r.insert_header("host", "example.com").expect("host");
+                r
+            });
+        &REQ
+    }
+
     fn vars() -> Vars<'static> {
         Vars {
             client_ip: "10.0.0.7".parse().ok(),
             request_id: "rid",
             user: Some("alice"),
             route: "api",
-            host: Some("example.com"),
-            method: "GET",
-            path: "/a/b",
-            scheme: "http",
+            path: Some("/a/b"),
+            request: Some(request()),
             ..Vars::default()
         }
+    }
+
+    #[test]
+    fn accessors_read_the_request() {
+        let v = vars();
+        assert_eq!(v.host(), Some("example.com"));
+        assert_eq!(v.method(), "GET");
+        assert_eq!(v.query(), Some("x=1"));
+        assert_eq!(v.path(), "/a/b", "the normalised path, not the one sent");
+        assert_eq!(v.scheme(), "http");
+        assert_eq!(Vars::default().path(), "");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::ctx::RequestCtx;
 use super::{forwarded, header_case, respond};
 use crate::header_edit::HeaderEdit;
+use crate::plugin::{Message, UpstreamHead};
 use crate::request_id;
 use http::HeaderValue;
 use pingora::http::RequestHeader;
@@ -12,21 +13,28 @@ use pingora::proxy::Session;
 use std::net::IpAddr;
 
 /// What the gateway does to a request on its way to the backend: the target the route gives it
-/// (`uri`), and the forwarded, request id, trace and identity headers (`forwarded::apply`). With
-/// `lower`, on the request's plain header map, the name spellings dropped (`header_case`).
+/// (`uri`), and the forwarded, request id, trace and identity headers (`forwarded::apply`), then
+/// `then` (the route's middlewares) on the result. With `lower`, on the request's plain parts,
+/// the name spellings dropped (`header_case`).
 pub fn to_backend(
     req: &mut RequestHeader,
-    ctx: &RequestCtx,
+    ctx: &mut RequestCtx,
     peer: Option<IpAddr>,
     mut uri: Option<http::Uri>,
     lower: bool,
+    then: impl FnOnce(UpstreamHead<'_>, &mut RequestCtx) -> Result<()>,
 ) -> Result<()> {
+    let mut then = Some(then);
     if lower {
         let edited = header_case::edit_request(req, |parts| {
             if let Some(uri) = uri.take() {
                 parts.uri = uri;
             }
-            forwarded::apply(&mut parts.headers, ctx, peer)
+            forwarded::apply(&mut parts.headers, ctx, peer)?;
+            match then.take() {
+                Some(then) => then(UpstreamHead(Message::Parts(parts)), ctx),
+                None => Ok(()),
+            }
         });
         if let Some(done) = edited {
             return done;
@@ -35,7 +43,11 @@ pub fn to_backend(
     if let Some(uri) = uri {
         req.set_uri(uri);
     }
-    forwarded::apply(req, ctx, peer)
+    forwarded::apply(req, ctx, peer)?;
+    match then {
+        Some(then) => then(UpstreamHead(Message::Pingora(req)), ctx),
+        None => Ok(()),
+    }
 }
 
 /// The gateway's headers on an answer from the backend or the cache: the request id, the cache

@@ -4,32 +4,28 @@
 use super::ctx::{RequestCtx, Running};
 use super::inbound::forwarded_https;
 use crate::outcome::{ErrorCode, Flow};
-use crate::plugin::{Finished, RequestView, ResponseView, UpstreamView, Vars};
+use crate::plugin::{
+    Finished, RequestView, ResponseHead, ResponseView, UpstreamHead, UpstreamView, Vars,
+};
 use bytes::Bytes;
 use http::Extensions;
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use std::sync::Arc;
 
-/// The variables of a request as the context knows them.
+/// The variables of a request as the context knows them (references only: what needs work is
+/// worked out when a middleware asks).
 fn vars<'a>(ctx: &'a RequestCtx, req: &'a RequestHeader, secure: bool) -> Vars<'a> {
-    let host = req
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.authority().map(|a| a.as_str()));
     Vars {
         client_ip: ctx.peer.client_ip,
         request_id: ctx.peer.request_id.as_str(),
         user: ctx.admitted.caller.as_ref().map(|c| c.subject.as_str()),
         route: ctx.route.as_ref().map_or("", |r| r.name.as_str()),
-        host,
         upstream: ctx.upstream().map(|u| u.name.as_str()),
-        method: req.method.as_str(),
-        path: ctx.path.as_deref().unwrap_or(req.uri.path()),
-        query: req.uri.query(),
-        scheme: if secure { "https" } else { "http" },
+        path: ctx.path.as_deref(),
+        secure,
+        request: Some(req),
     }
 }
 
@@ -107,7 +103,7 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Flow {
 /// The upstream-request phase: edits what the backend receives.
 pub fn upstream_request(
     client: &RequestHeader,
-    upstream: &mut RequestHeader,
+    mut head: UpstreamHead<'_>,
     ctx: &mut RequestCtx,
 ) -> Result<()> {
     let Some(mut run) = ctx.middlewares.take() else {
@@ -116,7 +112,7 @@ pub fn upstream_request(
     let mut failed = None;
     for m in run.list.iter() {
         let mut view = UpstreamView {
-            header: upstream,
+            head: head.reborrow(),
             vars: vars(ctx, client, run.secure),
             slot: &mut run.slot,
         };
@@ -134,15 +130,16 @@ pub fn upstream_request(
 
 /// The response phase, then the body transforms the final headers call for. A transformed
 /// body has no `Content-Length`; an HTTP/1.1 client gets it chunked.
-pub fn response(client: &RequestHeader, resp: &mut ResponseHeader, ctx: &mut RequestCtx) {
+pub fn response(client: &RequestHeader, mut head: ResponseHead<'_>, ctx: &mut RequestCtx) {
     let Some(mut run) = ctx.middlewares.take() else {
         return;
     };
+    let vars = vars(ctx, client, run.secure);
     for m in run.list.iter() {
         let mut view = ResponseView {
             request: client,
-            header: &mut *resp,
-            vars: vars(ctx, client, run.secure),
+            head: head.reborrow(),
+            vars,
             slot: &mut run.slot,
         };
         m.handler.response(&mut view);
@@ -151,16 +148,19 @@ pub fn response(client: &RequestHeader, resp: &mut ResponseHeader, ctx: &mut Req
     for m in run.list.iter() {
         let view = ResponseView {
             request: client,
-            header: &mut *resp,
-            vars: vars(ctx, client, run.secure),
+            head: head.reborrow(),
+            vars,
             slot: &mut run.slot,
         };
         transforms.extend(m.handler.body_transform(&view));
     }
     if !transforms.is_empty() {
-        resp.remove_header(&http::header::CONTENT_LENGTH);
+        head.remove_header(&http::header::CONTENT_LENGTH);
         if client.version == http::Version::HTTP_11 {
-            let _ = resp.insert_header(http::header::TRANSFER_ENCODING, "chunked");
+            head.insert_header(
+                http::header::TRANSFER_ENCODING,
+                http::HeaderValue::from_static("chunked"),
+            );
         }
     }
     run.transforms = transforms;
@@ -187,13 +187,14 @@ pub fn logging(client: &RequestHeader, status: u16, ctx: &mut RequestCtx) {
     let Some(run) = ctx.middlewares.take() else {
         return;
     };
+    let done = Finished {
+        request: client,
+        status,
+        duration: ctx.peer.started.elapsed(),
+        vars: vars(ctx, client, run.secure),
+        slot: &run.slot,
+    };
     for m in run.list.iter() {
-        m.handler.logging(&Finished {
-            request: client,
-            status,
-            duration: ctx.peer.started.elapsed(),
-            vars: vars(ctx, client, run.secure),
-            slot: &run.slot,
-        });
+        m.handler.logging(&done);
     }
 }

@@ -8,6 +8,7 @@ use super::{builtin, cache, error_fold, errors, header_case, middleware, observe
 use crate::admit::{admit, Inbound};
 use crate::config::file::HeaderCase;
 use crate::outcome::{Denial, ErrorCode, Flow};
+use crate::plugin::{Message, ResponseHead};
 use crate::routing::normalize;
 use crate::security;
 use crate::state::Shared;
@@ -260,14 +261,15 @@ impl ProxyHttp for Gateway {
             ),
             None => None,
         };
+        let client = session.req_header();
         to_backend(
             upstream_request,
             ctx,
             peer_ip(session),
             uri,
             self.lower_case,
-        )?;
-        middleware::upstream_request(session.req_header(), upstream_request, ctx)
+            |head, ctx| middleware::upstream_request(client, head, ctx),
+        )
     }
 
     /// The backend's status, kept for metrics and outlier detection; a 5xx may be retried on
@@ -303,15 +305,19 @@ impl ProxyHttp for Gateway {
             ctx.tunnel = ctx.route.as_ref().and_then(|r| Tunnel::open(&r.name));
         }
         let cache = cache::result(session, ctx).map(|(status, _)| status);
+        let client = session.req_header();
         if self.lower_case {
             header_case::edit_response(upstream_response, |parts| {
-                answer_headers(session, ctx, cache, &mut parts.headers)
-            })??
+                answer_headers(session, ctx, cache, &mut parts.headers)?;
+                middleware::response(client, ResponseHead(Message::Parts(parts)), ctx);
+                Ok(())
+            })?
         } else {
-            answer_headers(session, ctx, cache, upstream_response)?
+            answer_headers(session, ctx, cache, upstream_response)?;
+            let head = ResponseHead(Message::Pingora(upstream_response));
+            middleware::response(client, head, ctx);
+            Ok(())
         }
-        middleware::response(session.req_header(), upstream_response, ctx);
-        Ok(())
     }
 
     /// The middlewares' body transforms (compression). Must not block.

@@ -112,7 +112,7 @@ impl Middleware for BasicAuth {
         let digest: [u8; 32] = Sha256::digest(value.as_bytes()).into();
         let user = match self.remembered(&digest) {
             Some(user) => user,
-            None => match self.check(&username, password, req.vars.client_ip).await {
+            None => match self.check(&username, password, req.vars.client_ip()).await {
                 Ok(user) => {
                     self.remember(digest, &user);
                     user

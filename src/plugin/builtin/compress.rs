@@ -8,7 +8,9 @@
 //! With the cache: entries are stored as the backend sent them and encoded per client when
 //! served, so one entry serves every encoding (and clients that accept none).
 
-use crate::plugin::{BodyTransform, BuildContext, BuildError, Middleware, ResponseView};
+use crate::plugin::{
+    BodyTransform, BuildContext, BuildError, Middleware, ResponseHead, ResponseView,
+};
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
@@ -121,27 +123,30 @@ impl Middleware for Compression {
     }
 
     fn response(&self, resp: &mut ResponseView<'_>) {
-        if !self.listed(resp.header.headers.get(http::header::CONTENT_TYPE)) {
+        if !self.listed(resp.head.headers().get(http::header::CONTENT_TYPE)) {
             return;
         }
-        vary_on_accept_encoding(&mut *resp.header);
+        vary_on_accept_encoding(&mut resp.head);
         if !self.applies(resp) {
             return;
         }
         let Some(chosen) = negotiate(&self.algorithms, resp.request) else {
             return;
         };
-        let h = &mut *resp.header;
-        let _ = h.insert_header(http::header::CONTENT_ENCODING, chosen.token());
+        let h = &mut resp.head;
+        h.insert_header(
+            http::header::CONTENT_ENCODING,
+            HeaderValue::from_static(chosen.token()),
+        );
         h.remove_header(&http::header::CONTENT_LENGTH);
         h.remove_header(&http::header::ACCEPT_RANGES);
         // The encoded body is another representation: a strong validator becomes weak.
-        if let Some(etag) = h.headers.get(http::header::ETAG).cloned() {
+        if let Some(etag) = h.headers().get(http::header::ETAG).cloned() {
             if !etag.as_bytes().starts_with(b"W/") {
                 let mut weak = b"W/".to_vec();
                 weak.extend_from_slice(etag.as_bytes());
                 if let Ok(v) = HeaderValue::from_bytes(&weak) {
-                    let _ = h.insert_header(http::header::ETAG, v);
+                    h.insert_header(http::header::ETAG, v);
                 }
             }
         }
@@ -188,8 +193,8 @@ impl Compression {
 
     /// Whether this answer may be compressed at all (the client's wishes aside).
     fn applies(&self, resp: &ResponseView<'_>) -> bool {
-        let h = &resp.header.headers;
-        let status = resp.header.status;
+        let h = resp.head.headers();
+        let status = resp.head.status();
         let bodiless = status.is_informational()
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED
@@ -212,24 +217,24 @@ impl Compression {
 }
 
 /// Adds `Accept-Encoding` to `Vary` unless it is there (or `Vary: *`).
-fn vary_on_accept_encoding(h: &mut pingora::http::ResponseHeader) {
-    let present = h.headers.get_all(http::header::VARY).iter().any(|v| {
+fn vary_on_accept_encoding(h: &mut ResponseHead<'_>) {
+    let present = h.headers().get_all(http::header::VARY).iter().any(|v| {
         v.to_str().is_ok_and(|s| {
             s.split(',')
                 .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("accept-encoding"))
         })
     });
     if !present {
-        let _ = h.append_header(http::header::VARY, "Accept-Encoding");
+        h.append_header(
+            http::header::VARY,
+            HeaderValue::from_static("Accept-Encoding"),
+        );
     }
 }
 
 /// The algorithm for a request: the highest q-value the client gives one of `algorithms`
 /// (directly or through `*`), ties to the earlier in `algorithms`; none when every q is 0.
-pub(crate) fn negotiate(
-    algorithms: &[Algorithm],
-    req: &pingora::http::RequestHeader,
-) -> Option<Algorithm> {
+pub(crate) fn negotiate(algorithms: &[Algorithm], req: &http::request::Parts) -> Option<Algorithm> {
     let mut listed: Vec<(&str, f32)> = Vec::new();
     for v in req.headers.get_all(http::header::ACCEPT_ENCODING) {
         let Ok(text) = v.to_str() else { continue };
@@ -321,6 +326,10 @@ mod tests {
     fn negotiation_follows_q_values_then_preference() {
         use Algorithm::*;
         let all = [Zstd, Br, Gzip];
+        let request = |a: &str| {
+            let r = request(a);
+            (*r).clone()
+        };
         assert_eq!(negotiate(&all, &request("gzip, br")), Some(Br));
         assert_eq!(negotiate(&all, &request("gzip;q=1, br;q=0.5")), Some(Gzip));
         assert_eq!(negotiate(&all, &request("br;q=0, gzip;q=0")), None);

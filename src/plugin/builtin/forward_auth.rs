@@ -4,6 +4,7 @@
 //! a sign-in page, a 401 with its challenge). A timeout, a refused connection or a broken answer
 //! is a denial (503 `auth_unavailable`), never an admission.
 
+use super::framing;
 use crate::config::units::PositiveDuration;
 use crate::http_client;
 use crate::plugin::{
@@ -91,18 +92,18 @@ impl Middleware for ForwardAuth {
         let vars = &req.vars;
         let uri = req.header.uri.path_and_query().map_or("/", |p| p.as_str());
         let described = [
-            (X_FORWARDED_METHOD, Some(vars.method)),
-            (X_FORWARDED_PROTO, Some(vars.scheme)),
-            (X_FORWARDED_HOST, vars.host),
+            (X_FORWARDED_METHOD, Some(vars.method())),
+            (X_FORWARDED_PROTO, Some(vars.scheme())),
+            (X_FORWARDED_HOST, vars.host()),
             (X_FORWARDED_URI, Some(uri)),
-            (X_REQUEST_ID, Some(vars.request_id)),
+            (X_REQUEST_ID, Some(vars.request_id())),
         ];
         for (name, value) in described {
             if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
                 headers.push((name, v));
             }
         }
-        if let Some(ip) = vars.client_ip {
+        if let Some(ip) = vars.client_ip() {
             if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
                 headers.push((X_FORWARDED_FOR, v));
             }
@@ -135,7 +136,7 @@ impl Middleware for ForwardAuth {
         let headers = answer
             .headers
             .iter()
-            .filter(|(n, _)| !hop_by_hop(n))
+            .filter(|(n, _)| !framing(n) && *n != http::header::PROXY_AUTHENTICATE)
             .map(|(n, v)| (n.clone(), v.clone()))
             .collect();
         Flow::Reply(Reply {
@@ -148,34 +149,15 @@ impl Middleware for ForwardAuth {
 
     fn upstream_request(&self, req: &mut UpstreamView<'_>) -> Result<(), BuildError> {
         for name in &self.upstream_headers {
-            req.header.remove_header(name);
+            req.head.remove_header(name);
         }
         if let Some(granted) = req.slot.get::<Granted>() {
             for (name, value) in &granted.0 {
                 if self.upstream_headers.contains(name) {
-                    req.header
-                        .append_header(name.clone(), value.clone())
-                        .map_err(|e| BuildError::new(e.to_string()))?;
+                    req.head.append_header(name.clone(), value.clone());
                 }
             }
         }
         Ok(())
     }
-}
-
-/// Headers about the service's connection, not its answer (and the length, which the gateway
-/// sets).
-fn hop_by_hop(name: &HeaderName) -> bool {
-    use http::header::*;
-    [
-        CONNECTION,
-        TRANSFER_ENCODING,
-        CONTENT_LENGTH,
-        UPGRADE,
-        TE,
-        TRAILER,
-        PROXY_AUTHENTICATE,
-    ]
-    .contains(name)
-        || name.as_str() == "keep-alive"
 }

@@ -2,7 +2,8 @@
 //! the backend gets, or of the answer the client gets. Values are templates (`${client_ip}`).
 
 use crate::plugin::{
-    BuildContext, BuildError, Middleware, ResponseView, Template, UpstreamView, Vars,
+    BuildContext, BuildError, Middleware, ResponseHead, ResponseView, Template, UpstreamHead,
+    UpstreamView, Vars,
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
@@ -87,7 +88,7 @@ impl Edits {
         })
     }
 
-    /// Applies the edits to `message`. A header pingora refuses (past its limit) is left out.
+    /// Applies the edits to `message`.
     fn apply<M: Message>(&self, message: &mut M, vars: &Vars<'_>) {
         for (from, to) in &self.rename {
             let moved: Vec<HeaderValue> = message.headers().get_all(from).iter().cloned().collect();
@@ -121,7 +122,7 @@ impl Edits {
     }
 }
 
-/// Pingora's request and response heads, which keep each name's spelling beside its value.
+/// The heads the edits apply to.
 trait Message {
     fn headers(&self) -> &HeaderMap;
     fn remove(&mut self, name: &HeaderName);
@@ -133,26 +134,22 @@ macro_rules! message {
     ($($t:ty),*) => {$(
         impl Message for $t {
             fn headers(&self) -> &HeaderMap {
-                &self.headers
+                <$t>::headers(self)
             }
             fn remove(&mut self, name: &HeaderName) {
                 self.remove_header(name);
             }
             fn insert(&mut self, name: &HeaderName, value: HeaderValue) {
-                if self.insert_header(name.clone(), value).is_err() {
-                    log::debug!("header {name} left out: the message is full");
-                }
+                self.insert_header(name.clone(), value);
             }
             fn append(&mut self, name: &HeaderName, value: HeaderValue) {
-                if self.append_header(name.clone(), value).is_err() {
-                    log::debug!("header {name} left out: the message is full");
-                }
+                self.append_header(name.clone(), value);
             }
         }
     )*};
 }
 
-message!(pingora::http::RequestHeader, pingora::http::ResponseHeader);
+message!(UpstreamHead<'_>, ResponseHead<'_>);
 
 /// `request_headers`: edits the request the backend gets (after the gateway's own headers).
 pub struct RequestHeaders(Edits);
@@ -166,7 +163,7 @@ impl Middleware for RequestHeaders {
     }
 
     fn upstream_request(&self, req: &mut UpstreamView<'_>) -> Result<(), BuildError> {
-        self.0.apply(&mut *req.header, &req.vars);
+        self.0.apply(&mut req.head, &req.vars);
         Ok(())
     }
 }
@@ -183,6 +180,6 @@ impl Middleware for ResponseHeaders {
     }
 
     fn response(&self, resp: &mut ResponseView<'_>) {
-        self.0.apply(&mut *resp.header, &resp.vars);
+        self.0.apply(&mut resp.head, &resp.vars);
     }
 }

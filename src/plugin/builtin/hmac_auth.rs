@@ -145,7 +145,7 @@ impl Middleware for HmacAuth {
                 Flow::Continue
             }
             Err(refusal) => {
-                log::debug!("hmac_auth refused {}: {refusal:?}", req.vars.request_id);
+                log::debug!("hmac_auth refused {}: {refusal:?}", req.vars.request_id());
                 let code = match refusal {
                     Refusal::Missing => ErrorCode::Unauthorized,
                     Refusal::Store(e) => {

@@ -3,6 +3,7 @@
 //! logged at debug. Requests with a body are not copied (reading the body first would delay the
 //! real request). At most `max_in_flight` copies are under way; past it, copies are skipped.
 
+use super::framing;
 use crate::config::units::PositiveDuration;
 use crate::http_client;
 use crate::plugin::{BuildContext, BuildError, Flow, Middleware, RequestView};
@@ -33,23 +34,6 @@ pub struct Mirror {
     sample: f64,
     timeout: Duration,
     in_flight: Arc<Semaphore>,
-}
-
-/// Headers of the client's request that are about its connection, or that the copy sets itself.
-fn left_out(name: &HeaderName) -> bool {
-    use http::header::*;
-    [
-        HOST,
-        CONNECTION,
-        TRANSFER_ENCODING,
-        CONTENT_LENGTH,
-        UPGRADE,
-        TE,
-        TRAILER,
-        EXPECT,
-    ]
-    .contains(name)
-        || name.as_str() == "keep-alive"
 }
 
 #[async_trait::async_trait]
@@ -101,10 +85,10 @@ impl Middleware for Mirror {
             .header
             .headers
             .iter()
-            .filter(|(n, _)| !left_out(n))
+            .filter(|(n, _)| !framing(n) && *n != http::header::HOST && *n != http::header::EXPECT)
             .map(|(n, v)| (n.clone(), v.clone()))
             .collect();
-        if let Ok(id) = HeaderValue::from_str(req.vars.request_id) {
+        if let Ok(id) = HeaderValue::from_str(req.vars.request_id()) {
             headers.retain(|(n, _)| n != "x-request-id");
             headers.push((HeaderName::from_static("x-request-id"), id));
         }

@@ -11,6 +11,23 @@ mod redirect;
 mod rewrite;
 
 use super::Registry;
+use http::HeaderName;
+
+/// A header about one connection or the message's framing, which a message built anew (a copy,
+/// an answer passed on) must not carry over: the gateway frames what it sends itself.
+fn framing(name: &HeaderName) -> bool {
+    use http::header::*;
+    [
+        CONNECTION,
+        TRANSFER_ENCODING,
+        CONTENT_LENGTH,
+        UPGRADE,
+        TE,
+        TRAILER,
+    ]
+    .contains(name)
+        || name.as_str() == "keep-alive"
+}
 
 /// Registers every built-in middleware under its config name.
 pub fn register(registry: &mut Registry) {

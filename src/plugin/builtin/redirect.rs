@@ -54,7 +54,7 @@ impl Middleware for Redirect {
 
     async fn request(&self, req: &mut RequestView<'_>) -> Flow {
         let mut location = self.to.render(&req.vars).into_owned();
-        if let (true, Some(q)) = (self.keep_query, req.vars.query) {
+        if let (true, Some(q)) = (self.keep_query, req.vars.query()) {
             if !location.contains('?') {
                 location.push('?');
                 location.push_str(q);

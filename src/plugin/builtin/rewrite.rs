@@ -63,11 +63,9 @@ impl Middleware for PathRewrite {
 
     fn upstream_request(&self, req: &mut UpstreamView<'_>) -> Result<(), BuildError> {
         if let Some(host) = &self.host {
-            req.header
-                .insert_header(http::header::HOST, host.clone())
-                .map_err(|e| BuildError::new(e.to_string()))?;
+            req.head.insert_header(http::header::HOST, host.clone());
         }
-        let uri = &req.header.uri;
+        let uri = req.head.uri();
         let path = uri.path();
         let Some(caps) = self.pattern.captures(path) else {
             return Ok(());
@@ -85,7 +83,7 @@ impl Middleware for PathRewrite {
         }
         let uri = http::Uri::try_from(target)
             .map_err(|_| BuildError::new("the rewritten path is not a valid URI"))?;
-        req.header.set_uri(uri);
+        req.head.set_uri(uri);
         Ok(())
     }
 }
