@@ -115,9 +115,12 @@ pub mod fuzzing {
         let template = crate::plugin::Template::parse_with(text, captures).ok()?;
         let mut request = pingora::http::RequestHeader::build("GET", b"/p?q=1", None).ok()?;
         request.insert_header("host", "h").ok()?;
+        let mut ids = http::HeaderMap::new();
+        ids.insert("x-request-id", http::HeaderValue::from_static("rid"));
+        let id = crate::request_id::RequestId::from_request(&ids);
         let vars = crate::plugin::Vars {
             client_ip: Some([192, 0, 2, 1].into()),
-            request_id: "rid",
+            request_id: Some(&id),
             user: Some("alice"),
             route: "r",
             upstream: Some("u"),

@@ -119,6 +119,11 @@ pub trait Middleware: Send + Sync + 'static {
         false
     }
 
+    /// Whether the gateway calls [`Middleware::request`]: leave it `true` when you implement
+    /// `request`; a middleware that does not can set it to `false`, sparing every request the
+    /// call (and the future it allocates).
+    const REQUEST_PHASE: bool = true;
+
     /// The request, admitted by the route's own checks. `Flow::Continue` passes it on;
     /// a `Deny` or `Reply` answers it here and no later phase but `logging` runs.
     async fn request(&self, _req: &mut RequestView<'_>) -> Flow {

@@ -4,14 +4,19 @@
 use super::balancer::{Balancer, BalancerFactory};
 use super::{BodyTransform, BuildContext, BuildError, Finished, Flow, Middleware, RequestView};
 use super::{ResponseView, UpstreamView};
-use async_trait::async_trait;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
+/// What a request phase returns: the middleware's own boxed future, passed on as it is.
+pub(crate) type FlowFuture<'a> = Pin<Box<dyn Future<Output = Flow> + Send + 'a>>;
+
 /// A built middleware of any type, as routes hold it.
-#[async_trait]
 pub(crate) trait Handler: Send + Sync {
-    async fn request(&self, req: &mut RequestView<'_>) -> Flow;
+    fn request<'a>(&'a self, req: &'a mut RequestView<'_>) -> FlowFuture<'a>;
+    /// Whether `request` is worth calling (see [`Middleware::REQUEST_PHASE`]).
+    fn has_request_phase(&self) -> bool;
     fn upstream_request(&self, req: &mut UpstreamView<'_>) -> Result<(), BuildError>;
     fn response(&self, resp: &mut ResponseView<'_>);
     fn body_transform(&self, resp: &ResponseView<'_>) -> Option<Box<dyn BodyTransform>>;
@@ -19,10 +24,12 @@ pub(crate) trait Handler: Send + Sync {
     fn needs_body(&self) -> bool;
 }
 
-#[async_trait]
 impl<M: Middleware> Handler for M {
-    async fn request(&self, req: &mut RequestView<'_>) -> Flow {
-        Middleware::request(self, req).await
+    fn request<'a>(&'a self, req: &'a mut RequestView<'_>) -> FlowFuture<'a> {
+        Middleware::request(self, req)
+    }
+    fn has_request_phase(&self) -> bool {
+        M::REQUEST_PHASE
     }
     fn upstream_request(&self, req: &mut UpstreamView<'_>) -> Result<(), BuildError> {
         Middleware::upstream_request(self, req)

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Vars<'a> {
     pub(crate) client_ip: Option<IpAddr>,
-    pub(crate) request_id: &'a str,
+    pub(crate) request_id: Option<&'a crate::request_id::RequestId>,
     pub(crate) user: Option<&'a str>,
     pub(crate) route: &'a str,
     pub(crate) upstream: Option<&'a str>,
@@ -28,7 +28,7 @@ impl<'a> Vars<'a> {
     }
 
     pub fn request_id(&self) -> &'a str {
-        self.request_id
+        self.request_id.map_or("", |id| id.as_str())
     }
 
     /// The authenticated caller (the route's auth or a middleware's), when there is one.
@@ -138,7 +138,7 @@ impl Vars<'_> {
                 }
                 return;
             }
-            Var::RequestId => self.request_id,
+            Var::RequestId => self.request_id(),
             Var::User => self.user.unwrap_or(""),
             Var::Route => self.route,
             Var::Host => self.host().unwrap_or(""),
@@ -308,10 +308,17 @@ mod tests {
         &REQ
     }
 
+    static RID: std::sync::LazyLock<crate::request_id::RequestId> =
+        std::sync::LazyLock::new(|| {
+            let mut h = http::HeaderMap::new();
+            h.insert("x-request-id", http::HeaderValue::from_static("rid"));
+            crate::request_id::RequestId::from_request(&h)
+        });
+
     fn vars() -> Vars<'static> {
         Vars {
             client_ip: "10.0.0.7".parse().ok(),
-            request_id: "rid",
+            request_id: Some(&RID),
             user: Some("alice"),
             route: "api",
             path: Some("/a/b"),

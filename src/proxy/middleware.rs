@@ -19,7 +19,7 @@ use std::sync::Arc;
 fn vars<'a>(ctx: &'a RequestCtx, req: &'a RequestHeader, secure: bool) -> Vars<'a> {
     Vars {
         client_ip: ctx.peer.client_ip,
-        request_id: ctx.peer.request_id.as_str(),
+        request_id: Some(&ctx.peer.request_id),
         user: ctx.admitted.caller.as_ref().map(|c| c.subject.as_str()),
         route: ctx.route.as_ref().map_or("", |r| r.name.as_str()),
         upstream: ctx.upstream().map(|u| u.name.as_str()),
@@ -65,19 +65,19 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Flow {
     };
     let req = session.req_header();
     let secure = ctx.peer.tls || forwarded_https(ctx, req);
-    let mut run = Box::new(Running {
+    let mut run = Running {
         list: Arc::clone(list),
         slot: Extensions::new(),
         transforms: Vec::new(),
         secure,
-    });
+    };
     let has_body = req
         .headers
         .get(http::header::CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() != b"0")
         || req.headers.contains_key(http::header::TRANSFER_ENCODING);
     let mut flow = Flow::Continue;
-    for m in run.list.iter() {
+    for m in run.list.iter().filter(|m| m.handler.has_request_phase()) {
         let mut authenticated = None;
         let mut view = RequestView {
             header: req,

@@ -85,6 +85,7 @@ struct Chosen(Algorithm);
 #[async_trait::async_trait]
 impl Middleware for Compression {
     type Settings = Settings;
+    const REQUEST_PHASE: bool = false;
 
     fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         let algorithms = s

@@ -157,6 +157,7 @@ pub struct RequestHeaders(Edits);
 #[async_trait::async_trait]
 impl Middleware for RequestHeaders {
     type Settings = Settings;
+    const REQUEST_PHASE: bool = false;
 
     fn build(settings: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         Edits::build(settings).map(RequestHeaders)
@@ -174,6 +175,7 @@ pub struct ResponseHeaders(Edits);
 #[async_trait::async_trait]
 impl Middleware for ResponseHeaders {
     type Settings = Settings;
+    const REQUEST_PHASE: bool = false;
 
     fn build(settings: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         Edits::build(settings).map(ResponseHeaders)

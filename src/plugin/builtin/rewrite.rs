@@ -29,6 +29,7 @@ pub struct PathRewrite {
 #[async_trait::async_trait]
 impl Middleware for PathRewrite {
     type Settings = Settings;
+    const REQUEST_PHASE: bool = false;
 
     fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         let pattern =
