@@ -145,7 +145,18 @@ impl Pool {
 
 /// A route's middlewares, in the order they run; empty for most routes.
 #[derive(Debug, Default, Clone)]
-pub struct Middlewares(Option<Arc<[Arc<Instance>]>>);
+pub struct Middlewares(Option<Arc<[Arc<Instance>]>>, Needs);
+
+/// What a route's middlewares ask of a request, worked out once when the route is built.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Needs {
+    /// Some middleware has a request phase.
+    pub request_phase: bool,
+    /// Some middleware reads the whole request body.
+    pub body: bool,
+    /// Some middleware has a logging phase.
+    pub logging: bool,
+}
 
 impl Middlewares {
     /// The levels merged, widest first: each level's entries follow the wider ones', except
@@ -158,11 +169,20 @@ impl Middlewares {
             out.extend(level.iter().map(|e| (e.name.as_str(), e.instance.as_ref())));
         }
         let list: Vec<Arc<Instance>> = out.into_iter().filter_map(|(_, i)| i.cloned()).collect();
+        let needs = Needs {
+            request_phase: list.iter().any(|i| i.handler.has_request_phase()),
+            body: list.iter().any(|i| i.handler.needs_body()),
+            logging: list.iter().any(|i| i.handler.has_logging_phase()),
+        };
         if list.is_empty() {
-            Middlewares(None)
+            Middlewares(None, needs)
         } else {
-            Middlewares(Some(list.into()))
+            Middlewares(Some(list.into()), needs)
         }
+    }
+
+    pub fn needs(&self) -> Needs {
+        self.1
     }
 
     pub fn get(&self) -> Option<&Arc<[Arc<Instance>]>> {

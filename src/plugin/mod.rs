@@ -124,6 +124,9 @@ pub trait Middleware: Send + Sync + 'static {
     /// call (and the future it allocates).
     const REQUEST_PHASE: bool = true;
 
+    /// The same for [`Middleware::logging`].
+    const LOGGING_PHASE: bool = true;
+
     /// The request, admitted by the route's own checks. `Flow::Continue` passes it on;
     /// a `Deny` or `Reply` answers it here and no later phase but `logging` runs.
     async fn request(&self, _req: &mut RequestView<'_>) -> Flow {
@@ -220,7 +223,14 @@ pub struct Finished<'a> {
     pub request: &'a http::request::Parts,
     /// The status sent, 0 when none was.
     pub status: u16,
-    pub duration: std::time::Duration,
+    pub(crate) started: std::time::Instant,
     pub vars: Vars<'a>,
     pub slot: &'a Extensions,
+}
+
+impl Finished<'_> {
+    /// From the request's first byte to now.
+    pub fn duration(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
 }

@@ -17,6 +17,8 @@ pub(crate) trait Handler: Send + Sync {
     fn request<'a>(&'a self, req: &'a mut RequestView<'_>) -> FlowFuture<'a>;
     /// Whether `request` is worth calling (see [`Middleware::REQUEST_PHASE`]).
     fn has_request_phase(&self) -> bool;
+    /// Whether `logging` is worth calling (see [`Middleware::LOGGING_PHASE`]).
+    fn has_logging_phase(&self) -> bool;
     fn upstream_request(&self, req: &mut UpstreamView<'_>) -> Result<(), BuildError>;
     fn response(&self, resp: &mut ResponseView<'_>);
     fn body_transform(&self, resp: &ResponseView<'_>) -> Option<Box<dyn BodyTransform>>;
@@ -30,6 +32,9 @@ impl<M: Middleware> Handler for M {
     }
     fn has_request_phase(&self) -> bool {
         M::REQUEST_PHASE
+    }
+    fn has_logging_phase(&self) -> bool {
+        M::LOGGING_PHASE
     }
     fn upstream_request(&self, req: &mut UpstreamView<'_>) -> Result<(), BuildError> {
         Middleware::upstream_request(self, req)

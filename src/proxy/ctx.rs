@@ -98,6 +98,8 @@ pub struct Running {
     pub transforms: Vec<Box<dyn crate::plugin::BodyTransform>>,
     /// The request came over TLS, or a trusted proxy says so (the `scheme` variable).
     pub secure: bool,
+    /// Some middleware has a logging phase.
+    pub logging: bool,
 }
 
 /// Why the request ended the way it did.

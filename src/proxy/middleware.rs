@@ -15,18 +15,24 @@ use pingora::proxy::Session;
 use std::sync::Arc;
 
 /// The variables of a request as the context knows them (references only: what needs work is
-/// worked out when a middleware asks).
-fn vars<'a>(ctx: &'a RequestCtx, req: &'a RequestHeader, secure: bool) -> Vars<'a> {
-    Vars {
-        client_ip: ctx.peer.client_ip,
-        request_id: Some(&ctx.peer.request_id),
-        user: ctx.admitted.caller.as_ref().map(|c| c.subject.as_str()),
-        route: ctx.route.as_ref().map_or("", |r| r.name.as_str()),
-        upstream: ctx.upstream().map(|u| u.name.as_str()),
-        path: ctx.path.as_deref(),
-        secure,
-        request: Some(req),
-    }
+/// worked out when a middleware asks). A macro, so that it borrows the context's fields one by
+/// one and the running middlewares (`ctx.middlewares`) stay free to borrow beside them.
+macro_rules! vars {
+    ($ctx:expr, $req:expr, $secure:expr) => {
+        Vars {
+            client_ip: $ctx.peer.client_ip,
+            request_id: Some(&$ctx.peer.request_id),
+            user: $ctx.admitted.caller.as_ref().map(|c| c.subject.as_str()),
+            route: $ctx.route.as_ref().map_or("", |r| r.name.as_str()),
+            upstream: $ctx
+                .route
+                .as_ref()
+                .map(|r| r.upstream($ctx.arm.unwrap_or(0)).name.as_str()),
+            path: $ctx.path.as_deref(),
+            secure: $secure,
+            request: Some($req),
+        }
+    };
 }
 
 /// The largest body read for a middleware that needs it: what pingora keeps to send on to the
@@ -52,10 +58,13 @@ async fn read_body(session: &mut Session) -> Result<Bytes, Flow> {
 
 /// The request phase of the route's middlewares, in order, until one answers.
 pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Flow {
-    let Some(list) = ctx.route.as_ref().and_then(|r| r.middlewares.get()) else {
+    let Some(route) = ctx.route.as_ref() else {
         return Flow::Continue;
     };
-    let body = if list.iter().any(|m| m.handler.needs_body()) {
+    let (Some(list), needs) = (route.middlewares.get(), route.middlewares.needs()) else {
+        return Flow::Continue;
+    };
+    let body = if needs.body {
         match read_body(session).await {
             Ok(body) => Some(body),
             Err(flow) => return flow,
@@ -70,7 +79,12 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Flow {
         slot: Extensions::new(),
         transforms: Vec::new(),
         secure,
+        logging: needs.logging,
     };
+    if !needs.request_phase {
+        ctx.middlewares = Some(run);
+        return Flow::Continue;
+    }
     let has_body = req
         .headers
         .get(http::header::CONTENT_LENGTH)
@@ -82,7 +96,7 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Flow {
         let mut view = RequestView {
             header: req,
             path: ctx.path.as_deref().unwrap_or(req.uri.path()),
-            vars: vars(ctx, req, secure),
+            vars: vars!(ctx, req, secure),
             slot: &mut run.slot,
             authenticated: &mut authenticated,
             has_body,
@@ -106,22 +120,21 @@ pub fn upstream_request(
     mut head: UpstreamHead<'_>,
     ctx: &mut RequestCtx,
 ) -> Result<()> {
-    let Some(mut run) = ctx.middlewares.take() else {
+    let Some(run) = ctx.middlewares.as_mut() else {
         return Ok(());
     };
     let mut failed = None;
+    let mut view = UpstreamView {
+        head: head.reborrow(),
+        vars: vars!(ctx, client, run.secure),
+        slot: &mut run.slot,
+    };
     for m in run.list.iter() {
-        let mut view = UpstreamView {
-            head: head.reborrow(),
-            vars: vars(ctx, client, run.secure),
-            slot: &mut run.slot,
-        };
         if let Err(e) = m.handler.upstream_request(&mut view) {
             failed = Some(format!("middleware {}: {e}", m.name()));
             break;
         }
     }
-    ctx.middlewares = Some(run);
     match failed {
         Some(why) => Error::e_explain(InternalError, why),
         None => Ok(()),
@@ -131,27 +144,20 @@ pub fn upstream_request(
 /// The response phase, then the body transforms the final headers call for. A transformed
 /// body has no `Content-Length`; an HTTP/1.1 client gets it chunked.
 pub fn response(client: &RequestHeader, mut head: ResponseHead<'_>, ctx: &mut RequestCtx) {
-    let Some(mut run) = ctx.middlewares.take() else {
+    let Some(run) = ctx.middlewares.as_mut() else {
         return;
     };
-    let vars = vars(ctx, client, run.secure);
+    let mut view = ResponseView {
+        request: client,
+        head: head.reborrow(),
+        vars: vars!(ctx, client, run.secure),
+        slot: &mut run.slot,
+    };
     for m in run.list.iter() {
-        let mut view = ResponseView {
-            request: client,
-            head: head.reborrow(),
-            vars,
-            slot: &mut run.slot,
-        };
         m.handler.response(&mut view);
     }
     let mut transforms = Vec::new();
     for m in run.list.iter() {
-        let view = ResponseView {
-            request: client,
-            head: head.reborrow(),
-            vars,
-            slot: &mut run.slot,
-        };
         transforms.extend(m.handler.body_transform(&view));
     }
     if !transforms.is_empty() {
@@ -164,7 +170,6 @@ pub fn response(client: &RequestHeader, mut head: ResponseHead<'_>, ctx: &mut Re
         }
     }
     run.transforms = transforms;
-    ctx.middlewares = Some(run);
 }
 
 /// Passes a chunk of the answer's body through the transforms, in order.
@@ -182,19 +187,20 @@ pub fn body(body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
     *body = (!chunk.is_empty() || end).then_some(chunk);
 }
 
-/// The logging phase of the middlewares the request reached.
+/// The logging phase of the middlewares the request reached (`status`: what was sent, 0 for
+/// nothing).
 pub fn logging(client: &RequestHeader, status: u16, ctx: &mut RequestCtx) {
-    let Some(run) = ctx.middlewares.take() else {
+    let Some(run) = ctx.middlewares.as_ref() else {
         return;
     };
     let done = Finished {
         request: client,
         status,
-        duration: ctx.peer.started.elapsed(),
-        vars: vars(ctx, client, run.secure),
+        started: ctx.peer.started,
+        vars: vars!(ctx, client, run.secure),
         slot: &run.slot,
     };
-    for m in run.list.iter() {
+    for m in run.list.iter().filter(|m| m.handler.has_logging_phase()) {
         m.handler.logging(&done);
     }
 }

@@ -384,8 +384,10 @@ impl ProxyHttp for Gateway {
     /// connection's next head deadline, and the cache fill's lock. The one place they are written.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         observe::record(session, e, ctx);
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        middleware::logging(session.req_header(), status, ctx);
+        if ctx.middlewares.as_ref().is_some_and(|m| m.logging) {
+            let status = session.response_written().map_or(0, |r| r.status.as_u16());
+            middleware::logging(session.req_header(), status, ctx);
+        }
         crate::connection::request_done(session.stream());
         cache::finish(session, ctx).await;
     }

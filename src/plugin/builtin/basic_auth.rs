@@ -56,6 +56,7 @@ pub struct BasicAuth {
 #[async_trait::async_trait]
 impl Middleware for BasicAuth {
     type Settings = Settings;
+    const LOGGING_PHASE: bool = false;
 
     fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         if s.users.is_empty() {

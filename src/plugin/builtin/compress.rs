@@ -86,6 +86,7 @@ struct Chosen(Algorithm);
 impl Middleware for Compression {
     type Settings = Settings;
     const REQUEST_PHASE: bool = false;
+    const LOGGING_PHASE: bool = false;
 
     fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         let algorithms = s

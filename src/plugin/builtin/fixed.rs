@@ -34,6 +34,7 @@ pub struct FixedResponse {
 #[async_trait::async_trait]
 impl Middleware for FixedResponse {
     type Settings = Settings;
+    const LOGGING_PHASE: bool = false;
 
     fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         if !(200..=599).contains(&s.status) {

@@ -67,6 +67,7 @@ fn names(at: &str, list: &[String]) -> Result<Vec<HeaderName>, BuildError> {
 #[async_trait::async_trait]
 impl Middleware for ForwardAuth {
     type Settings = Settings;
+    const LOGGING_PHASE: bool = false;
 
     fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         http_client::check_url(&s.url).map_err(|e| BuildError::at("url", e.to_string()))?;

@@ -158,6 +158,7 @@ pub struct RequestHeaders(Edits);
 impl Middleware for RequestHeaders {
     type Settings = Settings;
     const REQUEST_PHASE: bool = false;
+    const LOGGING_PHASE: bool = false;
 
     fn build(settings: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         Edits::build(settings).map(RequestHeaders)
@@ -176,6 +177,7 @@ pub struct ResponseHeaders(Edits);
 impl Middleware for ResponseHeaders {
     type Settings = Settings;
     const REQUEST_PHASE: bool = false;
+    const LOGGING_PHASE: bool = false;
 
     fn build(settings: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         Edits::build(settings).map(ResponseHeaders)

@@ -89,6 +89,7 @@ enum Refusal {
 #[async_trait::async_trait]
 impl Middleware for HmacAuth {
     type Settings = Settings;
+    const LOGGING_PHASE: bool = false;
 
     fn build(s: Settings, ctx: &BuildContext) -> Result<Self, BuildError> {
         if s.keys.is_empty() {

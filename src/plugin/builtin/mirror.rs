@@ -39,6 +39,7 @@ pub struct Mirror {
 #[async_trait::async_trait]
 impl Middleware for Mirror {
     type Settings = Settings;
+    const LOGGING_PHASE: bool = false;
 
     fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         http_client::check_url(&s.url).map_err(|e| BuildError::at("url", e.to_string()))?;

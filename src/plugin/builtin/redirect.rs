@@ -36,6 +36,7 @@ pub struct Redirect {
 #[async_trait::async_trait]
 impl Middleware for Redirect {
     type Settings = Settings;
+    const LOGGING_PHASE: bool = false;
 
     fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         if ![301, 302, 307, 308].contains(&s.status) {

@@ -30,6 +30,7 @@ pub struct PathRewrite {
 impl Middleware for PathRewrite {
     type Settings = Settings;
     const REQUEST_PHASE: bool = false;
+    const LOGGING_PHASE: bool = false;
 
     fn build(s: Settings, _ctx: &BuildContext) -> Result<Self, BuildError> {
         let pattern =
