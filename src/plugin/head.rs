@@ -49,11 +49,17 @@ macro_rules! header_methods {
         /// Adds a value to `name`, beside any it has.
         pub fn append_header(&mut self, name: HeaderName, value: HeaderValue) {
             match &mut self.0 {
-                Message::Parts(p) => {
-                    if let Err(e) = p.headers.try_append(name.clone(), value) {
-                        refused(&name, e);
+                // Through an entry: `try_append` would be a second copy of the code pingora
+                // inlines where it reads a message, and it stops inlining it there.
+                Message::Parts(p) => match p.headers.try_entry(&name) {
+                    Ok(http::header::Entry::Occupied(mut e)) => e.append(value),
+                    Ok(http::header::Entry::Vacant(e)) => {
+                        if let Err(e) = e.try_insert(value) {
+                            refused(&name, e);
+                        }
                     }
-                }
+                    Err(e) => refused(&name, e),
+                },
                 Message::Pingora(m) => {
                     if let Err(e) = m.append_header(name.clone(), value) {
                         refused(&name, e);

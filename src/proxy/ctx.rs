@@ -148,7 +148,7 @@ pub struct RequestCtx {
     pub attempt: Attempt,
     pub outcome: Outcome,
     /// The route's middlewares, once the request reached them (after its checks).
-    pub middlewares: Option<Running>,
+    pub middlewares: Option<Box<Running>>,
     /// Counts the request in `active_connections` until the context is dropped.
     _active: Option<ActiveRequest>,
 }

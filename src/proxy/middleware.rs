@@ -56,6 +56,13 @@ async fn read_body(session: &mut Session) -> Result<Bytes, Flow> {
     }
 }
 
+/// Whether the request's route has middlewares.
+pub fn any(ctx: &RequestCtx) -> bool {
+    ctx.route
+        .as_ref()
+        .is_some_and(|r| r.middlewares.get().is_some())
+}
+
 /// The request phase of the route's middlewares, in order, until one answers.
 pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Flow {
     let Some(route) = ctx.route.as_ref() else {
@@ -74,13 +81,13 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Flow {
     };
     let req = session.req_header();
     let secure = ctx.peer.tls || forwarded_https(ctx, req);
-    let mut run = Running {
+    let mut run = Box::new(Running {
         list: Arc::clone(list),
         slot: Extensions::new(),
         transforms: Vec::new(),
         secure,
         logging: needs.logging,
-    };
+    });
     if !needs.request_phase {
         ctx.middlewares = Some(run);
         return Flow::Continue;

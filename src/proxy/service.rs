@@ -77,10 +77,7 @@ impl ProxyHttp for Gateway {
                     }
                     match builtin::serve(session, ctx).await? {
                         Some(flow) => flow,
-                        None => match self.admit(session, ctx).await {
-                            Flow::Continue => middleware::request(session, ctx).await,
-                            refused => refused,
-                        },
+                        None => self.admit(session, ctx).await,
                     }
                 }
             };
@@ -394,9 +391,9 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    /// Admission (`crate::admit`) of the request as the context describes it; what it decides
-    /// goes into the context.
-    async fn admit(&self, session: &Session, ctx: &mut RequestCtx) -> Flow {
+    /// Admission (`crate::admit`) of the request as the context describes it, then the route's
+    /// middlewares; what they decide goes into the context.
+    async fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Flow {
         let snapshot = Arc::clone(&ctx.snapshot);
         let req = session.req_header();
         let inbound = Inbound {
@@ -409,6 +406,10 @@ impl Gateway {
         ctx.websocket = ctx.admitted.websocket;
         ctx.route = admission.route;
         ctx.arm = admission.arm;
+        if admission.flow == Flow::Continue && middleware::any(ctx) {
+            // Boxed: the middlewares' future stays out of this one, which every request builds.
+            return Box::pin(middleware::request(session, ctx)).await;
+        }
         admission.flow
     }
 }
