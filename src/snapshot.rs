@@ -88,7 +88,11 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         parsed.demo,
         &mut errors,
     );
-    let plugins = crate::plugin::build::Pool::new(previous.map(|p| &p.plugins), redis.as_ref());
+    let plugins = crate::plugin::build::Pool::new(
+        previous.map(|p| &p.plugins),
+        redis.as_ref(),
+        parsed.declared_upstreams.iter().cloned(),
+    );
     let top_plugins = plugins.level("plugins", &file.plugins, &mut errors);
     let routes = crate::routing::compile(
         parsed,

@@ -760,6 +760,35 @@ fn hmac_nonces_in_redis_are_refused_by_every_instance() {
 }
 
 #[test]
+fn request_mirror_sends_copies_to_a_healthy_backend_of_a_shadow_upstream() {
+    let app = Backend::start("app");
+    let shadow = Backend::start("shadow");
+    let gw = Gateway::start(&format!(
+        "upstreams:
+  u: {{backends: [{{addr: \"{}\"}}]}}
+  shadow: {{backends: [{{addr: \"{}\"}}]}}
+routes:
+  - {{name: m, path: /m, upstream: u, plugins: [{{name: request_mirror, settings: {{upstream: shadow}}}}]}}
+",
+        app.addr, shadow.addr
+    ));
+    for _ in 0..3 {
+        assert_eq!(get(&gw.url("/m/x")).json()["backend"], "app");
+    }
+    wait_for("the copies", Duration::from_secs(10), || {
+        (shadow.received() >= 3).then_some(())
+    });
+    let err = refused(&format!(
+        "{}routes: [{{name: m, path: /m, upstream: u, plugins: [{{name: request_mirror, settings: {{upstream: nope}}}}]}}]\n",
+        upstream(&app)
+    ));
+    assert!(
+        err.contains("routes[0].plugins[0].settings.upstream: unknown upstream \"nope\""),
+        "{err}"
+    );
+}
+
+#[test]
 fn request_mirror_copies_admitted_requests_without_delaying_them() {
     let app = Backend::start("app");
     let shadow = Backend::start("shadow");

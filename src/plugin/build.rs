@@ -55,10 +55,15 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool for a config with this `redis` connection. The running instances are kept only
-    /// when the connection is the same (a middleware may hold it).
-    pub fn new(previous: Option<&Pool>, redis: Option<&Arc<crate::redis::RedisHandle>>) -> Pool {
-        let context = BuildContext::new(redis);
+    /// A pool for a config with this `redis` connection and these upstreams. The running
+    /// instances are kept only when both are the same (a middleware may hold the connection, or
+    /// have checked a name).
+    pub fn new(
+        previous: Option<&Pool>,
+        redis: Option<&Arc<crate::redis::RedisHandle>>,
+        upstreams: impl Iterator<Item = String>,
+    ) -> Pool {
+        let context = BuildContext::new(redis, upstreams);
         let same_redis = |p: &&Pool| p.context.same(&context);
         Pool {
             instances: Mutex::default(),

@@ -1,28 +1,42 @@
 //! What a middleware is built with: the gateway's shared stores.
 
 use crate::redis::RedisHandle;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Handed to [`Middleware::build`](super::Middleware::build).
 #[derive(Debug, Clone, Default)]
 pub struct BuildContext {
     redis: Option<Arc<RedisHandle>>,
+    upstreams: BTreeSet<String>,
 }
 
 impl BuildContext {
-    pub(crate) fn new(redis: Option<&Arc<RedisHandle>>) -> BuildContext {
+    pub(crate) fn new(
+        redis: Option<&Arc<RedisHandle>>,
+        upstreams: impl Iterator<Item = String>,
+    ) -> BuildContext {
         BuildContext {
             redis: redis.cloned(),
+            upstreams: upstreams.collect(),
         }
     }
 
-    /// Whether both hold the same connection (or none).
+    /// Whether both hold the same connection (or none) and name the same upstreams.
     pub(crate) fn same(&self, other: &BuildContext) -> bool {
-        match (&self.redis, &other.redis) {
+        let redis = match (&self.redis, &other.redis) {
             (None, None) => true,
             (Some(a), Some(b)) => Arc::ptr_eq(a, b),
             _ => false,
-        }
+        };
+        redis && self.upstreams == other.upstreams
+    }
+
+    /// Whether the config has an upstream of this name (its backends are picked per request,
+    /// [`RequestView::backend`](super::RequestView::backend)). A reload that adds or removes an
+    /// upstream builds every middleware again.
+    pub fn has_upstream(&self, name: &str) -> bool {
+        self.upstreams.contains(name)
     }
 
     /// The `redis` section's connection, when the config has one: state kept there is shared

@@ -180,9 +180,35 @@ pub struct RequestView<'a> {
     /// The whole body, read before the request phase when a middleware of the route
     /// [`needs_body`](Middleware::needs_body) (empty when there is none); `None` otherwise.
     pub body: Option<&'a Bytes>,
+    /// The request's snapshot's upstreams.
+    pub(crate) upstreams: &'a std::collections::BTreeMap<String, Arc<crate::balance::Upstream>>,
+}
+
+/// A backend of an upstream, picked for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backend {
+    pub addr: std::net::SocketAddr,
+    /// The upstream is spoken to over TLS.
+    pub tls: bool,
 }
 
 impl RequestView<'_> {
+    /// A healthy backend of `upstream` (by its strategy, keyed on the client's address), as the
+    /// request's config has it; `None` when there is no such upstream or no healthy backend.
+    pub fn backend(&self, upstream: &str) -> Option<Backend> {
+        let up = self.upstreams.get(upstream)?;
+        let key = match self.vars.client_ip() {
+            Some(std::net::IpAddr::V4(ip)) => ip.octets().to_vec(),
+            Some(std::net::IpAddr::V6(ip)) => ip.octets().to_vec(),
+            None => Vec::new(),
+        };
+        let picked = up.select(&key, &[])?;
+        Some(Backend {
+            addr: picked.addr,
+            tls: up.tls,
+        })
+    }
+
     /// Records the request's caller: `X-User-Id` / `X-User-Roles` go to the backend and the
     /// `user` variable names it. `false` when the route's own authentication already found one
     /// (it is kept) or the name cannot be sent in a header.

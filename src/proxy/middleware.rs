@@ -108,6 +108,7 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Flow {
             authenticated: &mut authenticated,
             has_body,
             body: body.as_ref(),
+            upstreams: &ctx.snapshot.upstreams,
         };
         flow = m.handler.request(&mut view).await;
         if let Some(caller) = authenticated {
