@@ -79,6 +79,7 @@ routes:
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("heading", { name: "Overview" }).waitFor();
   const loggedInAt = Date.now();
+  const storedAtLogin = await page.evaluate(() => JSON.stringify(sessionStorage));
 
   step("a trend chart moves under load");
   const points = () => page.locator('[data-testid="chart-requests"] polyline[data-series="requests"]').getAttribute("points");
@@ -196,6 +197,9 @@ routes:
 
   step("the access token is renewed before it expires");
   await waitFor("the automatic renewal (due 10 s after login)", Math.max(1000, 20_000 - (Date.now() - loggedInAt)), () => refreshes > 0);
+  // The page is reloaded below: the renewed refresh token must be stored first (a reload while
+  // the renewal is in flight sends the old one again, and the gateway revokes a reused one).
+  await page.waitForFunction((before) => JSON.stringify(sessionStorage) !== before, storedAtLogin, { timeout: 10_000 });
   await page.getByRole("link", { name: "Backends" }).click();
   await page.getByTestId(`backend-${a.addr}`).waitFor();
 
