@@ -409,7 +409,7 @@ fn basic_auth_checks_passwords_under_login_limits_and_a_reload_keeps_them() {
 fn unknown_middlewares_and_bad_settings_are_reported_with_their_paths() {
     let b = Backend::start("b");
     let yaml = format!(
-        "{}plugins: [{{name: respons_headers}}]
+        "{}plugins: [{{name: respons_headers}}, {{name: compression, setting: {{}}}}]
 groups:
   g: {{prefix: /g, plugins: [{{name: compression, settings: {{gzip_level: 12}}}}]}}
 routes:
@@ -427,6 +427,7 @@ routes:
     let err = refused(&yaml);
     for expected in [
         "plugins[0].name: unknown middleware \"respons_headers\" (did you mean \"response_headers\"?)",
+        "plugins[1].setting: unknown field `setting`",
         "groups.g.plugins[0].settings.gzip_level: must be 1 to 9",
         "routes[0].plugins[0].settings.status: must be 301, 302, 307 or 308",
         "routes[0].plugins[1].settings.set.x-a: unknown variable $nope",

@@ -53,6 +53,17 @@ pub struct PluginConfig {
     pub enabled: bool,
 }
 
+impl PluginConfig {
+    /// In place of an entry that did not parse (its problems are reported): no name, off.
+    pub fn unparsed() -> PluginConfig {
+        PluginConfig {
+            name: String::new(),
+            settings: serde_yaml::Value::Null,
+            enabled: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {

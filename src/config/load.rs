@@ -3,7 +3,7 @@
 
 use super::env::substitute;
 use super::error::ConfigErrors;
-use super::file::FileConfig;
+use super::file::{FileConfig, PluginConfig};
 use super::wording;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
@@ -150,7 +150,19 @@ fn read_section(parsed: &mut Parsed, section: &str, value: Value) {
         "rate_limit" => file.rate_limit = section_value(section, value, errors),
         "cache" => file.cache = section_value(section, value, errors),
         "security" => set(&mut file.security, section_value(section, value, errors)),
-        "plugins" => set(&mut file.plugins, section_value(section, value, errors)),
+        "plugins" => match value {
+            // Entry by entry, so each one's problems are reported; one that does not parse
+            // stays as a disabled placeholder, so the others keep their index in paths.
+            Value::Sequence(items) => {
+                for (i, v) in items.into_iter().enumerate() {
+                    let entry = section_value(&format!("plugins[{i}]"), v, errors);
+                    file.plugins
+                        .push(entry.unwrap_or_else(PluginConfig::unparsed));
+                }
+            }
+            Value::Null => {}
+            _ => errors.push("plugins", "expected a list of {name, settings} entries"),
+        },
         "upstreams" => {
             for (name, v) in named_entries(section, value, errors) {
                 parsed.declared_upstreams.insert(name.clone());
