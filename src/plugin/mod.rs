@@ -180,8 +180,15 @@ pub struct RequestView<'a> {
     /// The whole body, read before the request phase when a middleware of the route
     /// [`needs_body`](Middleware::needs_body) (empty when there is none); `None` otherwise.
     pub body: Option<&'a Bytes>,
-    /// The request's snapshot's upstreams.
-    pub(crate) upstreams: &'a std::collections::BTreeMap<String, Arc<crate::balance::Upstream>>,
+    /// Picks backends of the request's config's upstreams.
+    pub(crate) upstreams: &'a dyn PickBackend,
+}
+
+/// How a request view reaches the upstreams of the config it runs under (the proxy provides
+/// it; `plugin` does not depend on `balance`).
+pub(crate) trait PickBackend: Sync {
+    /// A healthy backend of `upstream` by its strategy for `key` (the client's address bytes).
+    fn pick(&self, upstream: &str, key: &[u8]) -> Option<Backend>;
 }
 
 /// A backend of an upstream, picked for a request.
@@ -196,17 +203,12 @@ impl RequestView<'_> {
     /// A healthy backend of `upstream` (by its strategy, keyed on the client's address), as the
     /// request's config has it; `None` when there is no such upstream or no healthy backend.
     pub fn backend(&self, upstream: &str) -> Option<Backend> {
-        let up = self.upstreams.get(upstream)?;
         let key = match self.vars.client_ip() {
             Some(std::net::IpAddr::V4(ip)) => ip.octets().to_vec(),
             Some(std::net::IpAddr::V6(ip)) => ip.octets().to_vec(),
             None => Vec::new(),
         };
-        let picked = up.select(&key, &[])?;
-        Some(Backend {
-            addr: picked.addr,
-            tls: up.tls,
-        })
+        self.upstreams.pick(upstream, &key)
     }
 
     /// Records the request's caller: `X-User-Id` / `X-User-Roles` go to the backend and the

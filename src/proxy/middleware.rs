@@ -5,7 +5,8 @@ use super::ctx::{RequestCtx, Running};
 use super::inbound::forwarded_https;
 use crate::outcome::{ErrorCode, Flow};
 use crate::plugin::{
-    Finished, RequestView, ResponseHead, ResponseView, UpstreamHead, UpstreamView, Vars,
+    Backend, Finished, PickBackend, RequestView, ResponseHead, ResponseView, UpstreamHead,
+    UpstreamView, Vars,
 };
 use bytes::Bytes;
 use http::Extensions;
@@ -33,6 +34,20 @@ macro_rules! vars {
             request: Some($req),
         }
     };
+}
+
+/// The config's upstreams, as middlewares pick from them.
+struct Upstreams<'a>(&'a std::collections::BTreeMap<String, Arc<crate::balance::Upstream>>);
+
+impl PickBackend for Upstreams<'_> {
+    fn pick(&self, upstream: &str, key: &[u8]) -> Option<Backend> {
+        let up = self.0.get(upstream)?;
+        let picked = up.select(key, &[])?;
+        Some(Backend {
+            addr: picked.addr,
+            tls: up.tls,
+        })
+    }
 }
 
 /// The largest body read for a middleware that needs it: what pingora keeps to send on to the
@@ -108,7 +123,7 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Flow {
             authenticated: &mut authenticated,
             has_body,
             body: body.as_ref(),
-            upstreams: &ctx.snapshot.upstreams,
+            upstreams: &Upstreams(&ctx.snapshot.upstreams),
         };
         flow = m.handler.request(&mut view).await;
         if let Some(caller) = authenticated {
