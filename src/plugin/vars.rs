@@ -192,7 +192,8 @@ pub struct Template {
 }
 
 impl Template {
-    /// Parses `text`; every variable must be one of [`NAMES`].
+    /// Parses `text`; every variable must be a known one (`client_ip`, `request_id`, `user`,
+    /// `route`, `host`, `upstream`, `method`, `path`, `query`, `scheme`).
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
         Template::parse_with(text, false)
     }

@@ -51,7 +51,7 @@ impl Route {
         }
     }
 
-    /// The upstream of `arm` (what [`Split::pick`] chose; 0 for a route with one upstream).
+    /// The upstream of `arm` (what `Split::pick` chose; 0 for a route with one upstream).
     pub fn upstream(&self, arm: usize) -> &Arc<Upstream> {
         self.split.upstream(arm)
     }
