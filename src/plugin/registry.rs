@@ -1,5 +1,5 @@
-//! Middlewares and balancing strategies by name, and [`Launcher`], the stock gateway's `main`
-//! with a program's own additions.
+//! Middlewares and balancing strategies by name; `crate::launch::Launcher` installs a
+//! program's own registry for the process.
 
 use super::balancer::{Balancer, BalancerFactory};
 use super::{BodyTransform, BuildContext, BuildError, Finished, Flow, Middleware, RequestView};
