@@ -6,23 +6,9 @@ mod common;
 
 use base64::Engine;
 use common::auth::hash;
-use common::gateway::check_config;
+use common::gateway::{one_upstream, refused};
 use common::{get, request, wait_for, Backend, Gateway};
 use std::time::Duration;
-
-fn upstream(b: &Backend) -> String {
-    format!(
-        "upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\n",
-        b.addr
-    )
-}
-
-/// What `gateway -t` says of `yaml`, which it must refuse.
-fn refused(yaml: &str) -> String {
-    let (code, err) = check_config(yaml);
-    assert_eq!(code, Some(1), "{err}");
-    err
-}
 
 fn basic(user: &str, password: &str) -> String {
     let text = format!("{user}:{password}");
@@ -45,8 +31,39 @@ fn basic_auth_config(b: &Backend, password_hash: &str, realm: &str, extra_route:
           users: [{{username: alice, password_hash: \"{password_hash}\", roles: [staff]}}]
           login_limit: {{per_user: 2/1m}}
 {extra_route}",
-        upstream(b)
+        one_upstream(b)
     )
+}
+
+#[test]
+fn basic_auth_users_are_checked_as_auth_users_are() {
+    let b = Backend::start("b");
+    let h = hash("s3cret");
+    let users = |list: &str| {
+        format!(
+            "{}routes: [{{name: p, path: /, upstream: u, plugins: [{{name: basic_auth, settings: {{users: [{list}]}}}}]}}]\n",
+            one_upstream(&b)
+        )
+    };
+    let err = refused(&users(&format!(
+        "{{username: al, password_hash: \"{h}\"}}, {{username: al, password_hash: \"{h}\"}}"
+    )));
+    assert!(
+        err.contains("routes[0].plugins[0].settings.users[1].username: duplicate user \"al\""),
+        "{err}"
+    );
+    let err = refused(&users("{username: al, password_hash: plain-text}"));
+    assert!(
+        err.contains("routes[0].plugins[0].settings.users[0].password_hash"),
+        "{err}"
+    );
+    let err = refused(&users(&format!(
+        "{{username: \"a:b\", password_hash: \"{h}\"}}"
+    )));
+    assert!(
+        err.contains("settings.users[0].username: must be non-empty"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -139,7 +156,7 @@ fn forward_auth_admits_on_2xx_answers_denials_as_they_came_and_fails_closed() {
     );
     let gw = Gateway::start(&format!(
         "{}routes:\n{}{}{}{}{gone}",
-        upstream(&app),
+        one_upstream(&app),
         route("ok", "set_header=remote-user:bob", ""),
         route("no", "status=401&set_header=www-authenticate:Bearer", ""),
         route(
@@ -275,7 +292,7 @@ fn hmac_config(b: &Backend, store: &str, head: &str) -> String {
     plugins:
       - {{name: hmac_auth, settings: {{keys: [{{id: a, secret: \"{HMAC_SECRET}\", roles: [partner]}}], clock_skew: 60s, nonce_store: {store}}}}}
 ",
-        upstream(b)
+        one_upstream(b)
     )
 }
 

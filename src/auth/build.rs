@@ -11,7 +11,7 @@ use super::revocation::Revocations;
 use super::token_cache::{self, TokenCache};
 use super::users::Users;
 use super::Auth;
-use crate::config::file::{AuthConfig, JwtConfig, StoreKind};
+use crate::config::file::{AuthConfig, JwtConfig, StoreKind, UserConfig};
 use crate::config::ConfigErrors;
 use crate::redis::RedisHandle;
 use std::collections::HashSet;
@@ -67,7 +67,7 @@ pub fn build(
             errors.push("auth.jwt.secret", AuthError::DemoSecret);
         }
     }
-    let users = check_users(cfg, errors);
+    let users = check_users("auth.users", &cfg.users, errors);
     let api_keys = check_api_keys(cfg, errors);
 
     let jwks = jwt.and_then(|j| j.jwks_url.as_deref()).and_then(|url| {
@@ -184,11 +184,13 @@ fn check_jwt(jwt: &JwtConfig, errors: &mut ConfigErrors) {
     }
 }
 
-fn check_users(cfg: &AuthConfig, errors: &mut ConfigErrors) -> Users {
+/// Users as `auth.users` and `basic_auth` take them, at `prefix` (`auth.users`): unique names,
+/// safe to send in headers, argon2id hashes. The valid ones make the returned table.
+pub fn check_users(prefix: &str, list: &[UserConfig], errors: &mut ConfigErrors) -> Users {
     let mut names = HashSet::new();
-    let mut valid = Vec::with_capacity(cfg.users.len());
-    for (i, user) in cfg.users.iter().enumerate() {
-        let path = format!("auth.users[{i}]");
+    let mut valid = Vec::with_capacity(list.len());
+    for (i, user) in list.iter().enumerate() {
+        let path = format!("{prefix}[{i}]");
         if !names.insert(user.username.as_str()) {
             errors.push(
                 format!("{path}.username"),

@@ -17,7 +17,7 @@ mod token_cache;
 pub mod users;
 
 pub use background::{JwksRefresher, RevocationSync};
-pub use build::{build, warnings};
+pub use build::{build, check_users, warnings};
 pub use claims::Caller;
 pub use crypto::install as install_jwt_crypto;
 pub use policy::AuthPolicy;

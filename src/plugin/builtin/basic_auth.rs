@@ -7,13 +7,14 @@ use crate::auth::login_limit::{LoginLimiter, LoginLimits, Refused};
 use crate::auth::users::{User, Users};
 use crate::config::file::UserConfig;
 use crate::config::units::Rate;
+use crate::config::ConfigErrors;
 use crate::plugin::{BuildContext, BuildError, Denial, ErrorCode, Flow, Middleware, RequestView};
 use base64::Engine;
 use http::HeaderValue;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// How long a verified `Authorization` value is taken without a new password check.
@@ -50,7 +51,7 @@ pub struct BasicAuth {
     users: Users,
     challenge: HeaderValue,
     limiter: LoginLimiter,
-    verified: Mutex<Verified>,
+    verified: RwLock<Verified>,
 }
 
 #[async_trait::async_trait]
@@ -62,20 +63,19 @@ impl Middleware for BasicAuth {
         if s.users.is_empty() {
             return Err(BuildError::at("users", "must not be empty"));
         }
-        for (i, u) in s.users.iter().enumerate() {
-            if u.username.is_empty() || u.username.contains(':') {
-                let at = format!("users[{i}].username");
-                return Err(BuildError::at(at, "must be non-empty and without ':'"));
-            }
-            let hashed = u.password_hash.starts_with("$argon2id$")
-                && argon2::PasswordHash::new(&u.password_hash).is_ok();
-            if !hashed {
-                let at = format!("users[{i}].password_hash");
-                return Err(BuildError::at(
-                    at,
-                    "must be an argon2id hash (gateway hash-password)",
-                ));
-            }
+        // The checks of `auth.users`: unique names, safe in headers, argon2id hashes.
+        let mut problems = ConfigErrors::default();
+        let users = crate::auth::check_users("users", &s.users, &mut problems);
+        if let Some(p) = problems.iter().next() {
+            return Err(BuildError::at(p.path.clone(), p.message.clone()));
+        }
+        let unusable = |u: &UserConfig| u.username.is_empty() || u.username.contains(':');
+        if let Some(i) = s.users.iter().position(unusable) {
+            let at = format!("users[{i}].username");
+            return Err(BuildError::at(
+                at,
+                "must be non-empty, without ':' (Basic splits there)",
+            ));
         }
         let realm = s.realm.unwrap_or_else(|| "api-gateway".to_owned());
         if realm.contains(['"', '\\']) {
@@ -87,14 +87,14 @@ impl Middleware for BasicAuth {
         let limits = s.login_limit.unwrap_or_default();
         let defaults = LoginLimits::default();
         Ok(BasicAuth {
-            users: Users::new(s.users.iter().collect()),
+            users,
             challenge,
             limiter: LoginLimiter::new(LoginLimits {
                 per_user: limits.per_user.unwrap_or(defaults.per_user),
                 per_ip: limits.per_ip.unwrap_or(defaults.per_ip),
                 refresh_per_ip: defaults.refresh_per_ip,
             }),
-            verified: Mutex::default(),
+            verified: RwLock::default(),
         })
     }
 
@@ -134,13 +134,13 @@ impl BasicAuth {
     }
 
     fn remembered(&self, digest: &[u8; 32]) -> Option<Arc<User>> {
-        let table = self.verified.lock().ok()?;
+        let table = self.verified.read().ok()?;
         let (user, at) = table.get(digest)?;
         (at.elapsed() < REMEMBERED_FOR).then(|| Arc::clone(user))
     }
 
     fn remember(&self, digest: [u8; 32], user: &Arc<User>) {
-        if let Ok(mut table) = self.verified.lock() {
+        if let Ok(mut table) = self.verified.write() {
             if table.len() >= REMEMBERED_MAX {
                 table.clear();
             }
