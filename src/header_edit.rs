@@ -11,6 +11,8 @@ pub trait HeaderEdit {
     fn headers(&self) -> &HeaderMap;
     /// Sets `name` to `value`, replacing every value it had.
     fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()>;
+    /// Adds `value` to `name`, beside any values it has.
+    fn add(&mut self, name: HeaderName, value: HeaderValue) -> Result<()>;
     /// Removes every value of `name`.
     fn unset(&mut self, name: &HeaderName);
 }
@@ -23,6 +25,22 @@ impl HeaderEdit for HeaderMap {
     fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
         self.try_insert(name, value)
             .or_err(InvalidHTTPHeader, "too many headers")?;
+        Ok(())
+    }
+
+    fn add(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
+        // Through an entry: `try_append` would be a second copy of the code pingora inlines
+        // where it reads a message, and it stops inlining it there.
+        match self
+            .try_entry(name)
+            .or_err(InvalidHTTPHeader, "too many headers")?
+        {
+            http::header::Entry::Occupied(mut e) => e.append(value),
+            http::header::Entry::Vacant(e) => {
+                e.try_insert(value)
+                    .or_err(InvalidHTTPHeader, "too many headers")?;
+            }
+        }
         Ok(())
     }
 
@@ -41,6 +59,10 @@ macro_rules! through_pingora {
 
             fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
                 self.insert_header(name, value)
+            }
+
+            fn add(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
+                self.append_header(name, value).map(|_| ())
             }
 
             fn unset(&mut self, name: &HeaderName) {

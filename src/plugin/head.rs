@@ -2,6 +2,7 @@
 //! pingora's message (which keeps every name's spelling in a second map, `server.header_case:
 //! preserve`) or its plain parts (names in lower case, the default), edited the same way.
 
+use crate::header_edit::HeaderEdit;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use pingora::http::{RequestHeader, ResponseHeader};
 
@@ -21,78 +22,60 @@ fn refused(name: &HeaderName, e: impl std::fmt::Display) {
     log::debug!("header {name} left out: {e}");
 }
 
-macro_rules! header_methods {
-    () => {
-        pub fn headers(&self) -> &HeaderMap {
-            match &self.0 {
-                Message::Parts(p) => &p.headers,
-                Message::Pingora(m) => &m.headers,
-            }
-        }
-
-        /// Sets `name` to `value`, replacing any values it had.
-        pub fn insert_header(&mut self, name: HeaderName, value: HeaderValue) {
-            match &mut self.0 {
-                Message::Parts(p) => {
-                    if let Err(e) = p.headers.try_insert(name.clone(), value) {
-                        refused(&name, e);
-                    }
-                }
-                Message::Pingora(m) => {
-                    if let Err(e) = m.insert_header(name.clone(), value) {
-                        refused(&name, e);
-                    }
+/// The header methods both heads have, over the message's own form (`HeaderEdit`), and a
+/// reborrow for one middleware at a time.
+macro_rules! head_methods {
+    ($head:ident) => {
+        impl $head<'_> {
+            /// The headers in whichever form the message is.
+            pub(crate) fn edit(&mut self) -> &mut dyn HeaderEdit {
+                match &mut self.0 {
+                    Message::Parts(p) => &mut p.headers,
+                    Message::Pingora(m) => &mut **m,
                 }
             }
-        }
 
-        /// Adds a value to `name`, beside any it has.
-        pub fn append_header(&mut self, name: HeaderName, value: HeaderValue) {
-            match &mut self.0 {
-                // Through an entry: `try_append` would be a second copy of the code pingora
-                // inlines where it reads a message, and it stops inlining it there.
-                Message::Parts(p) => match p.headers.try_entry(&name) {
-                    Ok(http::header::Entry::Occupied(mut e)) => e.append(value),
-                    Ok(http::header::Entry::Vacant(e)) => {
-                        if let Err(e) = e.try_insert(value) {
-                            refused(&name, e);
-                        }
-                    }
-                    Err(e) => refused(&name, e),
-                },
-                Message::Pingora(m) => {
-                    if let Err(e) = m.append_header(name.clone(), value) {
-                        refused(&name, e);
-                    }
+            /// The same head, borrowed for one middleware.
+            pub(crate) fn reborrow(&mut self) -> $head<'_> {
+                $head(match &mut self.0 {
+                    Message::Parts(p) => Message::Parts(&mut **p),
+                    Message::Pingora(m) => Message::Pingora(&mut **m),
+                })
+            }
+
+            pub fn headers(&self) -> &HeaderMap {
+                match &self.0 {
+                    Message::Parts(p) => &p.headers,
+                    Message::Pingora(m) => &m.headers,
                 }
             }
-        }
 
-        /// Removes every value of `name`.
-        pub fn remove_header(&mut self, name: &HeaderName) {
-            match &mut self.0 {
-                Message::Parts(p) => {
-                    p.headers.remove(name);
+            /// Sets `name` to `value`, replacing any values it had.
+            pub fn insert_header(&mut self, name: HeaderName, value: HeaderValue) {
+                if let Err(e) = self.edit().set(name.clone(), value) {
+                    refused(&name, e);
                 }
-                Message::Pingora(m) => {
-                    m.remove_header(name);
+            }
+
+            /// Adds a value to `name`, beside any it has.
+            pub fn append_header(&mut self, name: HeaderName, value: HeaderValue) {
+                if let Err(e) = self.edit().add(name.clone(), value) {
+                    refused(&name, e);
                 }
+            }
+
+            /// Removes every value of `name`.
+            pub fn remove_header(&mut self, name: &HeaderName) {
+                self.edit().unset(name);
             }
         }
     };
 }
 
+head_methods!(UpstreamHead);
+head_methods!(ResponseHead);
+
 impl UpstreamHead<'_> {
-    header_methods!();
-
-    /// The same head, borrowed for one middleware.
-    pub(crate) fn reborrow(&mut self) -> UpstreamHead<'_> {
-        UpstreamHead(match &mut self.0 {
-            Message::Parts(p) => Message::Parts(&mut **p),
-            Message::Pingora(m) => Message::Pingora(&mut **m),
-        })
-    }
-
     pub fn method(&self) -> &Method {
         match &self.0 {
             Message::Parts(p) => &p.method,
@@ -124,16 +107,6 @@ impl UpstreamHead<'_> {
 }
 
 impl ResponseHead<'_> {
-    header_methods!();
-
-    /// The same head, borrowed for one middleware.
-    pub(crate) fn reborrow(&mut self) -> ResponseHead<'_> {
-        ResponseHead(match &mut self.0 {
-            Message::Parts(p) => Message::Parts(&mut **p),
-            Message::Pingora(m) => Message::Pingora(&mut **m),
-        })
-    }
-
     pub fn status(&self) -> StatusCode {
         match &self.0 {
             Message::Parts(p) => p.status,

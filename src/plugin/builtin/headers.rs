@@ -1,11 +1,11 @@
 //! `request_headers` and `response_headers`: add, set, remove and rename headers of the request
-//! the backend gets, or of the answer the client gets. Values are templates (`${client_ip}`).
+//! the backend gets, or of the answer the client gets. Values are templates (`$client_ip`).
 
+use crate::header_edit::HeaderEdit;
 use crate::plugin::{
-    BuildContext, BuildError, Middleware, ResponseHead, ResponseView, Template, UpstreamHead,
-    UpstreamView, Vars,
+    BuildContext, BuildError, Middleware, ResponseView, Template, UpstreamView, Vars,
 };
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -89,19 +89,19 @@ impl Edits {
     }
 
     /// Applies the edits to `message`.
-    fn apply<M: Message>(&self, message: &mut M, vars: &Vars<'_>) {
+    fn apply(&self, message: &mut dyn HeaderEdit, vars: &Vars<'_>) {
         for (from, to) in &self.rename {
             let moved: Vec<HeaderValue> = message.headers().get_all(from).iter().cloned().collect();
             if moved.is_empty() {
                 continue;
             }
-            message.remove(from);
+            message.unset(from);
             for v in moved {
-                message.append(to, v);
+                left_out(to, message.add(to.clone(), v));
             }
         }
         for n in &self.remove {
-            message.remove(n);
+            message.unset(n);
         }
         let value = |v: &Value| match v {
             Value::Fixed(h) => Some(h.clone()),
@@ -111,45 +111,23 @@ impl Edits {
         };
         for (n, v) in &self.set {
             if let Some(v) = value(v) {
-                message.insert(n, v);
+                left_out(n, message.set(n.clone(), v));
             }
         }
         for (n, v) in &self.add {
             if let Some(v) = value(v) {
-                message.append(n, v);
+                left_out(n, message.add(n.clone(), v));
             }
         }
     }
 }
 
-/// The heads the edits apply to.
-trait Message {
-    fn headers(&self) -> &HeaderMap;
-    fn remove(&mut self, name: &HeaderName);
-    fn insert(&mut self, name: &HeaderName, value: HeaderValue);
-    fn append(&mut self, name: &HeaderName, value: HeaderValue);
+/// A header the message refused (past pingora's limits) is left out, as the phases allow.
+fn left_out(name: &HeaderName, done: pingora::Result<()>) {
+    if let Err(e) = done {
+        log::debug!("header {name} left out: {e}");
+    }
 }
-
-macro_rules! message {
-    ($($t:ty),*) => {$(
-        impl Message for $t {
-            fn headers(&self) -> &HeaderMap {
-                <$t>::headers(self)
-            }
-            fn remove(&mut self, name: &HeaderName) {
-                self.remove_header(name);
-            }
-            fn insert(&mut self, name: &HeaderName, value: HeaderValue) {
-                self.insert_header(name.clone(), value);
-            }
-            fn append(&mut self, name: &HeaderName, value: HeaderValue) {
-                self.append_header(name.clone(), value);
-            }
-        }
-    )*};
-}
-
-message!(UpstreamHead<'_>, ResponseHead<'_>);
 
 /// `request_headers`: edits the request the backend gets (after the gateway's own headers).
 pub struct RequestHeaders(Edits);
@@ -165,7 +143,7 @@ impl Middleware for RequestHeaders {
     }
 
     fn upstream_request(&self, req: &mut UpstreamView<'_>) -> Result<(), BuildError> {
-        self.0.apply(&mut req.head, &req.vars);
+        self.0.apply(req.head.edit(), &req.vars);
         Ok(())
     }
 }
@@ -184,6 +162,6 @@ impl Middleware for ResponseHeaders {
     }
 
     fn response(&self, resp: &mut ResponseView<'_>) {
-        self.0.apply(&mut resp.head, &resp.vars);
+        self.0.apply(resp.head.edit(), &resp.vars);
     }
 }
