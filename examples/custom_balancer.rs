@@ -1,12 +1,13 @@
 //! The stock gateway with a load-balancing strategy of its own, `failover`: every request goes
-//! to the first backend (by address) that is up, the next one takes over while it is down
-//! (health checks, outlier ejection and retries decide "up", as for the built-in strategies).
+//! to the backend of highest weight that is up (ties by address), the next one takes over while
+//! it is down (health checks, outlier ejection and retries decide "up", as for the built-in
+//! strategies).
 //!
 //! ```yaml
 //! upstreams:
 //!   app:
 //!     strategy: failover
-//!     backends: [{addr: "10.0.0.1:8080"}, {addr: "10.0.0.2:8080"}]
+//!     backends: [{addr: "10.0.0.1:8080", weight: 10}, {addr: "10.0.0.2:8080"}]
 //!     health_check: {kind: http, path: /health, interval: 2s}
 //! ```
 //!
@@ -15,20 +16,21 @@
 use api_gateway::plugin::{Balancer, Member};
 use std::process::ExitCode;
 
-/// Members in address order; the first accepted wins.
+/// Member indexes by weight, highest first (the order of equal weights, by address, is kept);
+/// the first accepted wins.
 struct Failover {
-    members: usize,
+    order: Vec<usize>,
 }
 
 impl Balancer for Failover {
     fn build(members: &[Member]) -> Self {
-        Failover {
-            members: members.len(),
-        }
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(members[i].weight));
+        Failover { order }
     }
 
     fn pick(&self, _key: &[u8], accept: &mut dyn FnMut(usize) -> bool) -> Option<usize> {
-        (0..self.members).find(|&i| accept(i))
+        self.order.iter().copied().find(|&i| accept(i))
     }
 }
 

@@ -5,25 +5,11 @@
 
 mod common;
 
-use common::gateway::check_config;
+use common::gateway::{one_upstream, refused};
 use common::{get, request, wait_for, Backend, Gateway};
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
-
-fn upstream(b: &Backend) -> String {
-    format!(
-        "upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\n",
-        b.addr
-    )
-}
-
-/// What `gateway -t` says of `yaml`, which it must refuse.
-fn refused(yaml: &str) -> String {
-    let (code, err) = check_config(yaml);
-    assert_eq!(code, Some(1), "{err}");
-    err
-}
 
 /// `(status, headers, raw body)` of a GET; the body as sent (nothing decoded).
 fn get_bytes(url: &str, headers: &[(&str, &str)]) -> (u16, http::HeaderMap, Vec<u8>) {
@@ -71,7 +57,7 @@ fn header_edits(case: &str) {
           remove: [x-backend]
           rename: {{x-origin-note: x-note}}
 ",
-        upstream(&b)
+        one_upstream(&b)
     ));
     let r = request(
         "GET",
@@ -110,7 +96,7 @@ routes:
   - {{name: grouped, group: g, path: /a, upstream: u, plugins: [{route}]}}
   - {{name: off, group: g, path: /off, upstream: u, plugins: [{{name: response_headers, enabled: false}}]}}
 ",
-        upstream(&b),
+        one_upstream(&b),
         top = tag("top"),
         route = tag("route"),
     ));
@@ -152,7 +138,7 @@ fn path_rewrite_uses_captures_keeps_the_query_and_may_set_the_host() {
     plugins:
       - {{name: path_rewrite, settings: {{pattern: \"^/old/items/([0-9]+)(/.*)?$\", to: \"/v2/items/$1$2?via=$route\", host: \"internal.example:8080\"}}}}
 ",
-        upstream(&b)
+        one_upstream(&b)
     ));
     let r = get(&gw.url("/old/items/42/detail?x=1"));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -182,7 +168,7 @@ fn redirect_and_fixed_response_answer_without_the_backend() {
       - name: fixed_response
         settings: {{status: 503, body: \"<h1>maintenance</h1>\", content_type: text/html, headers: {{retry-after: \"120\"}}}}
 ",
-        upstream(&b)
+        one_upstream(&b)
     ));
     let r = get(&gw.url("/moved/a/b?q=1"));
     assert_eq!(r.status, 308);
@@ -234,7 +220,7 @@ routes:
     cache: {{enabled: true, ttl: 60s}}
     plugins: [{{name: compression}}]
 ",
-        upstream(&b)
+        one_upstream(&b)
     ));
     let url = gw.url("/c/x?pad=20000");
     let (_, _, plain) = get_bytes(&url, &[]);
@@ -327,7 +313,7 @@ routes:
       - {{name: path_rewrite, settings: {{pattern: \"^/(a)$\", to: /$2}}}}
       - {{name: fixed_response, settings: {{bogus: 1}}}}
 ",
-        upstream(&b)
+        one_upstream(&b)
     );
     let err = refused(&yaml);
     for expected in [
@@ -374,7 +360,7 @@ fn the_custom_middleware_example_stamps_and_refuses_from_yaml() {
     plugins:
       - {{name: stamp, settings: {{header: x-stamp, value: \"$route/$method\", refuse_header: x-client, refuse_values: [scraper]}}}}
 ",
-            upstream(&b)
+            one_upstream(&b)
         ),
     );
     let r = get(&gw.url("/api/a"));
@@ -387,7 +373,7 @@ fn the_custom_middleware_example_stamps_and_refuses_from_yaml() {
     // The stock gateway does not know it.
     let err = refused(&format!(
         "{}routes: [{{name: a, path: /, upstream: u, plugins: [{{name: stamp}}]}}]\n",
-        upstream(&b)
+        one_upstream(&b)
     ));
     assert!(
         err.contains("routes[0].plugins[0].name: unknown middleware \"stamp\""),
@@ -396,28 +382,29 @@ fn the_custom_middleware_example_stamps_and_refuses_from_yaml() {
 }
 
 #[test]
-fn the_custom_balancer_example_fails_over_by_health() {
+fn the_custom_balancer_example_fails_over_by_weight_and_health_and_keeps_state_on_reload() {
     let first = Backend::start("first");
     let second = Backend::start("second");
-    // The strategy orders members by address; the lower port is the primary.
-    let (primary, backup) = if first.addr < second.addr {
+    // The strategy takes the highest weight first, then address order: the higher address gets
+    // the weight, so the order by address alone would give the other one.
+    let (primary, backup) = if first.addr > second.addr {
         (&first, &second)
     } else {
         (&second, &first)
     };
-    let gw = Gateway::start_bin(
-        &example("custom_balancer"),
-        &format!(
+    let config = |extra_route: &str| {
+        format!(
             "upstreams:
   u:
     strategy: failover
-    backends: [{{addr: \"{}\"}}, {{addr: \"{}\"}}]
+    backends: [{{addr: \"{}\", weight: 3}}, {{addr: \"{}\"}}]
     health_check: {{kind: http, path: /health, interval: 100ms, unhealthy_threshold: 1, healthy_threshold: 1}}
-routes: [{{name: r, path: /, upstream: u}}]
+routes: [{{name: r, path: /, upstream: u}}{extra_route}]
 ",
-            first.addr, second.addr
-        ),
-    );
+            primary.addr, backup.addr
+        )
+    };
+    let gw = Gateway::start_bin(&example("custom_balancer"), &config(""));
     for _ in 0..6 {
         assert_eq!(get(&gw.url("/x")).json()["backend"], primary.name.as_str());
     }
@@ -425,6 +412,18 @@ routes: [{{name: r, path: /, upstream: u}}]
     wait_for("the backup to take over", Duration::from_secs(10), || {
         (get(&gw.url("/x")).json()["backend"] == backup.name.as_str()).then_some(())
     });
+    // A reload that keeps the upstream keeps the strategy and the health it learnt: the primary
+    // stays out (a new upstream would start with every member healthy).
+    gw.reconfigure(&config(
+        ", {name: more, path: /more, upstream: u, plugins: [{name: fixed_response, settings: {body: reloaded}}]}",
+    ));
+    gw.signal("HUP");
+    wait_for("the reload", Duration::from_secs(10), || {
+        (get(&gw.url("/more")).body == "reloaded").then_some(())
+    });
+    for _ in 0..4 {
+        assert_eq!(get(&gw.url("/x")).json()["backend"], backup.name.as_str());
+    }
     primary.set_healthy(true);
     wait_for("the primary to come back", Duration::from_secs(10), || {
         (get(&gw.url("/x")).json()["backend"] == primary.name.as_str()).then_some(())
@@ -452,7 +451,7 @@ routes:
     });
     let err = refused(&format!(
         "{}routes: [{{name: m, path: /m, upstream: u, plugins: [{{name: request_mirror, settings: {{upstream: nope}}}}]}}]\n",
-        upstream(&app)
+        one_upstream(&app)
     ));
     assert!(
         err.contains("routes[0].plugins[0].settings.upstream: unknown upstream \"nope\""),
@@ -476,7 +475,7 @@ fn request_mirror_copies_admitted_requests_without_delaying_them() {
     upstream: u
     plugins: [{{name: request_mirror, settings: {{url: \"http://{}\"}}}}]
 ",
-        upstream(&app),
+        one_upstream(&app),
         shadow.addr,
         common::dead_addr()
     ));
@@ -555,7 +554,7 @@ fn compression_over_http2() {
         common::gateway::header().replace("admin: \"{admin}\"}", "admin: \"{admin}\", h2c: true}");
     let gw = Gateway::start_raw(&format!(
         "{header}{}routes:\n  - {{name: c, path: /c, upstream: u, plugins: [{{name: compression}}]}}\n",
-        upstream(&b)
+        one_upstream(&b)
     ));
     let (status, h, body) = h2_get(gw.proxy, "/c/x?pad=30000&chunked=1", "gzip");
     assert_eq!(status, 200);

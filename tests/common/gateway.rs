@@ -229,6 +229,21 @@ pub fn check_config(yaml: &str) -> (Option<i32>, String) {
     )
 }
 
+/// What `gateway -t` says of `yaml`, which it must refuse (exit 1).
+pub fn refused(yaml: &str) -> String {
+    let (code, err) = check_config(yaml);
+    assert_eq!(code, Some(1), "{err}");
+    err
+}
+
+/// An `upstreams` section with one upstream `u` on `backend`.
+pub fn one_upstream(backend: &super::Backend) -> String {
+    format!(
+        "upstreams:\n  u: {{backends: [{{addr: \"{}\"}}]}}\n",
+        backend.addr
+    )
+}
+
 /// Settings every test gateway gets unless it writes its own.
 pub fn header() -> String {
     "server:\n  threads: 1\n  pid_file: {dir}/gateway.pid\n  upgrade_sock: {dir}/upgrade.sock\n  grace_period: 1s\n  graceful_shutdown_timeout: 2s\nlisten: {proxy: \"{proxy}\", metrics: \"{metrics}\", admin: \"{admin}\"}\nlog: {level: info, format: json, access_log: true}\n".to_owned()
