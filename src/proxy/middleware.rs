@@ -4,6 +4,7 @@
 use super::ctx::{RequestCtx, Running};
 use super::inbound::forwarded_https;
 use crate::outcome::{ErrorCode, Flow};
+use crate::plugin::build::Needs;
 use crate::plugin::{
     Backend, Finished, PickBackend, RequestView, ResponseHead, ResponseView, UpstreamHead,
     UpstreamView, Vars,
@@ -71,21 +72,34 @@ async fn read_body(session: &mut Session) -> Result<Bytes, Flow> {
     }
 }
 
-/// Whether the request's route has middlewares.
-pub fn any(ctx: &RequestCtx) -> bool {
-    ctx.route
-        .as_ref()
-        .is_some_and(|r| r.middlewares.get().is_some())
+/// What the request's route's middlewares need, when it has any.
+pub fn needs(ctx: &RequestCtx) -> Option<Needs> {
+    let route = ctx.route.as_ref()?;
+    route.middlewares.get().map(|_| route.middlewares.needs())
 }
 
-/// The request phase of the route's middlewares, in order, until one answers.
-pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Flow {
+/// The route's middlewares take the request: their per-request state goes into the context.
+/// Enough on its own when none has a request phase or reads the body.
+pub fn start(req: &RequestHeader, ctx: &mut RequestCtx) {
     let Some(route) = ctx.route.as_ref() else {
-        return Flow::Continue;
+        return;
     };
-    let (Some(list), needs) = (route.middlewares.get(), route.middlewares.needs()) else {
-        return Flow::Continue;
+    let Some(list) = route.middlewares.get() else {
+        return;
     };
+    let secure = ctx.peer.tls || forwarded_https(ctx, req);
+    ctx.middlewares = Some(Box::new(Running {
+        list: Arc::clone(list),
+        slot: Extensions::new(),
+        transforms: Vec::new(),
+        secure,
+        logging: route.middlewares.needs().logging,
+    }));
+}
+
+/// The request phase of the route's middlewares, in order, until one answers (after `start`,
+/// and reading the body first when one needs it).
+pub async fn request(session: &mut Session, ctx: &mut RequestCtx, needs: Needs) -> Flow {
     let body = if needs.body {
         match read_body(session).await {
             Ok(body) => Some(body),
@@ -95,30 +109,23 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Flow {
         None
     };
     let req = session.req_header();
-    let secure = ctx.peer.tls || forwarded_https(ctx, req);
-    let mut run = Box::new(Running {
-        list: Arc::clone(list),
-        slot: Extensions::new(),
-        transforms: Vec::new(),
-        secure,
-        logging: needs.logging,
-    });
-    if !needs.request_phase {
-        ctx.middlewares = Some(run);
+    start(req, ctx);
+    let Some(run) = ctx.middlewares.as_mut() else {
         return Flow::Continue;
-    }
+    };
     let has_body = req
         .headers
         .get(http::header::CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() != b"0")
         || req.headers.contains_key(http::header::TRANSFER_ENCODING);
+    let list = Arc::clone(&run.list);
     let mut flow = Flow::Continue;
-    for m in run.list.iter().filter(|m| m.handler.has_request_phase()) {
+    for m in list.iter().filter(|m| m.handler.has_request_phase()) {
         let mut authenticated = None;
         let mut view = RequestView {
             header: req,
             path: ctx.path.as_deref().unwrap_or(req.uri.path()),
-            vars: vars!(ctx, req, secure),
+            vars: vars!(ctx, req, run.secure),
             slot: &mut run.slot,
             authenticated: &mut authenticated,
             has_body,
@@ -133,7 +140,6 @@ pub async fn request(session: &mut Session, ctx: &mut RequestCtx) -> Flow {
             break;
         }
     }
-    ctx.middlewares = Some(run);
     flow
 }
 

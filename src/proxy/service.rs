@@ -406,9 +406,16 @@ impl Gateway {
         ctx.websocket = ctx.admitted.websocket;
         ctx.route = admission.route;
         ctx.arm = admission.arm;
-        if admission.flow == Flow::Continue && middleware::any(ctx) {
-            // Boxed: the middlewares' future stays out of this one, which every request builds.
-            return Box::pin(middleware::request(session, ctx)).await;
+        if admission.flow == Flow::Continue {
+            match middleware::needs(ctx) {
+                // Boxed: the middlewares' future stays out of this one, which every request
+                // builds.
+                Some(needs) if needs.request_phase || needs.body => {
+                    return Box::pin(middleware::request(session, ctx, needs)).await;
+                }
+                Some(_) => middleware::start(session.req_header(), ctx),
+                None => {}
+            }
         }
         admission.flow
     }
