@@ -7,10 +7,10 @@
 # Debian stable's packages take security fixes under the same name; pinned versions would break
 # the build as soon as the mirror moves on.
 FROM rust:1.95-slim-bookworm AS build
-# cmake: zlib-ng; perl and make: the vendored OpenSSL.
+# cmake: zlib-ng; perl and make: the vendored OpenSSL; protobuf-compiler: the etcd client.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends cmake perl make gcc g++ pkg-config \
+    && apt-get install -y --no-install-recommends cmake perl make gcc g++ pkg-config protobuf-compiler \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]

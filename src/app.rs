@@ -6,6 +6,7 @@ use crate::cache::PurgeListener;
 use crate::cli::Cli;
 use crate::config::file::{FileConfig, ServerConfig};
 use crate::connection::{Guarded, Guards, SIDE_LISTENER_CAP};
+use crate::etcd::Document;
 use crate::health::HealthChecks;
 use crate::metrics::MetricsApp;
 use crate::proxy::Gateway;
@@ -25,8 +26,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Starts serving `snapshot`; returns only if the server exits.
-pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
+/// Starts serving `snapshot` (compiled with the etcd document `remote`, if the config comes
+/// from etcd); returns only if the server exits.
+pub(crate) fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot, remote: Option<Document>) {
     let file = Arc::clone(&snapshot.file);
     let opt = Opt {
         upgrade: cli.upgrade,
@@ -42,7 +44,7 @@ pub fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot) {
     if !cli.daemon {
         write_pid_file(&file.server.pid_file);
     }
-    let shared = Shared::new(snapshot, config_path, cli.demo);
+    let shared = Shared::new(snapshot, config_path, cli.demo, remote);
     metrics_sources(&shared);
     let (reloader, history) = background(&mut server, &shared, &file);
     // Every listener's connections go through the same guards (caps and head deadline).
@@ -114,6 +116,12 @@ fn background(
         "config reload",
         ConfigReloader::new(shared.clone()),
     ));
+    if let Some(cfg) = &file.etcd {
+        server.add_service(background_service(
+            "etcd config watch",
+            crate::etcd::watch::EtcdWatcher::new(shared.clone(), cfg.clone()),
+        ));
+    }
     server.add_service(background_service(
         "health checks",
         HealthChecks::new(shared.clone()),

@@ -34,6 +34,28 @@ pub enum Command {
     /// Read a password on stdin (one trailing newline dropped; on a terminal, asked twice
     /// without echo) and print an argon2id hash for `auth.users[].password_hash`.
     HashPassword,
+    /// The config document in etcd (the file's `etcd` section says where).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate FILE with the local file, as `-t` would, and write it to etcd. Replaces the
+    /// document only if it is still at `--revision` (so two operators cannot overwrite each
+    /// other); without it, only if there is none yet.
+    Push {
+        /// The document: the sections etcd holds (routes, upstreams, auth, ...).
+        file: PathBuf,
+        /// The revision the edit started from (`gateway config get` prints it).
+        #[arg(long, conflicts_with = "force")]
+        revision: Option<i64>,
+        /// Replace whatever is there.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the document in etcd on stdout, and its revision on stderr.
+    Get,
 }
 
 /// The password for `hash-password`: from a terminal, asked twice without echo (`Err` when the

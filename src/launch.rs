@@ -1,8 +1,9 @@
 //! [`Launcher`]: the stock gateway's `main` (the CLI, `-t`, `hash-password`, start-up), with a
 //! program's own middlewares and strategies.
 
+use crate::config::load_with;
 use crate::plugin::{Balancer, Middleware, Registry};
-use crate::{check_listeners, compile, config_warnings, load_file, Cli, Command};
+use crate::{check_listeners, compile, config_warnings, Cli, Command};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -54,16 +55,37 @@ impl Launcher {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::HashPassword) = cli.command {
-        return hash_password();
+    match &cli.command {
+        Some(Command::HashPassword) => return hash_password(),
+        Some(Command::Config(command)) => return crate::etcd::command::run(&cli.config, command),
+        None => {}
     }
     let path = &cli.config;
-    let mut parsed = load_file(path);
+    // With an `etcd` section, the shared sections come from the document in etcd.
+    let etcd = crate::etcd::command::section(path);
+    let start = match etcd
+        .as_ref()
+        .map(|cfg| crate::etcd::command::start_document(cfg, path))
+    {
+        None => None,
+        Some(Ok(start)) => Some(start),
+        Some(Err(message)) => {
+            eprintln!("{message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let remote = start.as_ref().map(|s| &s.doc);
+    let mut parsed = load_with(path, remote.map(|d| d.text.as_str()));
+    parsed.revision = remote.map(|d| d.revision);
     parsed.demo = cli.demo;
+    let origin = match remote {
+        Some(doc) => format!("{} with etcd revision {}", path.display(), doc.revision),
+        None => path.display().to_string(),
+    };
     let snapshot = match compile(&parsed, None) {
         Ok(s) => s,
         Err(errors) => {
-            eprintln!("{}: {} problem(s):", path.display(), errors.len());
+            eprintln!("{origin}: {} problem(s):", errors.len());
             for e in errors.iter() {
                 eprintln!("  {e}");
             }
@@ -76,8 +98,7 @@ fn main() -> ExitCode {
             eprintln!("warning: {w}");
         }
         println!(
-            "{}: ok ({} routes, {} upstreams)",
-            path.display(),
+            "{origin}: ok ({} routes, {} upstreams)",
             snapshot.routes.len(),
             snapshot.upstreams.len()
         );
@@ -96,9 +117,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if let (Some(cfg), Some(start)) = (&etcd, &start) {
+        crate::etcd::Status::install(
+            cfg.endpoints.clone(),
+            crate::etcd::document_key(cfg),
+            start.doc.revision,
+            start.from_copy,
+        );
+        if let Some(status) = crate::etcd::status() {
+            status.applied(start.doc.revision);
+        }
+        if !start.from_copy {
+            crate::etcd::command::keep_copy(cfg, path, &start.doc);
+        }
+    }
     // The daemon changes its working directory to /, so the reload path must be absolute.
     let config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-    crate::run(&cli, config_path, snapshot);
+    crate::app::run(&cli, config_path, snapshot, start.map(|s| s.doc));
     ExitCode::SUCCESS
 }
 

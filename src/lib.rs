@@ -26,6 +26,7 @@ mod cli;
 mod client;
 mod config;
 mod connection;
+mod etcd;
 mod header_edit;
 mod health;
 mod http_client;
@@ -49,7 +50,7 @@ mod tls;
 mod token_api;
 mod trace;
 
-pub use app::{check_listeners, run};
+pub use app::check_listeners;
 pub use auth::install_jwt_crypto;
 pub use auth::users::hash_password;
 pub use auth::Auth;

@@ -36,6 +36,9 @@ pub struct Snapshot {
     pub plugins: crate::plugin::build::Pool,
     /// The file this snapshot was compiled from.
     pub file: Arc<FileConfig>,
+    /// The etcd revision of the document compiled beside the file, when the config comes from
+    /// etcd.
+    pub revision: Option<i64>,
 }
 
 impl Snapshot {
@@ -72,6 +75,9 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         &mut errors,
     );
     crate::trace::check(file.tracing.as_ref(), &mut errors);
+    if let Some(etcd) = &file.etcd {
+        crate::etcd::check(etcd, &mut errors);
+    }
     let tls = file
         .listen
         .proxy_tls
@@ -121,6 +127,7 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         tls,
         plugins,
         file: Arc::new(file.clone()),
+        revision: parsed.revision,
     })
 }
 

@@ -1,6 +1,7 @@
 //! State shared by every service of the process: the live snapshot, and reloading it.
 
-use crate::config::{load_file, Changes, ConfigErrors};
+use crate::config::{load_with, Changes, ConfigErrors};
+use crate::etcd::Document;
 use crate::snapshot::{compile, Snapshot};
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
@@ -16,28 +17,75 @@ pub struct Shared {
     pub config_path: PathBuf,
     /// `--demo`: reloads accept the demo secret too.
     pub demo: bool,
-    /// One reload at a time (SIGHUP and the admin API may ask together).
-    reloading: Mutex<()>,
+    /// One reload at a time (SIGHUP, etcd and the admin API may ask together). Holds the etcd
+    /// document running, when the config comes from etcd.
+    reloading: Mutex<Option<Document>>,
 }
 
 impl Shared {
-    pub fn new(snapshot: Snapshot, config_path: PathBuf, demo: bool) -> Arc<Shared> {
+    /// `remote`: the etcd document `snapshot` was compiled with, if any.
+    pub fn new(
+        snapshot: Snapshot,
+        config_path: PathBuf,
+        demo: bool,
+        remote: Option<Document>,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             config_path,
             demo,
-            reloading: Mutex::new(()),
+            reloading: Mutex::new(remote),
         })
     }
 
-    /// Re-reads the config file and swaps the snapshot in whole. On any problem the running
-    /// snapshot stays and every problem is returned. Counted in `config_reloads_total`, and
-    /// logged (with what changed, or every problem).
+    /// Re-reads the config file (with the etcd document running, if any) and swaps the snapshot
+    /// in whole. On any problem the running snapshot stays and every problem is returned.
+    /// Counted in `config_reloads_total`, and logged (with what changed, or every problem).
     /// Blocking (file reads, DNS, key parsing): call it off the async threads.
     pub fn reload(&self) -> Result<Changes, ConfigErrors> {
-        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
-        let mut parsed = load_file(&self.config_path);
+        let mut running = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let remote = running.clone();
+        self.reload_with(&mut running, remote)
+    }
+
+    /// As [`Shared::reload`], with `doc` as the etcd document; it becomes the running one if it
+    /// is applied. The outcome goes to the etcd status (`/health`, `/api/config`) and a copy of
+    /// an applied document to the local copy.
+    pub fn apply_etcd(&self, doc: Document) -> Result<Changes, ConfigErrors> {
+        let mut running = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let revision = doc.revision;
+        let result = self.reload_with(&mut running, Some(doc.clone()));
+        let Some(status) = crate::etcd::status() else {
+            return result;
+        };
+        match &result {
+            Ok(_) => {
+                status.applied(revision);
+                if let Some(cfg) = &self.snapshot.load().file.etcd {
+                    crate::etcd::command::keep_copy(cfg, &self.config_path, &doc);
+                }
+            }
+            Err(errors) => status.refused(revision, errors),
+        }
+        result
+    }
+
+    /// The etcd document running, if the config comes from etcd.
+    pub fn etcd_document(&self) -> Option<Document> {
+        self.reloading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn reload_with(
+        &self,
+        running: &mut Option<Document>,
+        remote: Option<Document>,
+    ) -> Result<Changes, ConfigErrors> {
+        let mut parsed = load_with(&self.config_path, remote.as_ref().map(|d| d.text.as_str()));
         parsed.demo = self.demo;
+        parsed.revision = remote.as_ref().map(|d| d.revision);
         let current = self.snapshot.load_full();
         let result = compile(&parsed, Some(&current)).map(|next| {
             let changes = Changes::between(&current.file, &next.file);
@@ -47,13 +95,19 @@ impl Shared {
             self.snapshot.store(Arc::new(next));
             changes
         });
+        if result.is_ok() {
+            *running = remote.clone();
+        }
         crate::metrics::reload(result.is_ok());
-        self.log_reload(&result);
+        self.log_reload(&result, remote.map(|d| d.revision));
         result
     }
 
-    fn log_reload(&self, result: &Result<Changes, ConfigErrors>) {
-        let path = self.config_path.display();
+    fn log_reload(&self, result: &Result<Changes, ConfigErrors>, revision: Option<i64>) {
+        let path = match revision {
+            Some(r) => format!("{} and etcd revision {r}", self.config_path.display()),
+            None => self.config_path.display().to_string(),
+        };
         match result {
             Ok(changes) => {
                 let snap = self.snapshot.load();

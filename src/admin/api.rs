@@ -82,16 +82,35 @@ pub fn upstreams(snapshot: &Snapshot) -> Answer {
     ok(&json!({ "upstreams": upstreams }))
 }
 
-/// `GET /api/config`.
-pub fn config(snapshot: &Snapshot) -> Answer {
-    ok(&redact::redacted(&snapshot.file))
+/// `GET /api/config`: the sections, and under `source` where they come from.
+pub fn config(snapshot: &Snapshot, shared: &Shared) -> Answer {
+    let mut body = redact::redacted(&snapshot.file);
+    body["source"] = source(shared);
+    ok(&body)
+}
+
+/// Where the config comes from: the file, or the file and a document in etcd (its revision,
+/// the watch's state, the last document refused with its problems).
+fn source(shared: &Shared) -> Value {
+    match crate::etcd::status() {
+        Some(status) => {
+            let mut out = status.describe();
+            out["file"] = json!(shared.config_path.display().to_string());
+            out
+        }
+        None => crate::etcd::describe_file(&shared.config_path),
+    }
 }
 
 /// `POST /api/reload`: what changed, or every problem (the running config stays).
 pub async fn reload(shared: &Arc<Shared>, request_id: &str) -> Answer {
     let job = Arc::clone(shared);
     match tokio::task::spawn_blocking(move || job.reload()).await {
-        Ok(Ok(changes)) => ok(&json!({ "reloaded": true, "changes": changes })),
+        Ok(Ok(changes)) => ok(&json!({
+            "reloaded": true,
+            "changes": changes,
+            "source": source(shared),
+        })),
         Ok(Err(errors)) => problems(&errors, request_id),
         Err(_) => ErrorCode::Internal.into(),
     }

@@ -164,7 +164,7 @@ impl AdminApp {
         match api {
             Api::Routes => api::routes(&snapshot),
             Api::Upstreams => api::upstreams(&snapshot),
-            Api::Config => api::config(&snapshot),
+            Api::Config => api::config(&snapshot, &self.shared),
             Api::Metrics => api::metrics(),
             Api::History => api::history(&self.history, query.as_deref()),
             Api::Description => Answer::Body {

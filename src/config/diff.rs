@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The sections that only a restart or an upgrade (`-u`) applies.
-const FIXED: [&str; 3] = ["listen", "server", "tracing"];
+const FIXED: [&str; 4] = ["listen", "server", "tracing", "etcd"];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Changes {

@@ -21,6 +21,9 @@ pub struct FileConfig {
     pub admin: Option<AdminConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingConfig>,
+    /// Where the rest of the config comes from, when not from this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdConfig>,
     #[serde(default)]
     pub redis: Option<RedisConfig>,
     #[serde(default)]
@@ -31,9 +34,11 @@ pub struct FileConfig {
     pub cache: Option<CacheConfig>,
     #[serde(default)]
     pub security: SecurityConfig,
+    #[serde(default)]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     #[serde(default)]
     pub groups: BTreeMap<String, GroupConfig>,
+    #[serde(default)]
     pub routes: Vec<RouteConfig>,
     /// Middlewares for every route (groups and routes add theirs after these).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -231,6 +236,46 @@ impl Default for LogConfig {
 pub struct AdminConfig {
     pub dashboard_dir: Option<String>,
     pub prometheus_url: Option<String>,
+}
+
+/// `etcd`: the routes, upstreams and the other shared sections come from one YAML document in
+/// etcd (the key `<prefix>config`), watched and applied as a SIGHUP would apply the file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdConfig {
+    /// `http://host:2379` or `https://host:2379`, one per member.
+    pub endpoints: Vec<String>,
+    /// Keys start with this; the config document is `<prefix>config`.
+    #[serde(default = "default_etcd_prefix")]
+    pub prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Certificates for `https://` endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<EtcdTlsConfig>,
+    /// Connecting and each call (default 2s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<PositiveDuration>,
+    /// The last document this instance applied, for starting while etcd is unreachable
+    /// (default: beside the config file, its name with `.etcd-cache` added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_file: Option<String>,
+}
+
+fn default_etcd_prefix() -> String {
+    "/gateway/".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdTlsConfig {
+    /// CA certificates (PEM) the servers' certificates are checked against.
+    pub ca_file: Option<String>,
+    /// Client certificate and key (PEM), when etcd asks for one.
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -17,6 +17,7 @@ pub(super) const SECTIONS: &[&str] = &[
     "log",
     "admin",
     "tracing",
+    "etcd",
     "redis",
     "auth",
     "rate_limit",
@@ -39,18 +40,29 @@ pub struct Parsed {
     /// left out of `file.routes`, so the two can differ).
     pub route_index: Vec<usize>,
     pub errors: ConfigErrors,
+    /// Set by the caller: the etcd revision of the document read beside the file, if any.
+    pub revision: Option<i64>,
     /// Set by the caller: the process runs as a demo (`--demo`), where the demo config's
     /// published JWT secret is accepted.
     pub demo: bool,
 }
 
+/// The sections only the local file may set when the others come from etcd: what the process
+/// needs to start (and, for `etcd`, to find the rest).
+pub const LOCAL_ONLY: &[&str] = &["server", "listen", "log", "admin", "tracing", "etcd"];
+
 /// Reads and parses the config file at `path`. Relative paths in it (pid file, upgrade socket,
 /// key files, dashboard folder) are taken against the file's own folder, whatever the working
 /// directory (a daemon runs in `/`).
 pub fn load_file(path: &Path) -> Parsed {
+    load_with(path, None)
+}
+
+/// As [`load_file`], with the sections of `remote` (the etcd document) beside the file's.
+pub fn load_with(path: &Path, remote: Option<&str>) -> Parsed {
     match std::fs::read_to_string(path) {
         Ok(text) => {
-            let mut parsed = parse_str(&text, |name| std::env::var(name).ok());
+            let mut parsed = parse_sources(&text, remote, |name| std::env::var(name).ok());
             let folder = std::fs::canonicalize(path)
                 .ok()
                 .and_then(|p| p.parent().map(Path::to_path_buf));
@@ -74,29 +86,40 @@ pub fn parse_str<F>(text: &str, env: F) -> Parsed
 where
     F: Fn(&str) -> Option<String>,
 {
+    parse_sources(text, None, env)
+}
+
+/// Parses the local file's text and, when the rest comes from etcd, the document `remote`: each
+/// section from one of the two (the local-only ones from the file), read as one config.
+pub fn parse_sources<F>(local: &str, remote: Option<&str>, env: F) -> Parsed
+where
+    F: Fn(&str) -> Option<String>,
+{
     let mut parsed = Parsed::default();
-    let text = match substitute(text, env) {
-        Ok(text) => text,
-        Err(missing) => {
-            for m in missing {
-                parsed.errors.push("(environment)", m);
-            }
-            return parsed;
-        }
-    };
-    let root: Value = match serde_yaml::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => {
-            parsed.errors.push("(yaml)", wording::plain(&e.to_string()));
-            return parsed;
-        }
-    };
-    let Value::Mapping(root) = root else {
-        parsed
-            .errors
-            .push(".", "the config must be a mapping of sections");
+    let Some(mut root) = read_root(local, &env, "", &mut parsed.errors) else {
         return parsed;
     };
+    if let Some(remote) = remote {
+        let Some(shared) = read_root(remote, &env, "etcd document: ", &mut parsed.errors) else {
+            return parsed;
+        };
+        for (key, value) in shared {
+            let name = key.as_str().unwrap_or_default();
+            if LOCAL_ONLY.contains(&name) {
+                parsed.errors.push(
+                    name,
+                    "in the etcd document: only the local file may set this section (the process needs it to start)",
+                );
+            } else if root.contains_key(&key) {
+                parsed.errors.push(
+                    name,
+                    "set both in the local file and in the etcd document: keep one",
+                );
+            } else {
+                root.insert(key, value);
+            }
+        }
+    }
     let mut seen_upstreams = false;
     let mut seen_routes = false;
     for (key, value) in root {
@@ -135,6 +158,40 @@ where
     parsed
 }
 
+/// Text to a mapping of sections, after environment substitution; `None` (with the problems) when
+/// it is not one. `origin` starts the messages of a document other than the file.
+fn read_root<F>(text: &str, env: &F, origin: &str, errors: &mut ConfigErrors) -> Option<Mapping>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    let text = match substitute(text, env) {
+        Ok(text) => text,
+        Err(missing) => {
+            for m in missing {
+                errors.push("(environment)", format!("{origin}{m}"));
+            }
+            return None;
+        }
+    };
+    match serde_yaml::from_str(&text) {
+        Ok(Value::Mapping(root)) => Some(root),
+        // An empty etcd document is an empty config (its problems are the missing sections).
+        Ok(Value::Null) if !origin.is_empty() => Some(Mapping::new()),
+        Ok(_) => {
+            errors.push(
+                ".",
+                format!("{origin}the config must be a mapping of sections"),
+            );
+            None
+        }
+        Err(e) => {
+            let message = wording::plain(&e.to_string());
+            errors.push("(yaml)", format!("{origin}{message}"));
+            None
+        }
+    }
+}
+
 /// One top-level section into `parsed.file`, its problems into `parsed.errors`.
 fn read_section(parsed: &mut Parsed, section: &str, value: Value) {
     let errors = &mut parsed.errors;
@@ -145,6 +202,7 @@ fn read_section(parsed: &mut Parsed, section: &str, value: Value) {
         "log" => set(&mut file.log, section_value(section, value, errors)),
         "admin" => file.admin = section_value(section, value, errors),
         "tracing" => file.tracing = section_value(section, value, errors),
+        "etcd" => file.etcd = section_value(section, value, errors),
         "redis" => file.redis = section_value(section, value, errors),
         "auth" => file.auth = section_value(section, value, errors),
         "rate_limit" => file.rate_limit = section_value(section, value, errors),
@@ -223,6 +281,15 @@ fn resolve_paths(file: &mut FileConfig, folder: &Path) {
     }
     if let Some(dir) = file.admin.as_mut().and_then(|a| a.dashboard_dir.as_mut()) {
         absolute(dir);
+    }
+    if let Some(etcd) = file.etcd.as_mut() {
+        let tls = etcd
+            .tls
+            .iter_mut()
+            .flat_map(|t| [&mut t.ca_file, &mut t.cert_file, &mut t.key_file]);
+        for f in tls.chain([&mut etcd.cache_file]).flatten() {
+            absolute(f);
+        }
     }
     if let Some(tls) = file.listen.proxy_tls.as_mut() {
         for c in &mut tls.certificates {
@@ -337,6 +404,54 @@ mod tests {
         assert!(p.errors.is_empty(), "{}", p.errors);
         assert_eq!(p.file.routes.len(), 1);
         assert_eq!(p.file.upstreams["u"].backends[0].weight, 1);
+    }
+
+    const LOCAL: &str =
+        "listen: {proxy: 127.0.0.1:1}\netcd: {endpoints: [\"http://127.0.0.1:2\"]}\n";
+    const SHARED: &str = "upstreams:\n  u: {backends: [{addr: 127.0.0.1:1}]}\nroutes:\n  - {name: r, path: /, upstream: u}\n";
+
+    #[test]
+    fn the_etcd_document_brings_the_shared_sections() {
+        let p = parse_sources(LOCAL, Some(SHARED), |_| None);
+        assert!(p.errors.is_empty(), "{}", p.errors);
+        assert_eq!(p.file.routes.len(), 1);
+        assert_eq!(
+            p.file.etcd.as_ref().map(|e| e.prefix.as_str()),
+            Some("/gateway/")
+        );
+        // Alone, the local file has no routes.
+        assert!(parse(LOCAL).errors.to_string().contains("routes: missing"));
+    }
+
+    #[test]
+    fn a_section_comes_from_one_place_and_local_ones_only_from_the_file() {
+        let twice = format!("{LOCAL}routes: []\n");
+        let p = parse_sources(&twice, Some(SHARED), |_| None);
+        assert!(
+            p.errors
+                .to_string()
+                .contains("routes: set both in the local file and in the etcd document"),
+            "{}",
+            p.errors
+        );
+        let doc = format!("server: {{threads: 1}}\netcd: {{endpoints: []}}\n{SHARED}");
+        let text = parse_sources(LOCAL, Some(&doc), |_| None)
+            .errors
+            .to_string();
+        assert!(
+            text.contains("server: in the etcd document: only the local file"),
+            "{text}"
+        );
+        assert!(text.contains("etcd: in the etcd document"), "{text}");
+        // A document that is not YAML says where it came from.
+        let text = parse_sources(LOCAL, Some("routes: [\n"), |_| None)
+            .errors
+            .to_string();
+        assert!(text.contains("(yaml): etcd document: "), "{text}");
+        // Environment variables are substituted in the document too.
+        let doc = SHARED.replace("path: /", "path: ${P}");
+        let p = parse_sources(LOCAL, Some(&doc), |n| (n == "P").then(|| "/x".to_owned()));
+        assert_eq!(p.file.routes[0].path, "/x");
     }
 
     #[test]

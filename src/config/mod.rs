@@ -15,4 +15,4 @@ pub use check::check_sections;
 pub use diff::Changes;
 pub use error::{without_url_credentials, ConfigErrors};
 pub use file::FileConfig;
-pub use load::{load_file, parse_str, Parsed};
+pub use load::{load_file, load_with, parse_str, Parsed};

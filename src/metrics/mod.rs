@@ -26,6 +26,8 @@ pub struct Metrics {
     pub cache_requests: IntCounterVec,
     pub cache_store_errors: IntCounterVec,
     pub redis_backoffs: prometheus::IntCounter,
+    pub etcd_revision: IntGauge,
+    pub etcd_connected: IntGauge,
     pub backend_ejections: IntCounterVec,
     pub circuit_state: IntGaugeVec,
     pub circuit_transitions: IntCounterVec,
@@ -139,6 +141,14 @@ fn register() -> prometheus::Result<Metrics> {
             "redis_backoffs_total",
             "Times a Redis timeout or connection failure made every Redis-backed feature skip Redis for a while"
         )?,
+        etcd_revision: register_int_gauge!(
+            "config_etcd_revision",
+            "The etcd revision of the config document running (0 when the config is a file)"
+        )?,
+        etcd_connected: register_int_gauge!(
+            "config_etcd_connected",
+            "1 while the watch on the etcd config document is connected"
+        )?,
     };
     prometheus::register(Box::new(health::BackendHealth))?;
     prometheus::register(Box::new(cache_memory::CacheMemory))?;
@@ -168,6 +178,20 @@ pub fn redis_backoff() {
 pub fn circuit_state(upstream: &str, state: i64) {
     if let Some(m) = get() {
         m.circuit_state.with_label_values(&[upstream]).set(state);
+    }
+}
+
+/// Sets `config_etcd_revision`.
+pub fn etcd_revision(revision: i64) {
+    if let Some(m) = get() {
+        m.etcd_revision.set(revision);
+    }
+}
+
+/// Sets `config_etcd_connected`.
+pub fn etcd_connected(up: bool) {
+    if let Some(m) = get() {
+        m.etcd_connected.set(i64::from(up));
     }
 }
 

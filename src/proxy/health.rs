@@ -42,6 +42,17 @@ pub fn report(snap: &Snapshot, draining: bool) -> (u16, Bytes) {
             "down"
         }
     };
+    // With the config in etcd: whether the watch is connected, and the revision running (the
+    // problems of a refused one are on the admin API, not on this public endpoint).
+    let etcd = crate::etcd::status();
+    let etcd_check = match etcd.map(|s| s.is_connected()) {
+        None => "disabled",
+        Some(true) => "ok",
+        Some(false) => {
+            degraded = true;
+            "down"
+        }
+    };
     let status = if draining || !servable {
         "down"
     } else if degraded {
@@ -49,7 +60,7 @@ pub fn report(snap: &Snapshot, draining: bool) -> (u16, Bytes) {
     } else {
         "ok"
     };
-    let body = json!({
+    let mut body = json!({
         "status": status,
         "checks": {
             "redis": redis_check,
@@ -57,6 +68,10 @@ pub fn report(snap: &Snapshot, draining: bool) -> (u16, Bytes) {
             "upstreams": Value::Object(upstreams),
         },
     });
+    if let Some(etcd) = etcd {
+        body["checks"]["etcd"] = json!(etcd_check);
+        body["config"] = etcd.summary();
+    }
     let code = if status == "down" { 503 } else { 200 };
     (code, Bytes::from(body.to_string()))
 }
