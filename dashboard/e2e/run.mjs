@@ -170,6 +170,8 @@ routes:
   await page.getByTestId("config").filter({ hasText: "[redacted]" }).waitFor();
   const configText = (await page.getByTestId("config").textContent()) ?? "";
   assert(!configText.includes(SECRET), "the secret is redacted");
+  const sourceText = (await page.getByTestId("config-source").textContent()) ?? "";
+  assert(sourceText.startsWith("From the file ") && !configText.includes("source:"), `where the config comes from: ${sourceText}`);
   assert(/^routes:$/m.test(configText) && !configText.includes("null"), `the config as YAML, no nulls: ${configText.slice(0, 200)}`);
   const good = gw.read();
   gw.write(yaml(gw.dir, { cachedUpstream: "nowhere" }));

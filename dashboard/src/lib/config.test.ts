@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cacheStore, compact, prometheusConfigured, toYaml } from "./config";
+import { cacheStore, compact, describeSource, prometheusConfigured, splitSource, toYaml } from "./config";
 
 describe("compact", () => {
   it("leaves out nulls and empty lists and maps at any depth", () => {
@@ -51,5 +51,30 @@ describe("what the running config says", () => {
     expect(cacheStore({ cache: { store: "memory" } })).toBe("memory");
     expect(cacheStore({ cache: null })).toBe("none");
     expect(cacheStore({ cache: null, routes: [{ cache: { enabled: true } }] })).toBe("memory");
+  });
+});
+
+describe("source", () => {
+  it("is taken out of the sections and described", () => {
+    const { sections, source } = splitSource({ routes: [], source: { kind: "file", path: "/etc/gw.yaml" } });
+    expect(sections).toEqual({ routes: [] });
+    expect(source && describeSource(source)).toBe("From the file /etc/gw.yaml.");
+    expect(splitSource({ routes: [] }).source).toBeUndefined();
+  });
+
+  it("says which etcd revision runs and whether the watch is connected", () => {
+    expect(
+      describeSource({
+        kind: "etcd",
+        key: "/gateway/config",
+        endpoints: ["http://e:2379"],
+        revision: 42,
+        connected: false,
+        file: "/etc/gw.yaml",
+        from_local_copy: true,
+      }),
+    ).toBe(
+      "From etcd: /gateway/config, revision 42, with the local file /etc/gw.yaml; etcd unreachable, retrying; started from the local copy.",
+    );
   });
 });

@@ -63,3 +63,36 @@ export function cacheStore(config: unknown): "memory" | "redis" | "none" {
   // A route may cache without a cache section: the defaults (the memory store) apply.
   return c?.routes?.some((r) => r.cache?.enabled) ? "memory" : "none";
 }
+
+/** Where the running config comes from, as `/api/config` and `/api/reload` give it under `source`. */
+export type Source =
+  | { kind: "file"; path: string }
+  | {
+      kind: "etcd";
+      key: string;
+      endpoints: string[];
+      revision: number;
+      connected: boolean;
+      file?: string;
+      from_local_copy?: boolean;
+      key_deleted?: boolean;
+      refused?: { revision: number; problems: { path: string; message: string }[] };
+    };
+
+/** The config without its `source`, and the source (if the answer has one). */
+export function splitSource(config: unknown): { sections: unknown; source?: Source } {
+  if (config === null || typeof config !== "object" || !("source" in config)) return { sections: config };
+  const { source, ...sections } = config as { source: Source };
+  return { sections, source };
+}
+
+/** One line about the source: the file, or the etcd key with the revision running and the watch's state. */
+export function describeSource(s: Source): string {
+  if (s.kind === "file") return `From the file ${s.path}.`;
+  const parts = [`From etcd: ${s.key}, revision ${s.revision}`];
+  if (s.file) parts[0] += `, with the local file ${s.file}`;
+  parts.push(s.connected ? "watching" : "etcd unreachable, retrying");
+  if (s.from_local_copy) parts.push("started from the local copy");
+  if (s.key_deleted) parts.push("the key was deleted, the running config stays");
+  return `${parts.join("; ")}.`;
+}

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useState } from "react";
 import { useNotify, useReportError } from "../components/Snackbar";
 import { useServices } from "../context";
 import { ApiError, type Problem } from "../lib/api";
-import { compact, toYaml } from "../lib/config";
+import { compact, describeSource, splitSource, toYaml } from "../lib/config";
 import type { Changes } from "../lib/types";
 
 function describe(c: Changes): string {
@@ -51,14 +51,39 @@ export function ConfigPage() {
       setBusy(false);
     }
   };
+  const { sections, source } = splitSource(config);
+  const refused = source?.kind === "etcd" ? source.refused : undefined;
   return (
     <section>
       <h2>Config</h2>
+      {source && (
+        <p className="note" data-testid="config-source">
+          {describeSource(source)}
+        </p>
+      )}
+      {refused && (
+        <div className="problems" role="alert" data-testid="refused">
+          <h3>
+            etcd revision {refused.revision} was refused ({refused.problems.length} problem(s)); the running config
+            stays
+          </h3>
+          <ul>
+            {refused.problems.map((p) => (
+              <li key={`${p.path}: ${p.message}`}>
+                <code>{p.path}</code>: {p.message}
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
       <p className="row">
         <button type="button" onClick={() => void reload()} disabled={busy}>
           Reload
         </button>
-        <span className="note">Re-reads the config file; a file with problems keeps the running config.</span>
+        <span className="note">
+          Re-reads the config file (with the etcd document running, when the config comes from etcd); a file with
+          problems keeps the running config.
+        </span>
       </p>
       {problems.length > 0 && (
         <div className="problems" role="alert" data-testid="problems">
@@ -78,7 +103,7 @@ export function ConfigPage() {
         credentials are redacted. Each route's effective auth, rate limit and cache are on the Routes page.
       </p>
       <pre className="config" data-testid="config">
-        {config === null ? "Loading…" : toYaml(compact(config))}
+        {config === null ? "Loading…" : toYaml(compact(sections))}
       </pre>
     </section>
   );
