@@ -46,14 +46,14 @@ pub(crate) fn run(cli: &Cli, config_path: PathBuf, snapshot: Snapshot, remote: O
     }
     let shared = Shared::new(snapshot, config_path, cli.demo, remote);
     metrics_sources(&shared);
-    let (reloader, history) = background(&mut server, &shared, &file);
+    let (reloader, discovery, history) = background(&mut server, &shared, &file);
     // Every listener's connections go through the same guards (caps and head deadline).
     let guards = Guards::new();
     log::debug!(
         "at most {} connections open at once (file-descriptor bound)",
         guards.fd_bound()
     );
-    let wait_for = [&reloader, &bootstrap];
+    let wait_for = [&reloader, &discovery, &bootstrap];
     if let Err(e) = proxy_services(&mut server, &shared, &guards, &wait_for) {
         log::error!("{e}");
         return;
@@ -104,14 +104,14 @@ fn metrics_sources(shared: &Arc<Shared>) {
     }));
 }
 
-/// The background services: reload, health checks, revocation sync, JWKS refresh, cache purges,
-/// trace export, the stats history. The reloader's handle (the proxy waits for it) and the
-/// history (the admin API reads it).
+/// The background services: reload, etcd watch, service discovery, health checks, revocation
+/// sync, JWKS refresh, cache purges, trace export, the stats history. The reloader's and the
+/// discovery's handles (the proxy waits for them) and the history (the admin API reads it).
 fn background(
     server: &mut Server,
     shared: &Arc<Shared>,
     file: &FileConfig,
-) -> (ServiceHandle, Arc<History>) {
+) -> (ServiceHandle, ServiceHandle, Arc<History>) {
     let reloader = server.add_service(background_service(
         "config reload",
         ConfigReloader::new(shared.clone()),
@@ -122,6 +122,10 @@ fn background(
             crate::etcd::watch::EtcdWatcher::new(shared.clone(), cfg.clone()),
         ));
     }
+    let discovery = server.add_service(background_service(
+        "service discovery",
+        crate::balance::discovery::service::Discovery::new(shared.clone()),
+    ));
     server.add_service(background_service(
         "health checks",
         HealthChecks::new(shared.clone()),
@@ -146,7 +150,7 @@ fn background(
         "stats history",
         Sampler::new(Arc::clone(&history)),
     ));
-    (reloader, history)
+    (reloader, discovery, history)
 }
 
 /// The proxy's listeners: plain HTTP (and h2c), and HTTPS when configured, each behind the

@@ -84,8 +84,12 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         .as_ref()
         .and_then(|t| crate::tls::Certificates::load(t, &mut errors))
         .map(Arc::new);
-    let upstreams =
-        crate::balance::build(&file.upstreams, previous.map(|p| &p.upstreams), &mut errors);
+    let upstreams = crate::balance::build(
+        &file.upstreams,
+        previous.map(|p| &p.upstreams),
+        file.etcd.is_some(),
+        &mut errors,
+    );
     let edge = crate::security::build(&file.security, &mut errors);
     let auth = crate::auth::build(
         file.auth.as_ref(),

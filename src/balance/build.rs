@@ -9,16 +9,27 @@ use crate::config::ConfigErrors;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Every upstream of the file that built. `previous` are the running snapshot's upstreams.
+/// Every upstream of the file that built. `previous` are the running snapshot's upstreams;
+/// `has_etcd`: the file has an `etcd` section (etcd discovery uses its connection).
 pub fn build(
     cfg: &BTreeMap<String, UpstreamConfig>,
     previous: Option<&BTreeMap<String, Arc<Upstream>>>,
+    has_etcd: bool,
     errors: &mut ConfigErrors,
 ) -> BTreeMap<String, Arc<Upstream>> {
     let mut out = BTreeMap::new();
     for (name, cfg) in cfg {
         let path = format!("upstreams.{name}");
         check(&path, cfg, errors);
+        if let Some(d) = &cfg.discovery {
+            super::discovery::check(&format!("{path}.discovery"), d, has_etcd, errors);
+            if !cfg.backends.is_empty() {
+                errors.push(
+                    format!("{path}.backends"),
+                    "set backends or discovery, not both",
+                );
+            }
+        }
         let running = previous.and_then(|p| p.get(name));
         if let Some(kept) = running.filter(|u| u.config == *cfg) {
             out.insert(name.clone(), Arc::clone(kept));

@@ -3,6 +3,7 @@
 mod breaker;
 mod budget;
 mod build;
+pub mod discovery;
 mod error;
 mod outlier;
 mod probe;

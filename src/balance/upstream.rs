@@ -4,6 +4,7 @@
 
 use super::breaker::{Breaker, Connecting, Refusal, Slot, State};
 use super::budget::RetryBudget;
+use super::discovery::{Found, Source};
 use super::error::BalanceError;
 use super::outlier::{Ejection, OutlierPolicy};
 use super::probe;
@@ -11,6 +12,7 @@ use super::selector::{Picked, Selector};
 use super::stats::{now_ms, BackendStats, Recorded};
 use super::view::{BackendView, CheckView, UpstreamView};
 use crate::config::file::{UpstreamConfig, UpstreamProtocol};
+use arc_swap::ArcSwap;
 use futures::FutureExt;
 use openssl::x509::X509;
 use pingora::lb::discovery::Static;
@@ -50,15 +52,22 @@ pub enum HealthDue {
     At(Instant),
 }
 
+/// The members and the selector over them, replaced whole when discovery changes the members.
+struct Pool {
+    /// In file order (by address when discovered).
+    members: Box<[Member]>,
+    selector: Selector,
+}
+
 /// A built upstream pool, shared by every route that names it.
 pub struct Upstream {
     pub name: String,
     /// The settings it was built from; an unchanged entry keeps this object across reloads.
     pub config: UpstreamConfig,
     backends: Backends,
-    selector: Selector,
-    /// In file order.
-    members: Box<[Member]>,
+    pool: ArcSwap<Pool>,
+    /// Where members are found at run time (`discovery`), if anywhere.
+    source: Option<Source>,
     health: Option<HealthSchedule>,
     outlier: Option<OutlierPolicy>,
     breaker: Option<Breaker>,
@@ -76,7 +85,7 @@ pub struct Upstream {
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let addrs: Vec<_> = self.members.iter().map(|m| m.addr).collect();
+        let addrs: Vec<_> = self.pool.load().members.iter().map(|m| m.addr).collect();
         f.debug_struct("Upstream")
             .field("name", &self.name)
             .field("backends", &addrs)
@@ -118,6 +127,8 @@ fn members(
     previous: Option<&Upstream>,
     problems: &mut Vec<(String, BalanceError)>,
 ) -> Vec<Member> {
+    let before = previous.map(|p| p.pool.load_full());
+    let before = before.as_ref().map_or(&[][..], |p| &p.members[..]);
     let mut members: Vec<Member> = Vec::with_capacity(config.backends.len());
     for (i, b) in config.backends.iter().enumerate() {
         let addr = match resolve(&b.addr) {
@@ -131,26 +142,29 @@ fn members(
             problems.push((format!("backends[{i}].addr"), BalanceError::Duplicate(addr)));
             continue;
         }
-        let stats = previous
-            .and_then(|p| p.members.iter().find(|m| m.addr == addr))
-            .map_or_else(
-                || Arc::new(BackendStats::new(addr)),
-                |m| Arc::clone(&m.stats),
-            );
-        let mut backend = Backend {
-            addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
-            weight: b.weight,
-            ext: Default::default(),
-        };
-        backend.ext.insert(Arc::clone(&stats));
-        members.push(Member {
-            addr,
-            name: b.name.clone(),
-            backend,
-            stats,
-        });
+        members.push(member(addr, b.weight, b.name.clone(), before));
     }
     members
+}
+
+/// One member; it keeps its counters from `before` if it was there.
+fn member(addr: SocketAddr, weight: usize, name: Option<String>, before: &[Member]) -> Member {
+    let stats = before.iter().find(|m| m.addr == addr).map_or_else(
+        || Arc::new(BackendStats::new(addr)),
+        |m| Arc::clone(&m.stats),
+    );
+    let mut backend = Backend {
+        addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
+        weight,
+        ext: Default::default(),
+    };
+    backend.ext.insert(Arc::clone(&stats));
+    Member {
+        addr,
+        name,
+        backend,
+        stats,
+    }
 }
 
 /// The CA bundle that verifies the backends (`ca_file`, with `tls: true` only).
@@ -185,9 +199,22 @@ impl Upstream {
         previous: Option<&Upstream>,
     ) -> Result<Upstream, Vec<(String, BalanceError)>> {
         let mut problems = Vec::new();
-        let members = members(config, previous, &mut problems);
-        if config.backends.is_empty() {
+        let mut members = members(config, previous, &mut problems);
+        if config.backends.is_empty() && config.discovery.is_none() {
             problems.push(("backends".into(), BalanceError::NoBackends));
+        }
+        // Discovered members start as the running upstream's, when it discovers the same way
+        // (a reload that changed other settings); else empty until the first lookup.
+        let source = config.discovery.as_ref().map(|d| Source::new(d.clone()));
+        if let (Some(_), Some(p)) = (&source, previous) {
+            if p.config.discovery == config.discovery {
+                let pool = p.pool.load();
+                members.extend(
+                    pool.members
+                        .iter()
+                        .map(|m| member(m.addr, m.backend.weight, m.name.clone(), &pool.members)),
+                );
+            }
         }
         let tls = config.tls;
         let sni = config.sni.clone().unwrap_or_default();
@@ -206,7 +233,10 @@ impl Upstream {
             return Err(problems);
         }
         let set: BTreeSet<Backend> = members.iter().map(|m| m.backend.clone()).collect();
-        let mut backends = Backends::new(Static::new(set.clone()));
+        let mut backends = match &source {
+            Some(source) => Backends::new(source.discovery(set.clone())),
+            None => Backends::new(Static::new(set.clone())),
+        };
         if let Some(p) = probe {
             backends.set_health_check(p);
         }
@@ -232,9 +262,12 @@ impl Upstream {
         Ok(Upstream {
             name: name.to_owned(),
             config: config.clone(),
-            selector: Selector::build(&config.strategy, &set, None),
+            pool: ArcSwap::from_pointee(Pool {
+                selector: Selector::build(&config.strategy, &set, None),
+                members: members.into_boxed_slice(),
+            }),
             backends,
-            members: members.into_boxed_slice(),
+            source,
             health,
             outlier: config.outlier.as_ref().map(OutlierPolicy::new),
             budget: RetryBudget::new(config.retry_budget.as_ref()),
@@ -256,8 +289,9 @@ impl Upstream {
     /// earlier in this request). `key` is the client address (for `ip_hash`). No allocation.
     /// Ejected backends (outlier detection) are picked only when nothing else is left.
     pub fn select(&self, key: &[u8], exclude: &[Arc<BackendStats>]) -> Option<Picked> {
+        let pool = self.pool.load();
         let pick = |now: Option<u64>| {
-            self.selector.pick(key, |b| {
+            pool.selector.pick(key, |b| {
                 self.backends.ready(b)
                     && b.as_inet()
                         .is_some_and(|a| !exclude.iter().any(|s| s.addr() == *a))
@@ -355,18 +389,20 @@ impl Upstream {
 
     fn record(&self, backend: &BackendStats, failed: bool) -> Option<Ejection> {
         let policy = self.outlier.as_ref()?;
-        let members = self.members.iter().map(|m| m.stats.as_ref());
+        let pool = self.pool.load();
+        let members = pool.members.iter().map(|m| m.stats.as_ref());
         policy.record(backend, failed, members, now_ms())
     }
 
     /// `(healthy, total)` members.
     pub fn health(&self) -> (usize, usize) {
-        let healthy = self
+        let pool = self.pool.load();
+        let healthy = pool
             .members
             .iter()
             .filter(|m| self.backends.ready(&m.backend))
             .count();
-        (healthy, self.members.len())
+        (healthy, pool.members.len())
     }
 
     /// Members, health and counters, in file order.
@@ -375,6 +411,8 @@ impl Upstream {
             name: self.name.clone(),
             strategy: self.config.strategy.name().to_owned(),
             backends: self
+                .pool
+                .load()
                 .members
                 .iter()
                 .map(|m| BackendView {
@@ -406,6 +444,54 @@ impl Upstream {
         *next = now + h.interval;
         h.running.store(true, Ordering::Release);
         HealthDue::Now
+    }
+
+    /// Where members are found at run time, if anywhere.
+    pub fn source(&self) -> Option<&Source> {
+        self.source.as_ref()
+    }
+
+    /// Makes `found` the members (discovery). Members that stay keep their counters (least-
+    /// connection counts, failures), their health and their place on the hash ring; a member
+    /// that leaves is no longer picked (requests to it finish). False when nothing changed.
+    pub async fn set_members(&self, found: &[Found]) -> bool {
+        let Some(source) = &self.source else {
+            return false;
+        };
+        let before = self.pool.load_full();
+        let mut members: Vec<Member> = Vec::with_capacity(found.len());
+        for f in found {
+            if !members.iter().any(|m| m.addr == f.addr) {
+                members.push(member(f.addr, f.weight, f.name.clone(), &before.members));
+            }
+        }
+        members.sort_by_key(|m| m.addr);
+        let set: BTreeSet<Backend> = members.iter().map(|m| m.backend.clone()).collect();
+        let unchanged = before.members.len() == members.len()
+            && before
+                .members
+                .iter()
+                .zip(&members)
+                .all(|(a, b)| a.addr == b.addr && a.backend.weight == b.backend.weight);
+        if unchanged {
+            return false;
+        }
+        source.publish(set.clone());
+        // Health moves with the address (pingora keeps the state of backends that stay).
+        if let Err(e) = self.backends.update(|_| {}).await {
+            log::warn!("upstream {}: membership update: {e}", self.name);
+        }
+        self.pool.store(Arc::new(Pool {
+            selector: Selector::build(&self.config.strategy, &set, None),
+            members: members.into_boxed_slice(),
+        }));
+        // New members are probed at once (the others keep their state and thresholds).
+        if let Some(h) = &self.health {
+            if let Ok(mut next) = h.next_due.lock() {
+                *next = Instant::now();
+            }
+        }
+        true
     }
 
     /// Probes every member once (in parallel); call after `health_due` returned `Now`.
@@ -473,6 +559,63 @@ mod tests {
         drop(held);
         assert_eq!(new.view().backends[0].active_connections, 0);
         assert_eq!(new.view().backends[0].requests_total, 1);
+    }
+
+    fn found(ports: &[u16]) -> Vec<Found> {
+        ports
+            .iter()
+            .map(|p| Found {
+                addr: SocketAddr::from(([127, 0, 0, 1], *p)),
+                weight: 1,
+                name: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn discovered_members_keep_their_counters_and_ring_places() {
+        let u = upstream("strategy: ip_hash\ndiscovery: {dns: {name: 'x:1'}}", None);
+        assert!(
+            u.select(b"1.2.3.4", &[]).is_none(),
+            "no members before the first lookup"
+        );
+        assert!(futures::executor::block_on(
+            u.set_members(&found(&[1, 2, 3, 4]))
+        ));
+        assert!(!futures::executor::block_on(
+            u.set_members(&found(&[4, 3, 2, 1]))
+        ));
+        let keys: Vec<String> = (0..400)
+            .map(|i| format!("10.0.{}.{}", i / 200, i % 200))
+            .collect();
+        let pick = |u: &Upstream, k: &str| u.select(k.as_bytes(), &[]).expect("pick").addr.port();
+        let before: Vec<u16> = keys.iter().map(|k| pick(&u, k)).collect();
+        let busy = u.select(b"", &[]).expect("pick");
+        let busy_port = busy.addr.port();
+        let held = crate::balance::InFlight::start(busy.stats);
+
+        assert!(futures::executor::block_on(
+            u.set_members(&found(&[1, 2, 3, 4, 5]))
+        ));
+        let after: Vec<u16> = keys.iter().map(|k| pick(&u, k)).collect();
+        // A key either stays where it was or moves to the new member.
+        let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+        assert!(before.iter().zip(&after).all(|(b, a)| b == a || *a == 5));
+        assert!(moved > 0 && moved < keys.len() / 3, "{moved} moved");
+        // The request in flight is still counted on its member (least_conn sees it).
+        let view = u.view();
+        let busy_view = view
+            .backends
+            .iter()
+            .find(|b| b.addr.ends_with(&format!(":{busy_port}")))
+            .expect("the busy member stays");
+        assert_eq!(busy_view.active_connections, 1);
+        drop(held);
+
+        // A member that leaves is not picked any more.
+        assert!(futures::executor::block_on(u.set_members(&found(&[5]))));
+        assert!(keys.iter().all(|k| pick(&u, k) == 5));
+        assert_eq!(u.health(), (1, 1));
     }
 
     #[test]

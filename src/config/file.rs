@@ -614,7 +614,12 @@ pub struct HealthCheckConfig {
 pub struct UpstreamConfig {
     #[serde(default)]
     pub strategy: Strategy,
+    /// Fixed members (or none, with `discovery`).
+    #[serde(default)]
     pub backends: Vec<BackendConfig>,
+    /// Members found at run time, in DNS or etcd, instead of `backends`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoveryConfig>,
     #[serde(default)]
     pub health_check: Option<HealthCheckConfig>,
     #[serde(default)]
@@ -644,6 +649,44 @@ pub struct UpstreamConfig {
     /// How many retries the upstream takes, as a share of its requests.
     #[serde(default)]
     pub retry_budget: Option<RetryBudgetConfig>,
+}
+
+/// `upstreams.<name>.discovery`: one of `dns` or `etcd`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsDiscoveryConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdDiscoveryConfig>,
+}
+
+/// Members from DNS: the A/AAAA records of `name` (`host:port`), or the SRV records of `srv`
+/// (`_http._tcp.host`, ports and weights from the records).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsDiscoveryConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srv: Option<String>,
+    /// `ip:port` of the servers to ask; default: the system's (`/etc/resolv.conf`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<String>,
+    /// The shortest wait between lookups, whatever the TTL (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_interval: Option<PositiveDuration>,
+    /// The longest, whatever the TTL (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_interval: Option<PositiveDuration>,
+}
+
+/// Members registered in etcd under `prefix` (on the `etcd` section's connection), one key each,
+/// usually with a lease.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdDiscoveryConfig {
+    pub prefix: String,
 }
 
 /// `upstreams.<name>.retry_budget`: retries in the last 10 s stay below `min_per_second` × 10

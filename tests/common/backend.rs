@@ -29,12 +29,17 @@ pub struct Backend {
 
 impl Backend {
     pub fn start(name: &str) -> Backend {
-        Backend::spawn(name, None)
+        Backend::spawn(name, None, "127.0.0.1:0")
+    }
+
+    /// A backend listening on `addr` (another loopback address, a given port).
+    pub fn start_at(name: &str, addr: SocketAddr) -> Backend {
+        Backend::spawn(name, None, &addr.to_string())
     }
 
     /// A backend answering every request with `body` as JSON (e.g. a JWK set).
     pub fn serving(name: &str, body: String) -> Backend {
-        Backend::spawn(name, Some(Arc::new(Mutex::new(body))))
+        Backend::spawn(name, Some(Arc::new(Mutex::new(body))), "127.0.0.1:0")
     }
 
     /// What a `serving` backend answers from now on.
@@ -43,8 +48,8 @@ impl Backend {
         *fixed.lock().expect("body lock") = body;
     }
 
-    fn spawn(name: &str, fixed: Option<Arc<Mutex<String>>>) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+    fn spawn(name: &str, fixed: Option<Arc<Mutex<String>>>, bind: &str) -> Backend {
+        let listener = TcpListener::bind(bind).expect("bind backend");
         let addr = listener.local_addr().expect("backend addr");
         let hits = Arc::new(AtomicUsize::new(0));
         let received = Arc::new(AtomicUsize::new(0));
