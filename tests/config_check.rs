@@ -231,21 +231,41 @@ routes:
 }
 
 #[test]
-fn redis_cluster_is_refused_rather_than_ignored() {
-    let yaml = r#"
-redis: {cluster: ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]}
+fn redis_topologies_are_checked() {
+    let tail = r#"
 auth:
   jwt: {algorithm: HS256, secret: a-secret-of-thirty-two-bytes-long}
   revocation_store: redis
 upstreams: {u: {backends: [{addr: 127.0.0.1:1}]}}
 routes: [{name: r, path: /, upstream: u}]
 "#;
-    let (code, _, stderr) = check(yaml, &[]);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(
-        stderr.contains("redis.cluster: redis cluster is not supported by this version"),
-        "{stderr}"
-    );
+    // A cluster (by some of its nodes) and sentinels are accepted; `-t` does not connect.
+    for redis in [
+        r#"redis: {cluster: ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]}"#,
+        r#"redis: {sentinel: {master: mymaster, nodes: ["redis://127.0.0.1:26379"], password: p}}"#,
+    ] {
+        let (code, _, stderr) = check(&format!("{redis}{tail}"), &[]);
+        assert_eq!(code, 0, "{redis}: {stderr}");
+    }
+    let bad = [
+        (
+            r#"redis: {url: "redis://127.0.0.1:1", cluster: ["redis://127.0.0.1:7000"]}"#,
+            "redis: set only one of url, cluster and sentinel",
+        ),
+        (
+            r#"redis: {cluster: ["redis://127.0.0.1:7000", "127.0.0.1:7001"]}"#,
+            "redis.cluster[1]: invalid URL",
+        ),
+        (
+            r#"redis: {sentinel: {master: "", nodes: []}}"#,
+            "redis.sentinel.master",
+        ),
+    ];
+    for (redis, expected) in bad {
+        let (code, _, stderr) = check(&format!("{redis}{tail}"), &[]);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(stderr.contains(expected), "{expected:?} in {stderr}");
+    }
 }
 
 #[test]

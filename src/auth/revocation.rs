@@ -15,6 +15,17 @@ use tokio::sync::Mutex;
 
 pub const SYNC_EVERY: Duration = Duration::from_millis(250);
 const PREFIX: &str = "gw:auth";
+/// The revocation list, its expiry index and its sequence counter: one script writes all three,
+/// so they share a hash tag (one cluster slot).
+const REVOKED: &str = "{gw:auth}:revoked";
+const REVOKED_EXP: &str = "{gw:auth}:revoked:exp";
+const REVOKED_SEQ: &str = "{gw:auth}:revoked:seq";
+/// Their names before they had a hash tag, taken over by the first sync.
+const UNTAGGED: [(&str, &str); 3] = [
+    ("gw:auth:revoked", REVOKED),
+    ("gw:auth:revoked:exp", REVOKED_EXP),
+    ("gw:auth:revoked:seq", REVOKED_SEQ),
+];
 
 /// The store could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +48,8 @@ pub struct RedisStore {
     redis: Arc<RedisHandle>,
     /// Highest sequence number pulled so far.
     seen: Mutex<i64>,
+    /// The keys of an older version were renamed (or there were none).
+    renamed: std::sync::atomic::AtomicBool,
 }
 
 /// Refresh token ids already spent (memory store), until they expire.
@@ -103,6 +116,7 @@ impl Revocations {
         let store = RedisStore {
             redis,
             seen: Mutex::new(0),
+            renamed: std::sync::atomic::AtomicBool::new(false),
         };
         Revocations::with(Backend::Redis(Box::new(store)), settings)
     }
@@ -190,9 +204,9 @@ impl Revocations {
         };
         let mut conn = store.connection().await?;
         let mut call = REVOKE.prepare_invoke();
-        call.key(format!("{PREFIX}:revoked"))
-            .key(format!("{PREFIX}:revoked:exp"))
-            .key(format!("{PREFIX}:revoked:seq"))
+        call.key(REVOKED)
+            .key(REVOKED_EXP)
+            .key(REVOKED_SEQ)
             .arg(member)
             .arg(exp)
             .arg(now());
@@ -264,10 +278,11 @@ impl Revocations {
         };
         let mut seen = store.seen.lock().await;
         let mut conn = store.connection().await?;
+        store.take_over_untagged(&mut conn).await;
         // A counter below what was seen means Redis lost its data (a restart without
         // persistence, a flush): start over, or new revocations would stay unseen until the
         // counter caught up.
-        let counter: Option<i64> = store.run(conn.get(format!("{PREFIX}:revoked:seq"))).await?;
+        let counter: Option<i64> = store.run(conn.get(REVOKED_SEQ)).await?;
         if counter.unwrap_or(0) < *seen {
             log::warn!(
                 "revocation counter in Redis went back from {} to {}: Redis lost its data; pulling every revocation again",
@@ -277,11 +292,7 @@ impl Revocations {
             *seen = 0;
         }
         let entries: Vec<(String, i64)> = store
-            .run(conn.zrangebyscore_withscores(
-                format!("{PREFIX}:revoked"),
-                format!("({}", *seen),
-                "+inf",
-            ))
+            .run(conn.zrangebyscore_withscores(REVOKED, format!("({}", *seen), "+inf"))
             .await?;
         for (member, seq) in &entries {
             *seen = (*seen).max(*seq);
@@ -325,7 +336,30 @@ impl Revocations {
 }
 
 impl RedisStore {
-    async fn connection(&self) -> Result<redis::aio::ConnectionManager, StoreError> {
+    /// Renames the revocation keys an older version wrote without a hash tag (once; a single
+    /// Redis only: a cluster never held them).
+    async fn take_over_untagged(&self, conn: &mut crate::redis::Conn) {
+        use std::sync::atomic::Ordering;
+        if self.renamed.load(Ordering::Relaxed) || matches!(conn, crate::redis::Conn::Cluster(_)) {
+            return;
+        }
+        for (old, new) in UNTAGGED {
+            let mut rename = redis::cmd("RENAMENX");
+            rename.arg(old).arg(new);
+            match self.redis.run(rename.query_async::<i64>(conn)).await {
+                Ok(1) => log::info!("revocations: {old} renamed to {new}"),
+                // Renamed already, or nothing to rename ("no such key").
+                Ok(_) => {}
+                Err(crate::redis::RedisError::Call(e))
+                    if e.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {}
+                Err(_) => return,
+            }
+        }
+        self.renamed.store(true, Ordering::Relaxed);
+    }
+
+    async fn connection(&self) -> Result<crate::redis::Conn, StoreError> {
         Ok(self.redis.connection().await?)
     }
 

@@ -209,31 +209,31 @@ impl RedisTier {
     pub async fn purge(&self, purge: &Purge) -> Result<usize, RedisError> {
         let mut conn = self.redis.connection().await?;
         let pattern = purge.scan_pattern();
-        let mut cursor = 0u64;
         let mut removed = 0;
-        loop {
-            let mut scan = redis::cmd("SCAN");
-            scan.arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(PURGE_BATCH);
-            let (next, keys): (u64, Vec<String>) =
-                self.redis.run(scan.query_async(&mut conn)).await?;
-            let doomed: Vec<&String> = keys
-                .iter()
-                .filter(|k| primary_of(k).is_some_and(|p| purge.matches(p)))
-                .collect();
-            for batch in doomed.chunks(PURGE_BATCH) {
-                let mut del = redis::cmd("DEL");
-                del.arg(batch);
-                let n: usize = self.redis.run(del.query_async(&mut conn)).await?;
-                removed += n;
+        // Every primary of a cluster holds some of the keys.
+        for node in self.redis.scan_nodes(&mut conn).await? {
+            let mut cursor = 0u64;
+            loop {
+                let (next, keys) = self
+                    .redis
+                    .scan_page(&mut conn, &node, cursor, &pattern, PURGE_BATCH)
+                    .await?;
+                let doomed: Vec<&String> = keys
+                    .iter()
+                    .filter(|k| primary_of(k).is_some_and(|p| purge.matches(p)))
+                    .collect();
+                for batch in doomed.chunks(PURGE_BATCH) {
+                    // In a cluster the keys of one DEL are split by slot.
+                    let mut del = redis::cmd("DEL");
+                    del.arg(batch);
+                    let n: usize = self.redis.run(del.query_async(&mut conn)).await?;
+                    removed += n;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
         }
         let mut publish = redis::cmd("PUBLISH");
         publish.arg(&self.channel).arg(purge.to_message());

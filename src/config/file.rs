@@ -281,9 +281,31 @@ pub struct EtcdTlsConfig {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
+    /// One Redis (a primary).
     pub url: Option<String>,
+    /// Redis Cluster: some of its nodes (`redis://host:port`, credentials as in `url`); the
+    /// others are found from them.
     pub cluster: Vec<String>,
+    /// Redis Sentinel: the primary of `master` as the sentinels name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<SentinelConfig>,
     pub timeout: Option<PositiveDuration>,
+}
+
+/// `redis.sentinel`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SentinelConfig {
+    /// The name the sentinels monitor the primary under.
+    pub master: String,
+    /// The sentinels (`redis://host:26379`).
+    pub nodes: Vec<String>,
+    /// The primary's credentials and database (the sentinels' own, if any, go in `nodes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    pub db: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
