@@ -92,7 +92,7 @@ pub struct RedisHandle {
     section: RedisConfig,
     description: String,
     timeout: Duration,
-    conn: ArcSwapOption<Conn>,
+    conn: Arc<ArcSwapOption<Conn>>,
     /// One opening of the connection at a time.
     opening: tokio::sync::Mutex<()>,
     healthy: AtomicBool,
@@ -190,7 +190,7 @@ pub fn build(
             section: cfg.clone(),
             description,
             timeout,
-            conn: ArcSwapOption::empty(),
+            conn: Arc::new(ArcSwapOption::empty()),
             opening: tokio::sync::Mutex::new(()),
             healthy: AtomicBool::new(true),
             backoff: Backoff::new(),
@@ -237,6 +237,7 @@ impl RedisHandle {
         }
         let conn = self.run(self.topology.open(self.timeout)).await?;
         self.conn.store(Some(Arc::new(conn.clone())));
+        self.topology.follow_failovers(&self.conn);
         Ok(conn)
     }
 

@@ -4,11 +4,14 @@
 
 use super::conn::Conn;
 use crate::config::file::SentinelConfig;
+use arc_swap::ArcSwapOption;
+use futures::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisResult};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 pub enum Topology {
@@ -18,7 +21,7 @@ pub enum Topology {
         /// The configured nodes, for pub/sub.
         seeds: Vec<Client>,
     },
-    Sentinel(Sentinels),
+    Sentinel(Arc<Sentinels>),
 }
 
 /// The sentinels and what they said last.
@@ -27,6 +30,8 @@ pub struct Sentinels {
     nodes: Vec<Client>,
     /// The primary the shared connection goes to.
     pub master: Mutex<Option<(String, u16)>>,
+    /// A task follows the sentinels' `+switch-master` announcements.
+    watching: AtomicBool,
 }
 
 /// A node to scan: `None` is "the one server".
@@ -49,10 +54,18 @@ impl Topology {
             .iter()
             .map(|n| Client::open(n.as_str()))
             .collect::<RedisResult<Vec<_>>>()?;
+        // Redirections during a failover are retried within the call's timeout (the client's
+        // default waits over a second before a retry).
+        let max_wait = u64::try_from(timeout.as_millis() / 4)
+            .unwrap_or(u64::MAX)
+            .max(10);
         let client = ClusterClient::builder(nodes.to_vec())
             .connection_timeout(timeout)
             .response_timeout(timeout)
-            .retries(2)
+            .retries(4)
+            .min_retry_wait(5)
+            .max_retry_wait(max_wait)
+            .retry_wait_formula(10, 2)
             .build()?;
         Ok(Topology::Cluster {
             client: Box::new(client),
@@ -66,11 +79,12 @@ impl Topology {
             .iter()
             .map(|n| Client::open(n.as_str()))
             .collect::<RedisResult<Vec<_>>>()?;
-        Ok(Topology::Sentinel(Sentinels {
+        Ok(Topology::Sentinel(Arc::new(Sentinels {
             cfg: cfg.clone(),
             nodes,
             master: Mutex::new(None),
-        }))
+            watching: AtomicBool::new(false),
+        })))
     }
 
     /// A new shared connection.
@@ -158,6 +172,18 @@ impl Topology {
         }
     }
 
+    /// With sentinels, starts (once) the task that drops `conn` when they announce a new
+    /// primary, so the next call opens a connection to it. It ends with the handle.
+    pub fn follow_failovers(&self, conn: &Arc<ArcSwapOption<Conn>>) {
+        let Topology::Sentinel(s) = self else {
+            return;
+        };
+        if s.watching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(Arc::clone(s).follow(Arc::downgrade(conn)));
+    }
+
     /// After a failure: whether the sentinels now name another primary (the shared connection
     /// must then be opened again). Always false for the other topologies.
     pub async fn primary_moved(&self, timeout: Duration) -> bool {
@@ -194,6 +220,49 @@ fn primaries(nodes: &str) -> Vec<(String, u16)> {
 }
 
 impl Sentinels {
+    /// Listens to the sentinels (one at a time, the next when one fails) for `+switch-master`
+    /// of our primary, until `conn`'s handle is gone.
+    async fn follow(self: Arc<Self>, conn: Weak<ArcSwapOption<Conn>>) {
+        let mut turn = 0usize;
+        while conn.strong_count() > 0 {
+            let node = &self.nodes[turn % self.nodes.len().max(1)];
+            turn += 1;
+            let Ok(mut pubsub) = node.get_async_pubsub().await else {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            };
+            if pubsub.subscribe("+switch-master").await.is_err() {
+                continue;
+            }
+            let mut messages = pubsub.on_message();
+            loop {
+                let next = tokio::time::timeout(Duration::from_secs(1), messages.next()).await;
+                let Some(conn) = conn.upgrade() else { return };
+                match next {
+                    Err(_) => continue,
+                    Ok(None) => break,
+                    Ok(Some(msg)) => {
+                        let text: String = msg.get_payload().unwrap_or_default();
+                        // `<name> <old ip> <old port> <new ip> <new port>`
+                        let f: Vec<&str> = text.split_whitespace().collect();
+                        if f.len() == 5 && f[0] == self.cfg.master {
+                            let new = (f[3].to_owned(), f[4].parse().unwrap_or(0));
+                            if self.lock().as_ref() != Some(&new) {
+                                log::warn!(
+                                    "redis: the sentinels name a new primary for {}: {}:{}; reconnecting",
+                                    self.cfg.master,
+                                    new.0,
+                                    new.1
+                                );
+                                conn.store(None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<(String, u16)>> {
         self.master.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -12,6 +12,7 @@ pub mod h2;
 pub mod pki;
 pub mod prometheus;
 pub mod redis;
+pub mod redis_ha;
 
 pub use backend::{dead_addr, Backend};
 pub use client::{get, raw, request, Resp};
