@@ -324,3 +324,54 @@ fn a_rotated_jwks_applies_without_waiting_for_the_schedule() {
         "a token verified under the old set was verified again, and its key is gone"
     );
 }
+
+/// The claims of a token, unchecked.
+fn claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("json")
+}
+
+#[test]
+fn revocations_stored_under_the_untagged_names_are_taken_over() {
+    let redis = Redis::start();
+    let b = Backend::start("b");
+    let first = Gateway::start(&shared(&redis, &b));
+    let (access, _) = tokens(&first, "alice", "alice-pass");
+    drop(first);
+    // What an earlier version wrote for a logout: the token under the untagged key names.
+    let c = claims(&access);
+    let (jti, exp) = (
+        c["jti"].as_str().expect("jti"),
+        c["exp"].as_i64().expect("exp"),
+    );
+    let member = format!("j:{jti}:{exp}");
+    let port = redis.addr.port().to_string();
+    for args in [
+        vec!["ZADD", "gw:auth:revoked", "1", &member],
+        vec!["ZADD", "gw:auth:revoked:exp", &exp.to_string(), &member],
+        vec!["SET", "gw:auth:revoked:seq", "1"],
+    ] {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &port])
+            .args(&args)
+            .output()
+            .expect("redis-cli");
+        assert!(out.status.success());
+    }
+    let gw = Gateway::start(&shared(&redis, &b));
+    wait_for(
+        "the old revocation to be read",
+        Duration::from_secs(5),
+        || (with_token(&gw, "/me", &access).status == 401).then_some(()),
+    );
+    assert!(
+        gw.log()
+            .contains("gw:auth:revoked renamed to {gw:auth}:revoked"),
+        "{}",
+        gw.log()
+    );
+}
