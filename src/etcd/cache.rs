@@ -1,9 +1,11 @@
 //! The local copy of the last document this instance applied: `# etcd revision N` on the first
 //! line, then the text. Written through a temporary file and a rename, so a crash leaves the old
-//! copy or the new one, never half of one.
+//! copy or the new one, never half of one; readable by its owner only (the document holds
+//! secrets: JWT keys, password hashes).
 
 use super::Document;
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 const HEADER: &str = "# etcd revision ";
@@ -14,7 +16,14 @@ pub fn save(path: &Path, doc: &Document) -> std::io::Result<()> {
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
     {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // An older file of that name keeps its mode through `open`.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         writeln!(file, "{HEADER}{}", doc.revision)?;
         file.write_all(doc.text.as_bytes())?;
         file.sync_all()?;
@@ -50,6 +59,8 @@ mod tests {
         };
         save(&path, &doc).expect("saved");
         assert_eq!(load(&path).expect("loaded"), doc);
+        let mode = std::fs::metadata(&path).expect("copy").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "owner only");
         let newer = Document {
             text: "upstreams: {}\n".into(),
             revision: 43,

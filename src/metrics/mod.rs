@@ -2,7 +2,10 @@
 //! pingora-prometheus serves), and the metrics listener.
 
 mod bound;
+mod fleet;
 mod server;
+
+pub use fleet::{discovery, etcd_connected, etcd_revision};
 
 pub use bound::{auth, BackendCounters, RouteMetrics};
 pub use server::MetricsApp;
@@ -26,10 +29,6 @@ pub struct Metrics {
     pub cache_requests: IntCounterVec,
     pub cache_store_errors: IntCounterVec,
     pub redis_backoffs: prometheus::IntCounter,
-    pub etcd_revision: IntGauge,
-    pub discovery_lookups: IntCounterVec,
-    pub discovery_members: IntGaugeVec,
-    pub etcd_connected: IntGauge,
     pub backend_ejections: IntCounterVec,
     pub circuit_state: IntGaugeVec,
     pub circuit_transitions: IntCounterVec,
@@ -143,24 +142,6 @@ fn register() -> prometheus::Result<Metrics> {
             "redis_backoffs_total",
             "Times a Redis timeout or connection failure made every Redis-backed feature skip Redis for a while"
         )?,
-        discovery_lookups: register_int_counter_vec!(
-            "discovery_lookups_total",
-            "Service discovery lookups (DNS answers, etcd changes), by upstream and result; a failure keeps the last members",
-            &["upstream", "result"]
-        )?,
-        discovery_members: register_int_gauge_vec!(
-            "discovery_members",
-            "Members the last successful discovery lookup found, by upstream",
-            &["upstream"]
-        )?,
-        etcd_revision: register_int_gauge!(
-            "config_etcd_revision",
-            "The etcd revision of the config document running (0 when the config is a file)"
-        )?,
-        etcd_connected: register_int_gauge!(
-            "config_etcd_connected",
-            "1 while the watch on the etcd config document is connected"
-        )?,
     };
     prometheus::register(Box::new(health::BackendHealth))?;
     prometheus::register(Box::new(cache_memory::CacheMemory))?;
@@ -190,35 +171,6 @@ pub fn redis_backoff() {
 pub fn circuit_state(upstream: &str, state: i64) {
     if let Some(m) = get() {
         m.circuit_state.with_label_values(&[upstream]).set(state);
-    }
-}
-
-/// Counts a discovery lookup of `upstream`; a success sets its member count.
-pub fn discovery(upstream: &str, ok: bool, members: Option<usize>) {
-    if let Some(m) = get() {
-        let result = if ok { "success" } else { "failure" };
-        m.discovery_lookups
-            .with_label_values(&[upstream, result])
-            .inc();
-        if let Some(n) = members {
-            m.discovery_members
-                .with_label_values(&[upstream])
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
-        }
-    }
-}
-
-/// Sets `config_etcd_revision`.
-pub fn etcd_revision(revision: i64) {
-    if let Some(m) = get() {
-        m.etcd_revision.set(revision);
-    }
-}
-
-/// Sets `config_etcd_connected`.
-pub fn etcd_connected(up: bool) {
-    if let Some(m) = get() {
-        m.etcd_connected.set(i64::from(up));
     }
 }
 

@@ -83,11 +83,22 @@ impl BackgroundService for Discovery {
     }
 }
 
+/// The most members an upstream takes from discovery (a runaway registry or answer is cut).
+const MAX_MEMBERS: usize = 4096;
+
 /// Hands `found` to the upstream (if it is still in use); false once it is gone.
 async fn apply(weak: &Weak<Upstream>, found: &[Found], how: &str) -> bool {
     let Some(upstream) = weak.upgrade() else {
         return false;
     };
+    if found.len() > MAX_MEMBERS {
+        log::warn!(
+            "upstream {}: {how} found {} members; using the first {MAX_MEMBERS}",
+            upstream.name,
+            found.len()
+        );
+    }
+    let found = &found[..found.len().min(MAX_MEMBERS)];
     crate::metrics::discovery(&upstream.name, true, Some(found.len()));
     if upstream.set_members(found).await {
         let list: Vec<String> = found.iter().map(|f| f.addr.to_string()).collect();
