@@ -74,6 +74,15 @@ fn operator(etcd: &Etcd) -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, path)
 }
 
+/// Pushes the document with route `/v1` (there is none yet); the operator's dir stays while
+/// the returned value lives.
+fn push_v1(etcd: &Etcd, backend: &Backend) -> tempfile::TempDir {
+    let (dir, op_file) = operator(etcd);
+    let out = config_cmd(&op_file, Some(&document(backend, &["/v1"])), &["push"]);
+    assert!(out.status.success(), "{}", text(&out));
+    dir
+}
+
 fn health(gw: &Gateway) -> Value {
     get(&gw.url("/health")).json()
 }
@@ -256,9 +265,7 @@ fn config_push_validates_and_never_overwrites_another_push() {
 fn etcd_lost_keeps_serving_and_the_watch_resumes() {
     let mut etcd = Etcd::start();
     let backend = Backend::start("b");
-    let (_op, op_file) = operator(&etcd);
-    let out = config_cmd(&op_file, Some(&document(&backend, &["/v1"])), &["push"]);
-    assert!(out.status.success(), "{}", text(&out));
+    let _op = push_v1(&etcd, &backend);
     let gw = Gateway::start_raw(&local(&etcd));
     assert!(serves(&gw, "/v1/x"));
 
@@ -293,9 +300,7 @@ fn etcd_lost_keeps_serving_and_the_watch_resumes() {
 fn start_while_etcd_is_unreachable_uses_the_local_copy_or_refuses() {
     let mut etcd = Etcd::start();
     let backend = Backend::start("b");
-    let (_op, op_file) = operator(&etcd);
-    let out = config_cmd(&op_file, Some(&document(&backend, &["/v1"])), &["push"]);
-    assert!(out.status.success(), "{}", text(&out));
+    let _op = push_v1(&etcd, &backend);
     // The copy kept where the next process (a fresh temp dir) finds it.
     let kept = tempfile::tempdir().expect("temp dir");
     let copy = kept.path().join("gateway.etcd-cache");

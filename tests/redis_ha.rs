@@ -178,16 +178,9 @@ fn a_redis_cluster_is_shared_and_survives_a_failover_under_load() {
     // The limiter's key, to fail its shard over.
     assert_eq!(get(&a, "/limited").status, 200);
     let key = cluster
-        .ports
-        .iter()
-        .find_map(|p| {
-            let out = std::process::Command::new("redis-cli")
-                .args(["-p", &p.to_string(), "--scan", "--pattern", "gw:rl:*"])
-                .output()
-                .ok()?;
-            let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            (!text.is_empty()).then_some(text)
-        })
+        .keys("gw:rl:*")
+        .into_iter()
+        .next()
         .expect("the limiter's key is in the cluster");
     let before = before_failover(&a, &b);
     fail_over_under_load(&a, &b, || {
@@ -203,18 +196,9 @@ fn a_redis_cluster_is_shared_and_survives_a_failover_under_load() {
 /// The Redis key of the cached entry.
 fn cache_key(cluster: &Cluster) -> String {
     cluster
-        .ports
-        .iter()
-        .find_map(|p| {
-            let out = std::process::Command::new("redis-cli")
-                .args(["-p", &p.to_string(), "--scan", "--pattern", "*cached/x*"])
-                .output()
-                .ok()?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            text.lines()
-                .find(|l| !l.contains(":lock:"))
-                .map(str::to_owned)
-        })
+        .keys("*cached/x*")
+        .into_iter()
+        .find(|k| !k.contains(":lock:"))
         .expect("the cached entry is in the cluster")
 }
 

@@ -149,6 +149,24 @@ impl Cluster {
             .collect()
     }
 
+    /// The keys matching `pattern`, on any node.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .ports
+            .iter()
+            .flat_map(|p| {
+                cli(*p, &["--scan", "--pattern", pattern])
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     /// `(primary, replica)` ports of the shard that owns `key`.
     pub fn shard_of(&self, key: &str) -> (u16, u16) {
         let slot: u16 = cli(self.ports[0], &["CLUSTER", "KEYSLOT", key])
