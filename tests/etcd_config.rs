@@ -7,6 +7,7 @@ mod common;
 use common::auth::{auth_section_with_admin_key, ADMIN_KEY};
 use common::etcd::Etcd;
 use common::gateway::{header, BIN};
+use common::pki::Pki;
 use common::{get, request, wait_for, Backend, Gateway};
 use serde_json::Value;
 use std::path::Path;
@@ -63,9 +64,14 @@ fn text(out: &Output) -> String {
 
 /// Writes a local file into a fresh dir (for the CLI) and returns both.
 fn operator(etcd: &Etcd) -> (tempfile::TempDir, std::path::PathBuf) {
+    operator_with(&local(etcd))
+}
+
+/// As [`operator`], with this local file.
+fn operator_with(local: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("local.yaml");
-    let yaml = local(etcd)
+    let yaml = local
         .replace("{proxy}", "127.0.0.1:1")
         .replace("{metrics}", "127.0.0.1:2")
         .replace("{admin}", "127.0.0.1:3")
@@ -334,4 +340,49 @@ fn start_while_etcd_is_unreachable_uses_the_local_copy_or_refuses() {
     let status = bare.wait_exit(Duration::from_secs(20));
     assert!(!status.success());
     assert!(bare.log().contains("no local copy"), "{}", bare.log());
+}
+
+#[test]
+fn etcd_over_tls_with_a_client_certificate_and_a_password() {
+    let pki = Pki::new();
+    pki.issue("etcd", &["127.0.0.1"]);
+    let path = |f: &str| pki.path(f).display().to_string();
+    let mut etcd = Etcd::start_tls(&path("ca.pem"), &path("etcd.pem"), &path("etcd.key"));
+    etcd.enable_auth("gw", "gw-pass", "/gw-test/");
+    let backend = Backend::start("b");
+    let secure = |password: &str| {
+        format!(
+            "{}etcd:\n  endpoints: [\"{}\"]\n  prefix: /gw-test/\n  timeout: 1s\n  username: gw\n  password: \"{password}\"\n  tls: {{ca_file: \"{}\", cert_file: \"{}\", key_file: \"{}\"}}\n",
+            header(),
+            etcd.endpoint(),
+            path("ca.pem"),
+            path("etcd.pem"),
+            path("etcd.key")
+        )
+    };
+    let (_op, op_file) = operator_with(&secure("gw-pass"));
+    let out = config_cmd(&op_file, Some(&document(&backend, &["/v1"])), &["push"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let gw = Gateway::start_raw(&secure("gw-pass"));
+    assert!(serves(&gw, "/v1/x"));
+    // The watch runs on the same authenticated connection.
+    etcd.put(KEY, &document(&backend, &["/v1", "/v2"]));
+    wait_for("the change over TLS", Duration::from_secs(2), || {
+        serves(&gw, "/v2/x").then_some(())
+    });
+    // A wrong password: the start is refused with etcd's reason.
+    let mut bad = Gateway::spawn(&secure("wrong-pass"), &[]);
+    assert!(!bad.wait_exit(Duration::from_secs(20)).success());
+    assert!(bad.log().contains("authentication failed"), "{}", bad.log());
+    // Without the client certificate, etcd refuses the connection.
+    let (_op2, no_cert) = operator_with(&secure("gw-pass").replace(
+        &format!(
+            ", cert_file: \"{}\", key_file: \"{}\"",
+            path("etcd.pem"),
+            path("etcd.key")
+        ),
+        "",
+    ));
+    let out = config_cmd(&no_cert, None, &["get"]);
+    assert!(!out.status.success(), "{}", text(&out));
 }

@@ -11,25 +11,77 @@ pub struct Etcd {
     pub client: SocketAddr,
     peer: SocketAddr,
     dir: tempfile::TempDir,
+    /// `(ca, cert, key)`: clients on https with certificates, checked against the CA.
+    tls: Option<[String; 3]>,
+    /// `user:password` for `etcdctl`, once authentication is on.
+    user: Option<String>,
 }
 
 impl Etcd {
     pub fn start() -> Etcd {
+        Etcd::start_with(None)
+    }
+
+    /// Clients on https with a certificate from the CA (`ca`, `cert`, `key` PEM files: the
+    /// same certificate serves the member and `etcdctl`).
+    pub fn start_tls(ca: &str, cert: &str, key: &str) -> Etcd {
+        Etcd::start_with(Some([ca.to_owned(), cert.to_owned(), key.to_owned()]))
+    }
+
+    fn start_with(tls: Option<[String; 3]>) -> Etcd {
         let mut etcd = Etcd {
             child: None,
             client: SocketAddr::from(([127, 0, 0, 1], free_port())),
             peer: SocketAddr::from(([127, 0, 0, 1], free_port())),
             dir: tempfile::tempdir().expect("temp dir"),
+            tls,
+            user: None,
         };
         etcd.spawn();
         etcd
+    }
+
+    /// Turns authentication on: `root` (password `root-pass`) for `etcdctl`, and `user` with
+    /// `password` reading and writing keys under `prefix`.
+    pub fn enable_auth(&mut self, user: &str, password: &str, prefix: &str) {
+        let steps: [&[&str]; 6] = [
+            &["user", "add", "root:root-pass"],
+            &["role", "add", "gateway"],
+            &[
+                "role",
+                "grant-permission",
+                "gateway",
+                "--prefix=true",
+                "readwrite",
+                prefix,
+            ],
+            &["user", "add", &format!("{user}:{password}")],
+            &["user", "grant-role", user, "gateway"],
+            &["auth", "enable"],
+        ];
+        for step in steps {
+            self.ctl(step).expect("etcdctl auth set-up");
+        }
+        self.user = Some("root:root-pass".into());
     }
 
     fn spawn(&mut self) {
         let client = self.endpoint();
         let peer = format!("http://{}", self.peer);
         let log = std::fs::File::create(self.dir.path().join("etcd.log")).expect("etcd log");
-        let child = Command::new("etcd")
+        let mut cmd = Command::new("etcd");
+        if let Some([ca, cert, key]) = &self.tls {
+            cmd.args([
+                "--cert-file",
+                cert,
+                "--key-file",
+                key,
+                "--trusted-ca-file",
+                ca,
+            ])
+            .arg("--client-cert-auth");
+        }
+        let child = cmd
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .args(["--name", "test"])
@@ -48,19 +100,28 @@ impl Etcd {
         });
     }
 
-    /// `http://127.0.0.1:port`.
+    /// `http://127.0.0.1:port` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.client)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.client)
     }
 
     /// Runs `etcdctl` against this member: its stdout, or its stderr as the error.
     pub fn ctl(&self, args: &[&str]) -> Result<String, String> {
-        let out = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.endpoint(), "--command-timeout", "2s"])
-            .args(args)
-            .output()
-            .expect("etcdctl must be installed");
+        let mut cmd = Command::new("etcdctl");
+        cmd.env("ETCDCTL_API", "3").args([
+            "--endpoints",
+            &self.endpoint(),
+            "--command-timeout",
+            "2s",
+        ]);
+        if let Some([ca, cert, key]) = &self.tls {
+            cmd.args(["--cacert", ca, "--cert", cert, "--key", key]);
+        }
+        if let Some(user) = &self.user {
+            cmd.args(["--user", user]);
+        }
+        let out = cmd.args(args).output().expect("etcdctl must be installed");
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {

@@ -36,11 +36,17 @@ impl Pki {
         self.dir.path().join(file)
     }
 
-    /// Issues `<name>.pem` / `<name>.key` for the DNS names `sans`.
+    /// Issues `<name>.pem` / `<name>.key` for the names `sans` (DNS names, or IP addresses).
     pub fn issue(&self, name: &str, sans: &[&str]) {
         let p = |f: String| self.path(&f).to_string_lossy().into_owned();
         let ext = p(format!("{name}.ext"));
-        let list: Vec<String> = sans.iter().map(|s| format!("DNS:{s}")).collect();
+        let list: Vec<String> = sans
+            .iter()
+            .map(|s| match s.parse::<std::net::IpAddr>() {
+                Ok(_) => format!("IP:{s}"),
+                Err(_) => format!("DNS:{s}"),
+            })
+            .collect();
         std::fs::write(&ext, format!("subjectAltName={}\n", list.join(","))).expect("ext");
         openssl(&[
             "req",
