@@ -48,7 +48,7 @@ impl BuildContext {
 }
 
 /// The gateway's Redis connection: every call is bounded by `redis.timeout`, and a Redis that
-/// failed is skipped for a second, as for the gateway's own features.
+/// failed is skipped until a background probe finds it back, as for the gateway's own features.
 #[derive(Debug, Clone)]
 pub struct SharedRedis(Arc<RedisHandle>);
 

@@ -5,9 +5,10 @@
 //! is made on first use, on a pingora runtime (after any daemon fork); every call is bounded by
 //! the configured timeout, and the outcome of the last call feeds `/health`.
 //!
-//! A Redis that times out or drops connections is not waited on by every request: after such a
-//! failure, calls fail at once for [`BACKOFF`], then one call at a time probes it until one
-//! succeeds. Each feature's own error policy (`on_store_error`, cache misses) applies meanwhile.
+//! A Redis that times out or drops connections is not waited on by any request: after such a
+//! failure, calls fail at once, and a background task probes Redis (`PING`, every
+//! [`PROBE_EVERY`]) until it answers; no request ever waits for a probe. Each feature's own error
+//! policy (`on_store_error`, cache misses) applies meanwhile.
 //! With sentinels, such a failure (or a primary turned read-only) first asks them whether the
 //! primary moved: if so the connection goes to the new one at once, with no back-off. A cluster
 //! follows its own failovers (`MOVED` redirections refresh the slot map).
@@ -21,15 +22,15 @@ pub use topology::Node;
 use crate::config::file::RedisConfig;
 use crate::config::ConfigErrors;
 use arc_swap::ArcSwapOption;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 use topology::Topology;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// How long calls skip Redis after a timeout or a connection failure.
-pub const BACKOFF: Duration = Duration::from_secs(1);
+/// How often a Redis that failed is probed (in the background) until it answers again.
+pub const PROBE_EVERY: Duration = Duration::from_millis(250);
 
 /// Redis did not answer in time, or answered with an error.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,8 @@ pub enum RedisConfigError {
 }
 
 pub struct RedisHandle {
+    /// This handle, for the background probe (which ends when the handle is dropped).
+    me: Weak<RedisHandle>,
     topology: Topology,
     /// The section, to keep the handle when a reload leaves it unchanged.
     section: RedisConfig,
@@ -185,7 +188,8 @@ pub fn build(
         ),
     };
     match topology {
-        Ok(topology) => Some(Arc::new(RedisHandle {
+        Ok(topology) => Some(Arc::new_cyclic(|me| RedisHandle {
+            me: me.clone(),
             topology,
             section: cfg.clone(),
             description,
@@ -269,14 +273,14 @@ impl RedisHandle {
             .await
     }
 
-    /// Runs one Redis call within the timeout, or fails at once while backing off.
+    /// Runs one Redis call within the timeout, or fails at once while Redis is down.
     pub async fn run<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, redis::RedisError>>,
     ) -> Result<T, RedisError> {
-        let Some(probe) = self.backoff.enter() else {
+        if self.backoff.is_down() {
             return Err(RedisError::BackingOff);
-        };
+        }
         let result = match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(RedisError::Call(e)),
@@ -288,12 +292,60 @@ impl RedisHandle {
         };
         if (outage || read_only) && self.failed_over().await {
             // The next call goes to the new primary: no back-off.
-            self.backoff.leave(probe, false);
             return result;
         }
-        self.backoff.leave(probe, outage);
+        if outage && self.backoff.fail() {
+            self.start_probe();
+        }
         self.healthy.store(result.is_ok(), Ordering::Relaxed);
         result
+    }
+
+    /// Probes Redis in the background until it answers, then lets calls through again.
+    fn start_probe(&self) {
+        log::warn!(
+            "redis unavailable: calls skip it until a background probe (every {PROBE_EVERY:?}) gets an answer"
+        );
+        crate::metrics::redis_backoff();
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_EVERY).await;
+                let Some(handle) = me.upgrade() else { return };
+                if handle.ping().await {
+                    handle.backoff.recover();
+                    handle.healthy.store(true, Ordering::Relaxed);
+                    log::info!("redis reachable again");
+                    return;
+                }
+                // With sentinels, a primary that is gone may have been replaced.
+                handle.failed_over().await;
+            }
+        });
+    }
+
+    /// One `PING` within the timeout, on the shared connection (opened if needed).
+    async fn ping(&self) -> bool {
+        let conn = match self.conn.load_full() {
+            Some(conn) => Conn::clone(&conn),
+            None => {
+                let Ok(_one) = self.opening.try_lock() else {
+                    return false;
+                };
+                match tokio::time::timeout(self.timeout, self.topology.open(self.timeout)).await {
+                    Ok(Ok(conn)) => {
+                        self.conn.store(Some(Arc::new(conn.clone())));
+                        self.topology.follow_failovers(&self.conn);
+                        conn
+                    }
+                    _ => return false,
+                }
+            }
+        };
+        let mut conn = conn;
+        let ping = redis::cmd("PING");
+        let answer = ping.query_async::<String>(&mut conn);
+        matches!(tokio::time::timeout(self.timeout, answer).await, Ok(Ok(_)))
     }
 
     /// With sentinels: whether the primary moved, and if so drops the connection to the old one
@@ -314,64 +366,31 @@ impl RedisHandle {
     }
 }
 
-/// When calls may go to Redis again, and who probes first.
+/// Whether calls may go to Redis: not after a timeout or a connection failure, until the
+/// background probe gets an answer.
 struct Backoff {
-    origin: Instant,
-    /// Milliseconds since `origin` before which calls are skipped; 0 when Redis is fine.
-    until_ms: AtomicU64,
-    /// A call is probing a Redis that failed; the others are skipped until it returns.
-    probing: AtomicBool,
+    down: AtomicBool,
 }
-
-/// Whether the call let through is the probe.
-#[derive(Clone, Copy)]
-struct Probe(bool);
 
 impl Backoff {
     fn new() -> Backoff {
         Backoff {
-            origin: Instant::now(),
-            until_ms: AtomicU64::new(0),
-            probing: AtomicBool::new(false),
+            down: AtomicBool::new(false),
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
     }
 
-    /// `None` when the call must be skipped.
-    fn enter(&self) -> Option<Probe> {
-        let until = self.until_ms.load(Ordering::Relaxed);
-        if until == 0 {
-            return Some(Probe(false));
-        }
-        if self.now_ms() < until || self.probing.swap(true, Ordering::AcqRel) {
-            return None;
-        }
-        Some(Probe(true))
+    /// Marks Redis down; true when this starts an outage (the caller starts the probe).
+    fn fail(&self) -> bool {
+        // Read first: the calls failing together cost no shared write each.
+        !self.down.load(Ordering::Relaxed) && !self.down.swap(true, Ordering::AcqRel)
     }
 
-    fn leave(&self, probe: Probe, outage: bool) {
-        if outage {
-            let until = self
-                .now_ms()
-                .saturating_add(BACKOFF.as_millis() as u64)
-                .max(1);
-            // Logged and counted once per outage, not per failed probe.
-            if self.until_ms.swap(until, Ordering::Relaxed) == 0 {
-                log::warn!("redis unavailable: calls skip it for {BACKOFF:?}, then probe it");
-                crate::metrics::redis_backoff();
-            }
-        } else if self.until_ms.load(Ordering::Relaxed) != 0
-            // Read first: a healthy Redis costs no shared write per call.
-            && self.until_ms.swap(0, Ordering::Relaxed) != 0
-        {
-            log::info!("redis reachable again");
-        }
-        if probe.0 {
-            self.probing.store(false, Ordering::Release);
-        }
+    fn recover(&self) {
+        self.down.store(false, Ordering::Release);
     }
 }
 
@@ -448,18 +467,45 @@ mod tests {
     }
 
     #[test]
-    fn an_outage_skips_calls_then_one_probe_goes_through() {
-        let mut b = Backoff::new();
-        b.origin = Instant::now() - Duration::from_secs(10);
-        let p = b.enter().expect("fine at first");
-        b.leave(p, true);
-        assert!(b.enter().is_none(), "skipped while backing off");
-        b.until_ms.store(1, Ordering::Relaxed); // the back-off is over
-        let probe = b.enter().expect("one probe");
-        assert!(probe.0);
-        assert!(b.enter().is_none(), "only one probe at a time");
-        b.leave(probe, false);
-        assert!(b.enter().is_some_and(|p| !p.0), "fine again");
+    fn an_outage_is_started_once_and_ends_with_a_recovery() {
+        let b = Backoff::new();
+        assert!(!b.is_down());
+        assert!(b.fail(), "the first failure starts the outage");
+        assert!(!b.fail(), "the next ones do not start another");
+        assert!(b.is_down());
+        b.recover();
+        assert!(!b.is_down());
+        assert!(b.fail());
+    }
+
+    #[tokio::test]
+    async fn calls_fail_at_once_while_down() {
+        // A listener that accepts and never answers: a frozen Redis.
+        let frozen = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = frozen.local_addr().expect("addr");
+        let mut errors = ConfigErrors::default();
+        let url = format!("{{url: \"redis://{addr}/0\", timeout: 50ms}}");
+        let handle = build(Some(&cfg(&url)), None, &mut errors).expect("handle");
+        let started = std::time::Instant::now();
+        assert!(
+            handle.connection().await.is_err(),
+            "no answer to the handshake"
+        );
+        assert!(handle.backoff.is_down());
+        for _ in 0..100 {
+            assert!(matches!(
+                handle.connection().await,
+                Err(RedisError::BackingOff)
+            ));
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "nobody waited"
+        );
+        assert!(!handle.is_healthy());
+        drop(frozen);
     }
 
     #[test]
