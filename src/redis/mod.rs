@@ -235,6 +235,13 @@ impl RedisHandle {
         if let Some(conn) = self.conn.load_full() {
             return Ok(Conn::clone(&conn));
         }
+        // Boxed: opening (a cluster's, the sentinels' questions) is a large future, and every
+        // request future that may call Redis would otherwise carry its size.
+        Box::pin(self.open()).await
+    }
+
+    /// Opens the shared connection (one caller at a time).
+    async fn open(&self) -> Result<Conn, RedisError> {
         let _one = self.opening.lock().await;
         if let Some(conn) = self.conn.load_full() {
             return Ok(Conn::clone(&conn));
@@ -290,7 +297,7 @@ impl RedisHandle {
             Ok(_) => (false, false),
             Err(e) => (e.is_outage(), e.is_read_only()),
         };
-        if (outage || read_only) && self.failed_over().await {
+        if (outage || read_only) && Box::pin(self.failed_over()).await {
             // The next call goes to the new primary: no back-off.
             return result;
         }
