@@ -211,6 +211,12 @@ fn a_reload_that_removes_redis_and_a_jwks_url_stops_using_them() {
     wait_for("redis down in /health", Duration::from_secs(10), || {
         (health(&gw)["checks"]["redis"] == "down").then_some(())
     });
+    // Every request meanwhile gets the policy, but the log says so once, not once each.
+    for _ in 0..20 {
+        assert_eq!(get(&gw.url("/x")).status, 200);
+    }
+    let said = gw.log().matches("rate limit store: ").count();
+    assert_eq!(said, 1, "{}", gw.log());
     // A key set that cannot be fetched is retried every 2 s.
     wait_for("two JWKS fetches", Duration::from_secs(10), || {
         (idp.received() >= 2).then_some(())

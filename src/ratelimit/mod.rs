@@ -125,6 +125,7 @@ impl Limiter {
                 redis: Arc::clone(redis?),
                 prefix: format!("gw:rl:{route}:"),
                 leases: lease::Leases::new(MAX_KEYS),
+                failing: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         Some(Limiter {
@@ -172,16 +173,24 @@ impl Limiter {
                 let mut key = Vec::with_capacity(64);
                 self.write_key(inputs, &mut key);
                 match store.check(self.algorithm, &key).await {
-                    Ok(d) => Some(d),
+                    Ok(d) => {
+                        if store.answered() {
+                            log::info!("rate limit store: answering again");
+                        }
+                        Some(d)
+                    }
                     Err(e) => {
-                        log::warn!(
-                            "rate limit store: {e}; {}",
-                            if self.deny_on_error {
-                                "denying"
-                            } else {
-                                "allowing"
-                            }
-                        );
+                        // Once per run of failures, not once per request.
+                        if store.failed() {
+                            log::warn!(
+                                "rate limit store: {e}; {} until it answers",
+                                if self.deny_on_error {
+                                    "denying"
+                                } else {
+                                    "allowing"
+                                }
+                            );
+                        }
                         self.deny_on_error.then_some(Decision {
                             allowed: false,
                             limit: 0,

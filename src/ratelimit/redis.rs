@@ -75,9 +75,24 @@ pub struct RedisLimiter {
     pub prefix: String,
     /// Tokens of shared buckets held by this instance.
     pub leases: Leases,
+    /// The last call failed (its policy applies); logged once per run of failures.
+    pub failing: std::sync::atomic::AtomicBool,
 }
 
 impl RedisLimiter {
+    /// Notes a failed call; true for the first of a run (the one worth a log line).
+    pub fn failed(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        !self.failing.load(Ordering::Relaxed) && !self.failing.swap(true, Ordering::Relaxed)
+    }
+
+    /// Notes an answer; true when it ends a run of failures.
+    pub fn answered(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        // Read first: a healthy store costs no shared write per request.
+        self.failing.load(Ordering::Relaxed) && self.failing.swap(false, Ordering::Relaxed)
+    }
+
     pub async fn check(&self, algorithm: Algorithm, key: &[u8]) -> Result<Decision, RedisError> {
         // A fixed-size key however long the inputs: the first 128 bits of SHA-256, the same on
         // every instance.
