@@ -119,7 +119,7 @@ fn main() -> ExitCode {
     }
     if let (Some(cfg), Some(start)) = (&etcd, &start) {
         crate::etcd::Status::install(
-            cfg.endpoints.clone(),
+            crate::etcd::shown_endpoints(cfg),
             crate::etcd::document_key(cfg),
             start.doc.revision,
             start.from_copy,

@@ -42,7 +42,7 @@ pub fn start_document(cfg: &EtcdConfig, config_path: &Path) -> Result<Start, Str
         }),
         Ok(None) => Err(format!(
             "no config document at {key} in etcd ({}): write one with `gateway config push FILE`",
-            cfg.endpoints.join(",")
+            super::shown_endpoints(cfg).join(",")
         )),
         Err(e) => {
             let copy = super::cache_path(cfg, config_path);

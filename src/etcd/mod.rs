@@ -99,15 +99,25 @@ pub fn check(cfg: &EtcdConfig, errors: &mut ConfigErrors) {
     }
 }
 
-fn call_error(cfg: &EtcdConfig) -> impl Fn(etcd_client::Error) -> EtcdError + '_ {
+/// The endpoints as logs and the admin API show them: without any credentials in the URLs.
+pub fn shown_endpoints(cfg: &EtcdConfig) -> Vec<String> {
+    cfg.endpoints
+        .iter()
+        .map(|e| crate::config::without_url_credentials(e))
+        .collect()
+}
+
+/// Turns a client error into one naming the endpoints.
+pub fn call_error(cfg: &EtcdConfig) -> impl Fn(etcd_client::Error) -> EtcdError {
+    let endpoints = shown_endpoints(cfg).join(",");
     move |source| EtcdError::Call {
-        endpoints: cfg.endpoints.join(","),
+        endpoints: endpoints.clone(),
         source,
     }
 }
 
 /// `fut`, or [`EtcdError::Timeout`] after the section's timeout.
-async fn bounded<T>(
+pub async fn bounded<T>(
     cfg: &EtcdConfig,
     fut: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, EtcdError> {
@@ -115,7 +125,7 @@ async fn bounded<T>(
     match tokio::time::timeout(limit, fut).await {
         Ok(result) => result.map_err(call_error(cfg)),
         Err(_) => Err(EtcdError::Timeout {
-            endpoints: cfg.endpoints.join(","),
+            endpoints: shown_endpoints(cfg).join(","),
             timeout: limit,
         }),
     }

@@ -3,7 +3,7 @@
 //! key again (applying it if it changed meanwhile) and watches from the revision of that read,
 //! so no change is missed and none is applied twice.
 
-use super::{connect, document_key, fetch, Document, EtcdError};
+use super::{call_error, connect, document_key, fetch, Document, EtcdError};
 use crate::config::file::EtcdConfig;
 use crate::state::Shared;
 use async_trait::async_trait;
@@ -57,15 +57,9 @@ impl EtcdWatcher {
         let mut stream = client
             .watch(key.as_str(), Some(options))
             .await
-            .map_err(|source| EtcdError::Call {
-                endpoints: self.cfg.endpoints.join(","),
-                source,
-            })?;
+            .map_err(call_error(&self.cfg))?;
         loop {
-            let answer = stream.message().await.map_err(|source| EtcdError::Call {
-                endpoints: self.cfg.endpoints.join(","),
-                source,
-            })?;
+            let answer = stream.message().await.map_err(call_error(&self.cfg))?;
             let Some(answer) = answer else {
                 return Ok(());
             };
@@ -122,11 +116,9 @@ impl BackgroundService for EtcdWatcher {
                 s.connected(false);
             }
             match outcome {
-                // A session that ended cleanly starts again at once.
-                Ok(()) => {
-                    retry = FIRST_RETRY;
-                    continue;
-                }
+                // A session that ended cleanly (a cancelled or compacted watch) starts again
+                // after the shortest pause, so a member that keeps cancelling is not spun on.
+                Ok(()) => retry = FIRST_RETRY,
                 Err(e) => log::warn!(
                     "etcd config watch: {e}; serving revision {}, retrying in {retry:?}",
                     super::status().map_or(0, |s| s.revision())

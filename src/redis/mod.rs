@@ -176,6 +176,7 @@ pub fn build(
     if let Some(p) = previous.filter(|p| p.same_section(cfg)) {
         return Some(Arc::clone(p));
     }
+    // Shown in logs and in `Debug`: without the URLs' credentials.
     let (topology, description) = match (&cfg.url, &cfg.sentinel) {
         (Some(url), _) => (Topology::single(url), url.clone()),
         (None, Some(s)) => (
@@ -187,6 +188,7 @@ pub fn build(
             format!("cluster {}", cfg.cluster.join(",")),
         ),
     };
+    let description = crate::config::without_url_credentials(&description);
     match topology {
         Ok(topology) => Some(Arc::new_cyclic(|me| RedisHandle {
             me: me.clone(),
@@ -213,7 +215,7 @@ pub fn build(
 }
 
 impl RedisHandle {
-    /// The URL, or `cluster <nodes>`, or `sentinel <master> at <nodes>`.
+    /// The URL, or `cluster <nodes>`, or `sentinel <master> at <nodes>`, credentials left out.
     pub fn url(&self) -> &str {
         &self.description
     }
@@ -462,15 +464,14 @@ mod tests {
         );
         let s = build(
             Some(&cfg(
-                "sentinel: {master: m, nodes: [redis://127.0.0.1:26379]}",
+                "sentinel: {master: m, nodes: [\"redis://:hunter2@127.0.0.1:26379\"]}",
             )),
             None,
             &mut errors,
         );
-        assert!(
-            s.is_some_and(|s| s.url().starts_with("sentinel m at")),
-            "{errors}"
-        );
+        let shown = s.map(|s| s.url().to_owned()).unwrap_or_default();
+        assert!(shown.starts_with("sentinel m at"), "{errors}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

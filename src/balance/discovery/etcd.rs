@@ -4,7 +4,7 @@
 
 use super::Found;
 use crate::config::file::EtcdConfig;
-use crate::etcd::{connect, EtcdError};
+use crate::etcd::{bounded, call_error, connect, EtcdError};
 use etcd_client::{Client, EventType, GetOptions, WatchOptions, WatchStream};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -79,20 +79,17 @@ pub struct Watch {
     pub registry: Registry,
     stream: WatchStream,
     upstream: String,
-    endpoints: String,
+    cfg: EtcdConfig,
 }
 
 /// Reads every registration under `prefix` and watches from the revision of that read.
 pub async fn watch(cfg: &EtcdConfig, prefix: &str, upstream: &str) -> Result<Watch, EtcdError> {
     let mut client: Client = connect(cfg).await?;
-    let call = |source| EtcdError::Call {
-        endpoints: cfg.endpoints.join(","),
-        source,
-    };
-    let listed = client
-        .get(prefix, Some(GetOptions::new().with_prefix()))
-        .await
-        .map_err(call)?;
+    let listed = bounded(
+        cfg,
+        client.get(prefix, Some(GetOptions::new().with_prefix())),
+    )
+    .await?;
     let revision = listed.header().map_or(0, |h| h.revision());
     let mut registry = Registry::default();
     for kv in listed.kvs() {
@@ -101,12 +98,12 @@ pub async fn watch(cfg: &EtcdConfig, prefix: &str, upstream: &str) -> Result<Wat
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(revision + 1);
-    let stream = client.watch(prefix, Some(options)).await.map_err(call)?;
+    let stream = bounded(cfg, client.watch(prefix, Some(options))).await?;
     Ok(Watch {
         registry,
         stream,
         upstream: upstream.to_owned(),
-        endpoints: cfg.endpoints.join(","),
+        cfg: cfg.clone(),
     })
 }
 
@@ -114,14 +111,7 @@ impl Watch {
     /// Waits for the next change and applies it; `Ok(false)` when the watch ended (cancelled,
     /// compacted) and must be started again.
     pub async fn next(&mut self) -> Result<bool, EtcdError> {
-        let answer = self
-            .stream
-            .message()
-            .await
-            .map_err(|source| EtcdError::Call {
-                endpoints: self.endpoints.clone(),
-                source,
-            })?;
+        let answer = self.stream.message().await.map_err(call_error(&self.cfg))?;
         let Some(answer) = answer else {
             return Ok(false);
         };
