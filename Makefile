@@ -1,7 +1,7 @@
 # The two commands of the README: `make run` (demo) and `make test` (everything CI checks).
 CARGO ?= cargo
 
-.PHONY: all build run install deps test lint deny check-config dashboard dashboard-test bench bench-load bench-instructions bench-micro docker docker-test fuzz fuzz-ci clean
+.PHONY: all build run install deps test lint deny check-config dashboard dashboard-test bench bench-load bench-peers bench-instructions bench-micro docker docker-test fuzz fuzz-ci clean
 
 all: build
 
@@ -92,9 +92,23 @@ docker-test:
 ## bench: release build, load scenarios against a direct connection and nginx, then criterion.
 bench: bench-load bench-micro
 
-bench-load:
+bench-load: bench-peers
 	$(CARGO) build --release --bin gateway --example demo_backend --example bare_proxy --example tuned_proxy --example mint_tokens
 	./benches/load/run.sh
+
+## bench-peers: Pingap, the peer the load scenarios compare with, installed from crates.io into
+## target/bench-peers (about 10 minutes once; it needs protoc). Without it, its rows are skipped.
+PINGAP_VERSION = 0.13.1
+PEERS = target/bench-peers
+bench-peers:
+	@if [ -x $(PEERS)/bin/pingap ]; then \
+	  :; \
+	elif ! command -v protoc >/dev/null; then \
+	  echo "Pingap not installed: it needs protoc (apt-get install protobuf-compiler); its rows are skipped"; \
+	else \
+	  $(CARGO) install pingap --version $(PINGAP_VERSION) --locked --root $(PEERS) \
+	    || echo "Pingap did not install; its rows are skipped"; \
+	fi
 
 ## bench-instructions: user-space instructions per request under valgrind (bare and tuned
 ## pingora, plain, full), exact enough to compare builds that requests/s cannot tell apart.

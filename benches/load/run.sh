@@ -2,10 +2,11 @@
 # Load scenarios of `make bench`. Proxies: the origin alone, pingora's bare proxy, pingora set up
 # as the gateway sets it up (tuned_proxy), the gateway as a plain proxy (also with outlier
 # detection and a breaker, and with tracing at 1%), its full pipeline (memory and Redis limit
-# stores, warm and cold RS256 tokens) and nginx's proxy_pass.
+# stores, warm and cold RS256 tokens), nginx's proxy_pass and Pingap (the other Pingora gateway:
+# a plain location, and one with its JWT, limit, response-headers plugins and an access log).
 # Protocols: HTTPS (TLS 1.3, keep-alive) and HTTP/2 over TLS, the gateway beside nginx with the
 # same certificate. Cache hits of one 1 KiB object from the gateway's memory and Redis stores
-# beside nginx's proxy_cache. Middlewares: three header edits beside the plain proxy, gzip of a
+# beside nginx's proxy_cache and Pingap's memory cache. Middlewares: three header edits beside the plain proxy, gzip of a
 # 64 KiB JSON answer beside nginx's gzip. Everything listens on 127.0.0.1 only.
 #
 # Every scenario runs at each concurrency of BENCH_CONNECTIONS, in interleaved rounds; ratios are
@@ -15,9 +16,10 @@
 #
 # Needs: wrk (apt-get install wrk); optional: nginx (fast origin and the comparisons),
 # redis-server (Redis rows), h2load (apt-get install nghttp2-client; HTTP/2 rows), openssl
-# (the certificate of the HTTPS rows).
+# (the certificate of the HTTPS rows), Pingap (BENCH_PINGAP, default target/bench-peers/bin/pingap,
+# which `make bench-peers` installs from crates.io; without it, its rows are skipped).
 # Tunables: BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_CONNECTIONS ("64 256"),
-# BENCH_ROUNDS (2), BENCH_ONLY (a regular expression: only scenarios whose label matches, plus
+# BENCH_ROUNDS (4), BENCH_ONLY (a regular expression: only scenarios whose label matches, plus
 # the references they are compared with).
 # BENCH_BASELINE=<path>[:<path>...] adds the plain and full scenarios of other gateway builds to
 # the same rounds (labelled by file name), for a before/after comparison in one sitting.
@@ -32,7 +34,8 @@ MINT=$ROOT/target/release/examples/mint_tokens
 DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-2s}
 read -r -a CONCURRENCY <<<"${BENCH_CONNECTIONS:-64 256}"
-ROUNDS=${BENCH_ROUNDS:-2}
+ROUNDS=${BENCH_ROUNDS:-4}
+PINGAP=${BENCH_PINGAP:-$ROOT/target/bench-peers/bin/pingap}
 ONLY=${BENCH_ONLY:-}
 # shellcheck source=benches/load/common.sh
 . "$(dirname "$0")/common.sh"
@@ -71,14 +74,19 @@ scenario() { # scenario <label> <client> <url> <pid or -> <kind> [header] [scrip
 }
 wanted() { # wanted <label>: whether BENCH_ONLY selects it (references are always kept)
   [ -z "$ONLY" ] && return 0
-  case $1 in "pingora: "*|nginx:*|"gateway: plain proxy"|"gateway: full pipeline") return 0 ;; esac
+  case $1 in "pingora: "*|nginx:*|"pingap: plain proxy"|"pingap: jwt + limit + headers + log") return 0 ;; esac
+  case $1 in "gateway: plain proxy"|"gateway: full pipeline") return 0 ;; esac
   [[ $1 =~ $ONLY ]]
 }
 
 # --- origin -------------------------------------------------------------------------------
 ORIGIN=$(free_port)
 if have nginx; then
-  nginx_conf "$WORK/origin.conf" "server { listen 127.0.0.1:$ORIGIN; location / { return 200 '$(head -c 1024 /dev/zero | tr '\0' 'x')'; } }"
+  # /cached answers say how long they may be kept (Pingap caches an answer without
+  # Cache-Control for one second only).
+  KIB=$(head -c 1024 /dev/zero | tr '\0' 'x')
+  nginx_conf "$WORK/origin.conf" "server { listen 127.0.0.1:$ORIGIN; location / { return 200 '$KIB'; }
+    location /cached { add_header Cache-Control max-age=3600; return 200 '$KIB'; } }"
   start origin "${AUX_CPU[@]}" -- nginx -c "$WORK/origin.conf" -p "$WORK"
   ORIGIN_KIND="nginx $(nginx -v 2>&1 | sed 's/.*\///'), 1 KiB answers"
 else
@@ -156,8 +164,10 @@ $(full_yaml "$3" "$HS256_JWT")"
   token=$(curl -s -X POST "http://127.0.0.1:$port/auth/login" -d '{"username":"bench","password":"bench-password"}' |
     sed 's/.*"access_token":"\([^"]*\)".*/\1/')
   scenario "$2" wrk "http://127.0.0.1:$port/api/items" "$pid" proxy "Authorization: Bearer $token"
+  LAST_TOKEN=$token
 }
 full_gateway gw-full "gateway: full pipeline" memory ""
+FULL_TOKEN=$LAST_TOKEN
 
 # 4a. The same two scenarios on other builds, when asked.
 IFS=':' read -r -a BASELINES <<<"${BENCH_BASELINE:-}"
@@ -222,6 +232,63 @@ if have nginx; then
   scenario "nginx: proxy_pass" wrk "http://127.0.0.1:$PORT/api/items" "$LAST_PID" proxy
 fi
 
+# 5a. Pingap, the other Pingora gateway: one worker thread, a location to the origin; then the
+#     same location with its JWT plugin (HS256, the gateway's token and secret), a per-address
+#     rate limit that never triggers, two response headers and its access log.
+pingap_conf() { # pingap_conf <file> <port> <path> <location lines> [server lines] [more sections]
+  cat >"$1" <<TOML
+[basic]
+threads = 1
+log_level = "WARN"
+pid_file = "$WORK/$(basename "$1").pid"
+upgrade_sock = "$WORK/$(basename "$1").sock"
+[upstreams.origin]
+addrs = ["127.0.0.1:$ORIGIN"]
+[locations.main]
+upstream = "origin"
+path = "$3"
+$4
+[servers.web]
+addr = "127.0.0.1:$2"
+locations = ["main"]
+threads = 1
+${5:-}
+${6:-}
+TOML
+}
+pingap() { # pingap <name> <config file>: starts it pinned; its pid in $LAST_PID
+  start "$1" "${PROXY_CPU[@]}" -- "$PINGAP" -c "$2"
+}
+PINGAP_NOTE="Pingap: not installed at $PINGAP (make bench-peers installs it), its rows are skipped"
+if [ -x "$PINGAP" ]; then
+  PINGAP_NOTE="Pingap: $("$PINGAP" -V 2>/dev/null | awk '{print $NF}')"
+  PORT=$(free_port)
+  pingap_conf "$WORK/pingap-plain.toml" "$PORT" /api ""
+  pingap pingap-plain "$WORK/pingap-plain.toml"; wait_port "$PORT"
+  scenario "pingap: plain proxy" wrk "http://127.0.0.1:$PORT/api/items" "$LAST_PID" proxy
+  PORT=$(free_port)
+  pingap_conf "$WORK/pingap-full.toml" "$PORT" /api 'plugins = ["benchJwt", "benchLimit", "benchHeaders"]' \
+    'access_log = "combined"' "[plugins.benchJwt]
+category = \"jwt\"
+header = \"Authorization\"
+algorithm = \"HS256\"
+secret = \"$(sed 's/.*secret: \([^,]*\),.*/\1/' <<<"$HS256_JWT")\"
+[plugins.benchLimit]
+category = \"limit\"
+tag = \"ip\"
+type = \"rate\"
+max = 10000000
+interval = \"1s\"
+[plugins.benchHeaders]
+category = \"response_headers\"
+add_headers = [\"X-Frame-Options:DENY\", \"X-Content-Type-Options:nosniff\"]"
+  pingap pingap-full "$WORK/pingap-full.toml"; pid=$LAST_PID; wait_port "$PORT"
+  status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $FULL_TOKEN" "http://127.0.0.1:$PORT/api/items")
+  [ "$status" = 200 ] || { echo "Pingap's JWT plugin refused the bench token ($status)" >&2; exit 1; }
+  scenario "pingap: jwt + limit + headers + log" wrk "http://127.0.0.1:$PORT/api/items" "$pid" proxy "Authorization: Bearer $FULL_TOKEN"
+fi
+echo "$PINGAP_NOTE" >&2
+
 # 6. HTTPS (TLS 1.3, keep-alive) and HTTP/2 over TLS: the gateway's TLS listener beside nginx with
 #    the same ECDSA P-256 certificate, both proxying to the origin over plain HTTP/1.1.
 if have openssl && have nginx && { wanted "HTTPS" || wanted "HTTP/2"; }; then
@@ -252,6 +319,14 @@ fi
 # 7. Cache hits: one 1 KiB object, served by the gateway's memory store, its Redis store, and
 #    nginx's proxy_cache (the reference for these rows).
 CACHE_MEMORY=64MiB
+fill_cache() { # fill_cache <port>: distinct 1 KiB objects past the store's bound, so the peak
+  # RSS column is the process with a full cache
+  cat >"$WORK/fill.lua" <<'LUA'
+local n = 0
+request = function() n = n + 1; return wrk.format(nil, "/cached/fill-" .. n) end
+LUA
+  "${AUX_CPU[@]}" wrk -t1 -c50 -d8s -s "$WORK/fill.lua" "http://127.0.0.1:$1" >/dev/null
+}
 cache_gateway() { # cache_gateway <name> <label> <cache section> [redis section] [fill]
   local port
   port=$(free_port)
@@ -259,23 +334,32 @@ cache_gateway() { # cache_gateway <name> <label> <cache section> [redis section]
 cache: $3
 routes: [{name: cached, path: /cached, upstream: origin, cache: {enabled: true, ttl: 1h}}]"
   gateway "$1" "$WORK/$1.yaml"; local pid=$LAST_PID; wait_port "$port"
-  if [ "${5:-}" = fill ]; then
-    # Fill the store past its bound with distinct 1 KiB objects first, so the peak RSS column
-    # is the process with a full cache.
-    cat >"$WORK/fill.lua" <<'LUA'
-local n = 0
-request = function() n = n + 1; return wrk.format(nil, "/cached/fill-" .. n) end
-LUA
-    "${AUX_CPU[@]}" wrk -t1 -c50 -d8s -s "$WORK/fill.lua" "http://127.0.0.1:$port" >/dev/null
-  fi
+  [ "${5:-}" = fill ] && fill_cache "$port"
   curl -s -o /dev/null "http://127.0.0.1:$port/cached/object"
   scenario "$2" wrk "http://127.0.0.1:$port/cached/object" "$pid" cache
 }
 if wanted "cache hit"; then
   cache_gateway gw-cache-memory "gateway: cache hit, memory store ($CACHE_MEMORY, filled)" \
     "{store: memory, memory_size: $CACHE_MEMORY}" "" fill
-  [ -n "$RPORT" ] && cache_gateway gw-cache-redis "gateway: cache hit, Redis store" \
-    "{store: redis, memory_size: 0}" "redis: {url: \"redis://127.0.0.1:$RPORT/1\", timeout: 100ms}"
+  if [ -n "$RPORT" ]; then
+    cache_gateway gw-cache-redis "gateway: cache hit, Redis store" \
+      "{store: redis, memory_size: 0}" "redis: {url: \"redis://127.0.0.1:$RPORT/1\", timeout: 100ms}"
+    cache_gateway gw-cache-tier "gateway: cache hit, Redis store + 16 MiB tier" \
+      "{store: redis, memory_size: 16MiB}" "redis: {url: \"redis://127.0.0.1:$RPORT/2\", timeout: 100ms}"
+  fi
+  if [ -x "$PINGAP" ]; then
+    PORT=$(free_port)
+    # Its memory store bounded like the gateway's (unbounded, it takes a quarter of the
+    # machine's memory), and filled the same way.
+    pingap_conf "$WORK/pingap-cache.toml" "$PORT" /cached 'plugins = ["benchCache"]' "" "[plugins.benchCache]
+category = \"cache\"
+directory = \"memory://?max_size=$CACHE_MEMORY\"
+max_ttl = \"1h\""
+    pingap pingap-cache "$WORK/pingap-cache.toml"; pid=$LAST_PID; wait_port "$PORT"
+    fill_cache "$PORT"
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/cached/object"
+    scenario "pingap: cache hit, memory" wrk "http://127.0.0.1:$PORT/cached/object" "$pid" cache
+  fi
   if have nginx; then
     PORT=$(free_port)
     mkdir -p "$WORK/nginx-cache"
@@ -432,15 +516,21 @@ for c in "${CONCURRENCY[@]}"; do
   target "gzip 64 KiB JSON gateway / nginx, c=$c" "gateway: gzip 64 KiB JSON" "nginx: gzip proxy_pass" "$c"
   target "full Redis limit / full memory, c=$c" "gateway: full, Redis limit" "gateway: full pipeline" "$c"
   target "RS256 cold / full (HS256 warm), c=$c" "gateway: full, RS256 cold (10 000 tokens)" "gateway: full pipeline" "$c"
-  target "HTTPS gateway / nginx, c=$c" "gateway: HTTPS" "nginx: HTTPS proxy_pass" "$c"
-  target "HTTP/2 gateway / nginx, c=$c" "gateway: HTTP/2 over TLS" "nginx: HTTP/2 over TLS proxy_pass" "$c"
+  target "HTTPS gateway / nginx, c=$c (target >= 0.8)" "gateway: HTTPS" "nginx: HTTPS proxy_pass" "$c"
+  target "HTTP/2 gateway / nginx, c=$c (target >= 0.8)" "gateway: HTTP/2 over TLS" "nginx: HTTP/2 over TLS proxy_pass" "$c"
+  target "plain / Pingap plain, c=$c (target >= 1.05)" "gateway: plain proxy" "pingap: plain proxy" "$c"
+  target "full / Pingap jwt + limit + headers + log, c=$c (target >= 1.25)" "gateway: full pipeline" "pingap: jwt + limit + headers + log" "$c"
+  target "full / nginx proxy_pass, c=$c (target >= 0.6)" "gateway: full pipeline" "nginx: proxy_pass" "$c"
+  target "cache hit memory / nginx proxy_cache, c=$c (target >= 1.3)" "gateway: cache hit, memory store ($CACHE_MEMORY, filled)" "nginx: proxy_cache hit" "$c"
+  target "cache hit Redis + tier / nginx proxy_cache, c=$c (target >= 1.0)" "gateway: cache hit, Redis store + 16 MiB tier" "nginx: proxy_cache hit" "$c"
+  target "cache hit memory / Pingap memory cache, c=$c" "gateway: cache hit, memory store ($CACHE_MEMORY, filled)" "pingap: cache hit, memory" "$c"
 done
 if [ "$LOW" != "$HIGH" ]; then
   target "plain c=$HIGH / c=$LOW" "gateway: plain proxy" "gateway: plain proxy" "$HIGH" "$LOW"
   target "full c=$HIGH / c=$LOW" "gateway: full pipeline" "gateway: full pipeline" "$HIGH" "$LOW"
 fi
-printf '\n%s cores; origin: %s; %s; median of %s rounds of %s.\n' \
-  "$(nproc)" "$ORIGIN_KIND" "$PINNING" "$ROUNDS" "$DURATION"
+printf '\n%s cores; origin: %s; %s; median of %s rounds of %s; %s.\n' \
+  "$(nproc)" "$ORIGIN_KIND" "$PINNING" "$ROUNDS" "$DURATION" "$PINGAP_NOTE"
 
 # --- a Redis that stops answering ---------------------------------------------------------
 # The full pipeline with its limit on Redis (timeout 100ms, on_store_error: allow, the default),
@@ -478,5 +568,67 @@ $(full_yaml redis "$HS256_JWT")"
       sleep 1
     done
     kill "$pid" 2>/dev/null || true
+  done
+fi
+
+# --- scale with the config ----------------------------------------------------------------
+# BENCH_ROUTES routes (10 000) over 100 upstreams: how long `-t` and the start take, the resident
+# memory per route (against the same gateway with one route), and the RSS after each of
+# BENCH_RELOADS SIGHUPs (5; each moves every route to a new prefix) against the first load.
+# Targets: at most 2 KiB per route, and RSS after reloads within 1.3x of the first load.
+if wanted "config scale"; then
+  SROUTES=${BENCH_ROUTES:-10000}; SRELOADS=${BENCH_RELOADS:-5}
+  scale_config() { # scale_config <file> <proxy port> <metrics port> <routes> <generation>
+    python3 - "$@" "$(free_port)" "$ORIGIN" <<'PY'
+import sys
+path, port, metrics, routes, gen, admin, origin = sys.argv[1:8]
+routes, gen = int(routes), int(gen)
+out = [
+    f"server: {{threads: 1, pid_file: {path}.pid, upgrade_sock: {path}.sock}}",
+    f'listen: {{proxy: "127.0.0.1:{port}", metrics: "127.0.0.1:{metrics}", admin: "127.0.0.1:{admin}"}}',
+    "log: {level: warn, format: json, access_log: false}",
+    "upstreams:",
+]
+for u in range(min(100, routes)):
+    out.append(f'  u{u}: {{backends: [{{addr: "127.0.0.1:{origin}"}}]}}')
+out.append("routes:")
+for r in range(routes):
+    out.append(f"  - {{name: r{r}, path: /api/v{gen}/resource{r}, upstream: u{r % 100}}}")
+open(path, "w").write("\n".join(out) + "\n")
+PY
+  }
+  rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+  now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+  reloads_done() { # the count of applied reloads on a metrics port
+    curl -s "http://127.0.0.1:$1/metrics" | awk '/^config_reloads_total\{result="success"\}/ {print $2}'
+  }
+  for n in 1 "$SROUTES"; do
+    PORT=$(free_port); MPORT=$(free_port)
+    scale_config "$WORK/scale-$n.yaml" "$PORT" "$MPORT" "$n" 0
+    t0=$(now_ms); "$GATEWAY" -t -c "$WORK/scale-$n.yaml" >/dev/null 2>&1; t1=$(now_ms)
+    gateway "scale-$n" "$WORK/scale-$n.yaml"; pid=$LAST_PID; wait_port "$PORT"; t2=$(now_ms)
+    sleep 2
+    if [ "$n" = 1 ]; then BASE_RSS=$(rss_kib "$pid"); kill "$pid"; continue; fi
+    FIRST_RSS=$(rss_kib "$pid")
+    printf '\n### Scale with the config (%s routes, 100 upstreams)\n\n' "$n"
+    printf '| measure | value |\n| --- | ---: |\n'
+    printf '| `-t` | %s ms |\n| start, until the proxy listens | %s ms |\n' $(( t1 - t0 )) $(( t2 - t1 ))
+    printf '| RSS, one route | %s MiB |\n| RSS, first load | %s MiB |\n' $(( BASE_RSS / 1024 )) $(( FIRST_RSS / 1024 ))
+    printf '| per route (target <= 2 KiB) | %s KiB |\n' "$(awk -v a="$FIRST_RSS" -v b="$BASE_RSS" -v n="$n" 'BEGIN { printf "%.2f", (a - b) / n }')"
+    max=$FIRST_RSS
+    for g in $(seq 1 "$SRELOADS"); do
+      before=$(reloads_done "$MPORT")
+      scale_config "$WORK/scale-$n.yaml" "$PORT" "$MPORT" "$n" "$g"
+      t0=$(now_ms); kill -HUP "$pid"
+      for _ in $(seq 1 400); do [ "$(reloads_done "$MPORT")" != "$before" ] && break; sleep 0.025; done
+      t1=$(now_ms)
+      curl -s -o /dev/null "http://127.0.0.1:$PORT/api/v$g/resource1"
+      sleep 2
+      rss=$(rss_kib "$pid"); [ "$rss" -gt "$max" ] && max=$rss
+      printf '| reload %s: applied after / RSS 2 s later | %s ms / %s MiB |\n' "$g" $(( t1 - t0 )) $(( rss / 1024 ))
+    done
+    printf '| largest RSS after a reload / first load (target <= 1.3) | %s |\n' \
+      "$(awk -v a="$max" -v b="$FIRST_RSS" 'BEGIN { printf "%.2f", a / b }')"
+    kill "$pid"
   done
 fi
