@@ -136,7 +136,7 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     let yaml = "auth:\n  jwt: {algorithm: HS256, secret: bench-secret-0123456789abcdef, issuer: gw, audience: api}\nupstreams: {u: {backends: [{addr: 127.0.0.1:9}]}}\nroutes: [{name: r, path: /, upstream: u, auth: {required: true}}]\n";
-    let snapshot = api_gateway::compile(&parse_str(yaml, |_| None), None).expect("config");
+    let snapshot = api_gateway::compile(parse_str(yaml, |_| None), None).expect("config");
     let auth: &Auth = snapshot.auth.as_deref().expect("auth");
     let token = encode(&Header::new(Algorithm::HS256), &claims(), &cases[0].2).expect("encode");
     let mut req = RequestHeader::build("GET", b"/orders", None).expect("request");
@@ -150,7 +150,7 @@ fn bench(c: &mut Criterion) {
     });
     // Cold: no verified-token cache, so every call checks the signature and parses the claims.
     let cold = yaml.replace("audience: api}", "audience: api, verified_cache: 0}");
-    let snapshot = api_gateway::compile(&parse_str(&cold, |_| None), None).expect("config");
+    let snapshot = api_gateway::compile(parse_str(&cold, |_| None), None).expect("config");
     let auth: &Auth = snapshot.auth.as_deref().expect("auth");
     c.bench_function("auth_check_per_request/HS256 cold", |b| {
         b.iter(|| auth.authenticate(black_box(&req)).is_ok())

@@ -55,7 +55,7 @@ fn metrics(c: &mut Criterion) {
 
 fn headers(c: &mut Criterion) {
     let yaml = "upstreams: {u: {backends: [{addr: 127.0.0.1:9}]}}\nroutes: [{name: r, path: /, upstream: u}]\n";
-    let snapshot = Arc::new(compile(&parse_str(yaml, |_| None), None).expect("config"));
+    let snapshot = Arc::new(compile(parse_str(yaml, |_| None), None).expect("config"));
     let peer: IpAddr = "203.0.113.7".parse().expect("ip");
     let mut base = RequestHeader::build("GET", b"/api/items", None).expect("request");
     base.insert_header("host", "api.example.com")

@@ -22,7 +22,7 @@ fn snapshot(routes: usize) -> Snapshot {
             i % 3
         ));
     }
-    compile(&parse_str(&yaml, |_| None), None).expect("bench config compiles")
+    compile(parse_str(&yaml, |_| None), None).expect("bench config compiles")
 }
 
 /// What a gateway without an index does: test every route, keep the longest match.

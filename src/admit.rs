@@ -100,7 +100,7 @@ mod tests {
 
     fn snapshot(yaml: &str) -> Snapshot {
         let parsed = crate::config::parse_str(yaml, |_| None);
-        crate::snapshot::compile(&parsed, None).expect("config")
+        crate::snapshot::compile(parsed, None).expect("config")
     }
 
     fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestHeader {

@@ -75,14 +75,24 @@ fn main() -> ExitCode {
         }
     };
     let remote = start.as_ref().map(|s| &s.doc);
-    let mut parsed = load_with(path, remote.map(|d| d.text.as_str()));
-    parsed.revision = remote.map(|d| d.revision);
-    parsed.demo = cli.demo;
     let origin = match remote {
         Some(doc) => format!("{} with etcd revision {}", path.display(), doc.revision),
         None => path.display().to_string(),
     };
-    let snapshot = match compile(&parsed, None) {
+    let load = || {
+        let mut parsed = load_with(path, remote.map(|d| d.text.as_str()));
+        parsed.revision = remote.map(|d| d.revision);
+        parsed.demo = cli.demo;
+        compile(parsed, None)
+    };
+    let compiled = match crate::memory::on_own_thread(load) {
+        Ok(compiled) => compiled,
+        Err(e) => {
+            eprintln!("{origin}: cannot start a thread to load it: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let snapshot = match compiled {
         Ok(s) => s,
         Err(errors) => {
             eprintln!("{origin}: {} problem(s):", errors.len());

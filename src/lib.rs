@@ -33,6 +33,7 @@ mod http_client;
 mod ip_text;
 mod launch;
 mod logging;
+mod memory;
 mod method_set;
 mod metrics;
 mod outcome;

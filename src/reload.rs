@@ -44,6 +44,8 @@ impl BackgroundService for ConfigReloader {
             }
         };
         ready.notify_ready();
+        // What loading the config at start freed (this runs after any daemon fork).
+        crate::memory::release_after_load();
         loop {
             tokio::select! {
                 got = hangups.recv() => match got {

@@ -55,8 +55,9 @@ impl Snapshot {
 /// Validates the parsed file and builds a snapshot, or returns every problem found (including
 /// those from parsing). Whatever is unchanged from `previous` (upstreams, the Redis connection,
 /// revocations, limiters) is carried over as the same objects, so its state survives a reload.
-/// Blocking: reads key files and resolves backend names.
-pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigErrors> {
+/// Blocking: reads key files and resolves backend names. The snapshot keeps `parsed.file` (for
+/// the admin API and the next reload's comparison) without copying it.
+pub fn compile(parsed: Parsed, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigErrors> {
     let mut errors = parsed.errors.clone();
     let file = &parsed.file;
     check_sections(file, &mut errors);
@@ -105,7 +106,7 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
     );
     let top_plugins = plugins.level("plugins", &file.plugins, &mut errors);
     let routes = crate::routing::compile(
-        parsed,
+        &parsed,
         &Sections {
             upstreams: &upstreams,
             edge: &edge,
@@ -130,8 +131,8 @@ pub fn compile(parsed: &Parsed, previous: Option<&Snapshot>) -> Result<Snapshot,
         cache,
         tls,
         plugins,
-        file: Arc::new(file.clone()),
         revision: parsed.revision,
+        file: Arc::new(parsed.file),
     })
 }
 

@@ -83,22 +83,33 @@ impl Shared {
         running: &mut Option<Document>,
         remote: Option<Document>,
     ) -> Result<Changes, ConfigErrors> {
-        let mut parsed = load_with(&self.config_path, remote.as_ref().map(|d| d.text.as_str()));
-        parsed.demo = self.demo;
-        parsed.revision = remote.as_ref().map(|d| d.revision);
-        let current = self.snapshot.load_full();
-        let result = compile(&parsed, Some(&current)).map(|next| {
-            let changes = Changes::between(&current.file, &next.file);
-            if let (Some(old), Some(new)) = (current.auth.as_deref(), next.auth.as_deref()) {
-                new.revoke_removed_users(old);
-            }
-            self.snapshot.store(Arc::new(next));
-            changes
+        // Read, compile and swap in on a thread of its own, which also drops the replaced
+        // snapshot: the memory of both goes back when the thread ends.
+        let load = || {
+            let current = self.snapshot.load_full();
+            let text = remote.as_ref().map(|d| d.text.as_str());
+            let mut parsed = load_with(&self.config_path, text);
+            parsed.demo = self.demo;
+            parsed.revision = remote.as_ref().map(|d| d.revision);
+            compile(parsed, Some(&current)).map(|next| {
+                let changes = Changes::between(&current.file, &next.file);
+                if let (Some(old), Some(new)) = (current.auth.as_deref(), next.auth.as_deref()) {
+                    new.revoke_removed_users(old);
+                }
+                self.snapshot.store(Arc::new(next));
+                changes
+            })
+        };
+        let result = crate::memory::on_own_thread(load).unwrap_or_else(|e| {
+            let mut errors = ConfigErrors::default();
+            errors.push(".", format!("cannot start a thread to load it: {e}"));
+            Err(errors)
         });
         if result.is_ok() {
             *running = remote.clone();
         }
         crate::metrics::reload(result.is_ok());
+        crate::memory::release_after_load();
         self.log_reload(&result, remote.map(|d| d.revision));
         result
     }

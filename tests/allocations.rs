@@ -56,7 +56,7 @@ fn picks() {
 const CONFIG: &str = "auth:\n  jwt: {algorithm: HS256, secret: test-secret-0123456789abcdef, issuer: gw, audience: api}\nupstreams: {u: {backends: [{addr: 127.0.0.1:9}]}}\nroutes:\n  - {name: items, path: /api/items, upstream: u, auth: {required: true}}\n  - {name: other, path: /api/other, upstream: u}\n";
 
 fn lookups_limits_and_metrics() {
-    let snapshot = compile(&parse_str(CONFIG, |_| None), None).expect("config");
+    let snapshot = compile(parse_str(CONFIG, |_| None), None).expect("config");
     let lookup = alloc::per_call(|| {
         let found = snapshot
             .table
@@ -102,7 +102,7 @@ fn lookups_limits_and_metrics() {
 }
 
 fn auth_and_headers() {
-    let snapshot = Arc::new(compile(&parse_str(CONFIG, |_| None), None).expect("config"));
+    let snapshot = Arc::new(compile(parse_str(CONFIG, |_| None), None).expect("config"));
     let auth: &Auth = snapshot.auth.as_deref().expect("auth");
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

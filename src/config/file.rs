@@ -890,7 +890,7 @@ pub struct RouteConfig {
     pub upstreams: Option<Vec<WeightedUpstream>>,
     /// How `upstreams` assigns clients; defaults apply without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub split: Option<SplitConfig>,
+    pub split: Option<Box<SplitConfig>>,
     #[serde(default)]
     pub strip_prefix: bool,
     /// Match the path without regard to ASCII case (for backends that ignore case).
@@ -902,13 +902,13 @@ pub struct RouteConfig {
     #[serde(default)]
     pub auth: Option<AuthPolicyConfig>,
     #[serde(default)]
-    pub rate_limit: Option<RateLimitConfig>,
+    pub rate_limit: Option<Box<RateLimitConfig>>,
     #[serde(default)]
     pub cache: Option<RouteCacheConfig>,
     #[serde(default)]
     pub timeout: Option<PositiveDuration>,
     #[serde(default)]
-    pub retry: Option<RetryConfig>,
+    pub retry: Option<Box<RetryConfig>>,
     /// Overrides the group's `https_redirect`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https_redirect: Option<bool>,
@@ -920,7 +920,7 @@ pub struct RouteConfig {
     #[serde(default)]
     pub ip_deny: Vec<String>,
     #[serde(default)]
-    pub security_headers: Option<RouteSecurityHeaders>,
+    pub security_headers: Option<Box<RouteSecurityHeaders>>,
     /// Middlewares for this route, after the top-level and group ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<PluginConfig>,

@@ -133,6 +133,8 @@ where
         seen_routes |= section == "routes";
         read_section(&mut parsed, &section, value);
     }
+    // The running snapshot keeps the file: no spare room from growing the list.
+    parsed.file.routes.shrink_to_fit();
     // Present but empty (`routes: []`, or a key with only a comment under it) is as good as
     // missing: a gateway without routes answers nothing but 404.
     if !seen_upstreams {

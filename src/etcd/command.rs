@@ -133,7 +133,7 @@ fn push_file(
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let parsed = load_with(config_path, Some(&text));
-    if let Err(errors) = compile(&parsed, None) {
+    if let Err(errors) = compile(parsed, None) {
         let mut message = format!(
             "{} (with {}): {} problem(s), nothing written:",
             file.display(),

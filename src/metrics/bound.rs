@@ -66,9 +66,14 @@ fn method_slot(method: &http::Method) -> usize {
 /// `rate_limit_requests_total` series of one route name.
 pub struct RouteMetrics {
     route: Box<str>,
-    /// Method × status slots (4 KiB), allocated at the route's first request so that a large
-    /// route table costs nothing for routes that see no traffic.
-    requests: OnceLock<Box<[OnceLock<IntCounter>]>>,
+    /// Allocated at the route's first request or limit decision, so that a large route table
+    /// costs one pointer per route for routes that see no traffic.
+    series: OnceLock<Box<RouteSeries>>,
+}
+
+struct RouteSeries {
+    /// Method × status slots.
+    requests: [OnceLock<IntCounter>; METHODS * STATUSES],
     duration: [OnceLock<Histogram>; METHODS],
     limits: [OnceLock<IntCounter>; 2],
 }
@@ -77,10 +82,18 @@ impl RouteMetrics {
     pub fn new(route: &str) -> RouteMetrics {
         RouteMetrics {
             route: route.into(),
-            requests: OnceLock::new(),
-            duration: Default::default(),
-            limits: Default::default(),
+            series: OnceLock::new(),
         }
+    }
+
+    fn series(&self) -> &RouteSeries {
+        self.series.get_or_init(|| {
+            Box::new(RouteSeries {
+                requests: std::array::from_fn(|_| OnceLock::new()),
+                duration: Default::default(),
+                limits: Default::default(),
+            })
+        })
     }
 
     /// Counts an answered request and its duration.
@@ -89,14 +102,12 @@ impl RouteMetrics {
             return;
         };
         let route = &*self.route;
+        let series = self.series();
         let method_label = method_label(method);
         let m_slot = method_slot(method);
         let status = status_label(status);
         match status_slot(status) {
-            Some(s) => self
-                .requests
-                .get_or_init(|| (0..METHODS * STATUSES).map(|_| OnceLock::new()).collect())
-                [m_slot * STATUSES + s]
+            Some(s) => series.requests[m_slot * STATUSES + s]
                 .get_or_init(|| {
                     m.http_requests
                         .with_label_values(&[route, method_label, status])
@@ -107,7 +118,7 @@ impl RouteMetrics {
                 .with_label_values(&[route, method_label, status])
                 .inc(),
         }
-        self.duration[m_slot]
+        series.duration[m_slot]
             .get_or_init(|| m.http_duration.with_label_values(&[route, method_label]))
             .observe(elapsed.as_secs_f64());
     }
@@ -118,7 +129,7 @@ impl RouteMetrics {
             return;
         };
         let result = if limited { "limited" } else { "allowed" };
-        self.limits[usize::from(limited)]
+        self.series().limits[usize::from(limited)]
             .get_or_init(|| {
                 m.rate_limit_requests
                     .with_label_values(&[&self.route, result])
@@ -229,11 +240,13 @@ mod tests {
     }
 
     #[test]
-    fn an_unused_route_costs_a_few_hundred_bytes() {
-        // Ten thousand routes must not cost tens of MiB before any traffic.
-        assert!(std::mem::size_of::<RouteMetrics>() <= 256);
+    fn an_unused_route_costs_its_name_and_a_pointer() {
+        // Ten thousand routes must not cost MiBs of series before any traffic.
+        assert!(std::mem::size_of::<RouteMetrics>() <= 32);
         let r = RouteMetrics::new("unused");
-        assert!(r.requests.get().is_none());
+        assert!(r.series.get().is_none());
+        r.rate_limit(false);
+        assert!(r.series.get().is_some());
     }
 
     #[test]

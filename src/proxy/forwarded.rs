@@ -174,7 +174,7 @@ mod tests {
     fn one_route() -> std::sync::Arc<crate::snapshot::Snapshot> {
         let yaml = "upstreams: {u: {backends: [{addr: 127.0.0.1:9}]}}\nroutes: [{name: r, path: /, upstream: u}]\n";
         let parsed = crate::config::parse_str(yaml, |_| None);
-        std::sync::Arc::new(crate::snapshot::compile(&parsed, None).expect("config"))
+        std::sync::Arc::new(crate::snapshot::compile(parsed, None).expect("config"))
     }
 
     #[test]

@@ -231,7 +231,7 @@ fn route(
         path,
         r.upstream.as_ref(),
         r.upstreams.as_ref(),
-        r.split.as_ref(),
+        r.split.as_deref(),
         sections.upstreams,
         &shared.parsed.declared_upstreams,
         errors,
@@ -262,7 +262,7 @@ fn route(
     let headers = SecurityHeaders::build(
         &format!("{path}.security_headers"),
         shared.parsed.file.security.headers.as_ref(),
-        r.security_headers.as_ref(),
+        r.security_headers.as_deref(),
         errors,
     );
     let https_redirect = https_redirect(path, r, group, shared.tls_port, errors);
