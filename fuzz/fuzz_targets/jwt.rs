@@ -12,7 +12,7 @@ const SECRET: &str = "fuzz-secret-0123456789abcdef0123456789";
 
 static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
     let yaml = format!("auth:\n  jwt: {{algorithm: HS256, secret: {SECRET}, issuer: gw, audience: api}}\n  api_keys: [{{name: k, key_hash: \"sha256:{}\", roles: [user]}}]\nupstreams: {{u: {{backends: [{{addr: \"127.0.0.1:9\"}}]}}}}\nroutes: [{{name: r, path: /, upstream: u, auth: {{required: true}}}}]\n", "0".repeat(64));
-    compile(&parse_str(&yaml, |_| None), None).expect("the fuzz config compiles")
+    compile(parse_str(&yaml, |_| None), None).expect("the fuzz config compiles")
 });
 
 fuzz_target!(|data: &[u8]| {

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
     let yaml = "upstreams: {u: {backends: [{addr: \"127.0.0.1:9\"}]}}\nroutes:\n  - {name: root, path: /, upstream: u}\n  - {name: api, path: /api, upstream: u}\n  - {name: admin, path: /api/admin, upstream: u, case_insensitive: true}\n  - {name: get, path: /api/admin, upstream: u, methods: [GET]}\n  - {name: deep, path: /api/v1/items, upstream: u, methods: [POST, DELETE]}\n";
-    compile(&parse_str(yaml, |_| None), None).expect("the fuzz table compiles")
+    compile(parse_str(yaml, |_| None), None).expect("the fuzz table compiles")
 });
 
 fuzz_target!(|data: &[u8]| {
