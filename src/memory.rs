@@ -58,11 +58,17 @@ fn release_while_asked() {
 /// Runs `load` (reading and compiling a config) on a thread of its own and returns what it
 /// returns. What the load allocates and frees stays in that thread's pages, which the allocator
 /// takes back whole when the thread ends, instead of keeping them for the calling thread.
+/// Called from a tokio runtime's thread, `load` runs in that runtime's context (a reload that
+/// removes a user publishes the revocation from a task).
 pub fn on_own_thread<T: Send, F: FnOnce() -> T + Send>(load: F) -> std::io::Result<T> {
+    let runtime = tokio::runtime::Handle::try_current().ok();
     std::thread::scope(|scope| {
         let handle = std::thread::Builder::new()
             .name("config-load".into())
-            .spawn_scoped(scope, load)?;
+            .spawn_scoped(scope, move || {
+                let _context = runtime.as_ref().map(tokio::runtime::Handle::enter);
+                load()
+            })?;
         match handle.join() {
             Ok(out) => Ok(out),
             Err(panic) => std::panic::resume_unwind(panic),
@@ -92,6 +98,18 @@ mod tests {
         .expect("thread");
         assert_eq!(name.as_deref(), Some("config-load"));
         assert_ne!(id, here);
+    }
+
+    #[test]
+    fn a_load_runs_in_the_callers_runtime() {
+        assert!(!on_own_thread(|| tokio::runtime::Handle::try_current().is_ok()).expect("thread"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let inside = runtime.block_on(async {
+            on_own_thread(|| tokio::runtime::Handle::try_current().is_ok()).expect("thread")
+        });
+        assert!(inside);
     }
 
     #[test]

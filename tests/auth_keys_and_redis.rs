@@ -245,6 +245,33 @@ fn a_reload_that_removes_redis_and_a_jwks_url_stops_using_them() {
 }
 
 #[test]
+fn a_user_removed_by_a_reload_is_revoked_on_the_other_instances() {
+    let redis = Redis::start();
+    let b = Backend::start("b");
+    let a = Gateway::start(&shared(&redis, &b));
+    let c = Gateway::start(&shared(&redis, &b));
+    let (access, _) = tokens(&c, "alice", "alice-pass");
+    assert_eq!(with_token(&a, "/me", &access).status, 200);
+    // Only `a` is told that alice is gone; `c` learns it through Redis.
+    let without_alice: String = shared(&redis, &b)
+        .lines()
+        .filter(|l| !l.contains("username: alice"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    a.reconfigure(&without_alice);
+    a.signal("HUP");
+    wait_for("the reload", Duration::from_secs(10), || {
+        a.log().contains("config reloaded").then_some(())
+    });
+    assert_eq!(with_token(&a, "/me", &access).status, 401);
+    wait_for(
+        "the removal to reach the other instance",
+        Duration::from_secs(10),
+        || (with_token(&c, "/me", &access).status == 401).then_some(()),
+    );
+}
+
+#[test]
 fn revocations_survive_a_redis_restart_and_a_change_of_store() {
     let mut redis = Redis::start();
     let b = Backend::start("b");

@@ -199,7 +199,10 @@ impl Auth {
         let t = now();
         let keys = self.jwks().map_or(0, |j| j.generation());
         if let Some(v) = self.verified.get(token, t).filter(|v| v.keys == keys) {
-            if self.revocations.is_revoked(&v.jti, &v.fam) {
+            let user_revoked = v
+                .user_issued_at
+                .is_some_and(|iat| self.revocations.is_user_revoked(&v.caller.subject, iat));
+            if user_revoked || self.revocations.is_revoked(&v.jti, &v.fam) {
                 return Err(Denied::Revoked);
             }
             return Ok((v.caller, "token"));
@@ -208,8 +211,10 @@ impl Auth {
         if claims.is_refresh() {
             return Err(Denied::RefreshAsAccess);
         }
+        let user_issued_at = claims.uep.is_some().then_some(claims.iat);
         let caller = Caller::new(claims.sub, claims.roles).ok_or(Denied::InvalidToken)?;
         let verified = Verified {
+            user_issued_at,
             valid_until: claims.exp.saturating_add(self.leeway),
             jti: claims.jti.into(),
             fam: claims.fam.into(),

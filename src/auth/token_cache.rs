@@ -31,6 +31,9 @@ pub struct Verified {
     pub valid_until: u64,
     /// The JWKS generation that verified it (0 with static keys): another set verifies again.
     pub keys: u64,
+    /// Its `iat` when it is one of ours (it carries a user epoch), so that the removal of its
+    /// user on another instance, learned through the shared revocations, ends it here too.
+    pub user_issued_at: Option<u64>,
 }
 
 /// The hash of a token's tail → the token and what verifying it gave, for one shard.
@@ -119,6 +122,7 @@ mod tests {
             fam: "f".into(),
             valid_until,
             keys: 0,
+            user_issued_at: None,
         }
     }
 
