@@ -420,12 +420,20 @@ fn upstreams_show_health_counters_and_the_last_check() {
         let r = get(&gw.url("/x?status=500"));
         assert_eq!(r.status, 500);
     }
-    let (g, f) = (backend(&good.addr.to_string()), backend(&flaky_addr));
-    let requests =
-        g["requests_total"].as_u64().unwrap_or(0) + f["requests_total"].as_u64().unwrap_or(0);
-    let failures =
-        g["failures_total"].as_u64().unwrap_or(0) + f["failures_total"].as_u64().unwrap_or(0);
-    assert_eq!((requests, failures), (8, 8), "{g} {f}");
+    // A try is counted once its answer has gone out: the last one may land just after.
+    let counts = || {
+        let (g, f) = (backend(&good.addr.to_string()), backend(&flaky_addr));
+        let total = |key: &str| g[key].as_u64().unwrap_or(0) + f[key].as_u64().unwrap_or(0);
+        (
+            (total("requests_total"), total("failures_total")),
+            format!("{g} {f}"),
+        )
+    };
+    let settled = wait_for("the tries to be counted", Duration::from_secs(5), || {
+        let (c, _) = counts();
+        (c.0 >= 8 && c.1 >= 8).then_some(c)
+    });
+    assert_eq!(settled, (8, 8), "{}", counts().1);
 
     flaky.set_healthy(false);
     let down = wait_for(
