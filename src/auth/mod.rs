@@ -199,10 +199,10 @@ impl Auth {
         let t = now();
         let keys = self.jwks().map_or(0, |j| j.generation());
         if let Some(v) = self.verified.get(token, t).filter(|v| v.keys == keys) {
-            let user_revoked = v
-                .user_issued_at
-                .is_some_and(|iat| self.revocations.is_user_revoked(&v.caller.subject, iat));
-            if user_revoked || self.revocations.is_revoked(&v.jti, &v.fam) {
+            if self
+                .revocations
+                .revokes(&v.jti, &v.fam, &v.caller.subject, v.user_issued_at)
+            {
                 return Err(Denied::Revoked);
             }
             return Ok((v.caller, "token"));
@@ -258,8 +258,10 @@ impl Auth {
                 return Err(Denied::UserChanged);
             }
         }
-        if self.revocations.is_revoked(&claims.jti, &claims.fam)
-            || (claims.uep.is_some() && self.revocations.is_user_revoked(&claims.sub, claims.iat))
+        let user_iat = claims.uep.is_some().then_some(claims.iat);
+        if self
+            .revocations
+            .revokes(&claims.jti, &claims.fam, &claims.sub, user_iat)
         {
             return Err(Denied::Revoked);
         }

@@ -172,6 +172,12 @@ impl Revocations {
         hit(&self.tokens, jti) || hit(&self.families, fam)
     }
 
+    /// True when a token is revoked: by its id, its family, or, for a token of ours (issued at
+    /// `user_iat` under a user epoch), by the removal of its user `sub`. Local reads only.
+    pub fn revokes(&self, jti: &str, fam: &str, sub: &str, user_iat: Option<u64>) -> bool {
+        self.is_revoked(jti, fam) || user_iat.is_some_and(|iat| self.is_user_revoked(sub, iat))
+    }
+
     /// True when `sub` was removed from the config after this token was issued (`iat`).
     pub fn is_user_revoked(&self, sub: &str, iat: u64) -> bool {
         self.users.read().is_ok_and(|m| {
